@@ -1,0 +1,48 @@
+//! The binary's subcommands.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "seatwarden", version, about = "The Atlassian Cloud user lifecycle as code: reclaim the seats inactive users hold, safely.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every CustomResourceDefinition as one YAML stream.
+    Crd,
+    /// Run a simulated organization through the examples' policies over simulated days.
+    Demo,
+}
+
+/// Exit codes shared by the subcommands.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+}
+
+pub fn main() -> ExitCode {
+    install_crypto_provider();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crate::crd::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Demo => {
+            eprintln!("seatwarden demo is not built yet: it arrives with the operator. Try `seatwarden crd` meanwhile.");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+/// One rustls crypto provider (ring) for the whole process: kube and reqwest both use it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,1 @@
+//! The ledger: per organization and per user, what seatwarden did and must remember.

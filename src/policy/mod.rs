@@ -1,0 +1,1 @@
+//! The pure planner: `(snapshot, policies, protections, mappings, ledger, now) → Plan`.

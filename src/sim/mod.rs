@@ -1,0 +1,1 @@
+//! An Atlassian Cloud simulator (issue: `seatwarden sim`).
