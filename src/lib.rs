@@ -8,9 +8,9 @@
 //!
 //! [`sim`] is an Atlassian Cloud simulator: a product feature and the test double for the rest.
 
+pub mod atlassian;
 pub mod cli;
 pub mod crd;
-pub mod atlassian;
 pub mod ledger;
 pub mod policy;
 pub mod product;

@@ -44,7 +44,9 @@ impl Product {
             "jira-service-desk" | "jira-servicedesk" | "jira-service-management" | "jsm" | "jiraservicemanagement" => {
                 Product::JiraServiceManagement
             }
-            "jira-core" | "jira-work-management" | "jira-business" | "jiraworkmanagement" => Product::JiraWorkManagement,
+            "jira-core" | "jira-work-management" | "jira-business" | "jiraworkmanagement" => {
+                Product::JiraWorkManagement
+            }
             "jira-product-discovery" | "jpd" | "jiraproductdiscovery" => Product::JiraProductDiscovery,
             "confluence" => Product::Confluence,
             "bitbucket" => Product::Bitbucket,

@@ -164,9 +164,6 @@ impl DirectorySnapshot {
     }
 
     pub fn user(&self, account_id: &str) -> Option<&User> {
-        self.users
-            .binary_search_by(|u| u.account_id.as_str().cmp(account_id))
-            .ok()
-            .map(|i| &self.users[i])
+        self.users.binary_search_by(|u| u.account_id.as_str().cmp(account_id)).ok().map(|i| &self.users[i])
     }
 }

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "seatwarden", version, about = "The Atlassian Cloud user lifecycle as code: reclaim the seats inactive users hold, safely.")]
+#[command(
+    name = "seatwarden",
+    version,
+    about = "The Atlassian Cloud user lifecycle as code: reclaim the seats inactive users hold, safely."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,7 +40,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo => {
-            eprintln!("seatwarden demo is not built yet: it arrives with the operator. Try `seatwarden crd` meanwhile.");
+            eprintln!(
+                "seatwarden demo is not built yet: it arrives with the operator. Try `seatwarden crd` meanwhile."
+            );
             ExitCode::from(exit::FAILURE)
         }
     }

@@ -48,8 +48,7 @@ pub struct SecretKeyRef {
 }
 
 /// Every CRD, in a stable order.
-pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
-{
+pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     vec![
         AtlassianOrganization::crd(),
         GroupLicenseMapping::crd(),

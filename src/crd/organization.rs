@@ -18,7 +18,11 @@ use crate::product::Product;
     shortname = "atlorg",
     category = "seatwarden",
     printcolumn(name = "Org", type_ = "string", json_path = ".spec.orgId"),
-    printcolumn(name = "Connected", type_ = "string", json_path = ".status.conditions[?(@.type==\"Connected\")].status"),
+    printcolumn(
+        name = "Connected",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Connected\")].status"
+    ),
     printcolumn(name = "Users", type_ = "integer", json_path = ".status.users.total"),
     printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")

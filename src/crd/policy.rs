@@ -21,7 +21,12 @@ use crate::product::Product;
     category = "seatwarden",
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Halted", type_ = "string", json_path = ".status.conditions[?(@.type==\"SafetyHalted\")].status", priority = 1),
+    printcolumn(
+        name = "Halted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"SafetyHalted\")].status",
+        priority = 1
+    ),
     printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastRunTime"),
     printcolumn(name = "Reclaimed", type_ = "integer", json_path = ".status.seatsReclaimed"),
     printcolumn(name = "Savings/mo", type_ = "string", json_path = ".status.projectedMonthlySavings", priority = 1),
