@@ -61,6 +61,19 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
+/// Schema of a `conditions` list: metav1 Conditions keyed by `type`, so server-side apply merges
+/// them per type.
+pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = generator.subschema_for::<Condition>();
+    schemars::json_schema!({
+        "type": "array",
+        "items": item,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "description": "Conditions: Ready, Synced, SafetyHalted, Degraded (and kind-specific ones), each with observedGeneration."
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,17 +92,4 @@ mod tests {
         assert_eq!(c[0].last_transition_time.0, t2);
         assert_eq!(c.len(), 1);
     }
-}
-
-/// Schema of a `conditions` list: metav1 Conditions keyed by `type`, so server-side apply merges
-/// them per type.
-pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let item = generator.subschema_for::<Condition>();
-    schemars::json_schema!({
-        "type": "array",
-        "items": item,
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": ["type"],
-        "description": "Conditions: Ready, Synced, SafetyHalted, Degraded (and kind-specific ones), each with observedGeneration."
-    })
 }

@@ -6,10 +6,16 @@
 
 pub mod condition;
 pub mod duration;
+// kube's printcolumn(...) repeats `type_ =`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 mod mapping;
+#[allow(clippy::duplicated_attributes)]
 mod organization;
+#[allow(clippy::duplicated_attributes)]
 mod policy;
+#[allow(clippy::duplicated_attributes)]
 mod protected;
+#[allow(clippy::duplicated_attributes)]
 mod run;
 
 use kube::{CustomResourceExt, core::crd::merge_crds};
