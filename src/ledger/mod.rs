@@ -50,8 +50,9 @@ pub struct UserRecord {
     /// Account-level actions seatwarden applied (suspend, deactivate, remove), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taken_out: Vec<TakenOut>,
-    /// The last time seatwarden restored this user: inactivity is measured from here, so a user
-    /// who came back through an opt-in group is not removed again at once.
+    /// The last time seatwarden restored this user or granted a group (onboarding): inactivity is
+    /// measured from here, so a user who came back through an opt-in group, or was just given a
+    /// product, is not taken out again at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_at: Option<Timestamp>,
     /// Writes recorded as intended and not yet settled (invariant 5: recorded before applied).
@@ -454,11 +455,10 @@ fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
             }
         }
         ActionKind::AddGroup { group_id } => {
-            let before = rec.removed_groups.len();
             rec.removed_groups.retain(|g| &g.group_id != group_id);
-            if rec.removed_groups.len() != before {
-                rec.restored_at = Some(flight.at);
-            }
+            // Restored or newly granted: inactivity on what the group grants counts from now, not
+            // from the date the user joined the organization.
+            rec.restored_at = Some(flight.at);
             if rec.removed_groups.is_empty() {
                 rec.taken_out.retain(|t| t.kind != TakenOutKind::RemovedFromDirectory);
             }

@@ -28,6 +28,8 @@ mod savings;
 pub mod types;
 
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;
