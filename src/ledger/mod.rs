@@ -71,6 +71,11 @@ impl UserRecord {
             && self.in_flight.is_empty()
     }
 
+    /// The latest activity seatwarden saw before it took groups away (see [`RemovedGroup::last_active`]).
+    pub fn last_active_seen(&self) -> Option<Timestamp> {
+        self.removed_groups.iter().filter_map(|g| g.last_active).max()
+    }
+
     /// Whether seatwarden took something from this user for inactivity that it has not given back.
     pub fn holds_removals(&self) -> bool {
         !self.removed_groups.is_empty() || !self.taken_out.is_empty()
@@ -118,6 +123,11 @@ pub struct RemovedGroup {
     pub policy: String,
     pub rule: String,
     pub at: Timestamp,
+    /// The user's last activity (on the group's product, or any) when it was removed: the snapshot
+    /// stops showing activity on a product once access is gone, and a user who lost their only
+    /// product must not look "never active" afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -150,6 +160,9 @@ pub struct InFlight {
     /// Groups the user loses (removal from the directory), carried into `removed_groups`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups_lost: Vec<String>,
+    /// Last activity the plan saw (see [`RemovedGroup::last_active`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<Timestamp>,
 }
 
 /// The outcome of one write, as the executor saw it.
@@ -184,7 +197,7 @@ pub enum LedgerUpdate {
     /// An in-flight write the snapshot shows as not done: drop it (the plan decides afresh).
     #[serde(rename_all = "camelCase")]
     InFlightNotApplied { account_id: String, kind: ActionKind },
-    /// Activity newer than the restoration: inactivity counts from the activity again.
+    /// Activity on every product since the restoration: inactivity counts from the activity again.
     #[serde(rename_all = "camelCase")]
     ReturnSuperseded { account_id: String },
     /// Seatwarden's removals no longer apply (the user is back in the group, or restored by someone).
@@ -317,6 +330,7 @@ impl Ledger {
             at,
             product: action.basis.product.filter(|_| matches!(action.kind, ActionKind::RemoveGroup { .. })),
             groups_lost: action.groups_lost.clone(),
+            last_active: seen_active(action),
         });
     }
 
@@ -335,6 +349,7 @@ impl Ledger {
                 at,
                 product: action.basis.product,
                 groups_lost: action.groups_lost.clone(),
+                last_active: seen_active(action),
             },
         };
         if outcome == Outcome::Applied {
@@ -419,6 +434,14 @@ impl Ledger {
     }
 }
 
+/// The last activity an action's plan saw: on the rule's product for group removals, else any.
+fn seen_active(action: &PlannedAction) -> Option<Timestamp> {
+    match action.kind {
+        ActionKind::RemoveGroup { .. } => action.basis.last_active_product.or(action.basis.last_active_any),
+        _ => action.basis.last_active_any,
+    }
+}
+
 /// The effect of an applied write on the record.
 fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
     let taken = |kind| TakenOut { kind, policy: flight.policy.clone(), rule: flight.rule.clone(), at: flight.at };
@@ -431,6 +454,7 @@ fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
                     policy: flight.policy.clone(),
                     rule: flight.rule.clone(),
                     at: flight.at,
+                    last_active: flight.last_active,
                 });
             }
         }
@@ -450,6 +474,7 @@ fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
                         policy: flight.policy.clone(),
                         rule: flight.rule.clone(),
                         at: flight.at,
+                        last_active: flight.last_active,
                     });
                 }
             }

@@ -110,10 +110,7 @@ fn merge_refuses_conflicting_or_foreign_shards() {
     a.users.insert("x".into(), UserRecord { first_seen: Some(t(1)), ..Default::default() });
     let mut b = Ledger::new("org-1");
     b.users.insert("x".into(), UserRecord { first_seen: Some(t(2)), ..Default::default() });
-    assert_eq!(
-        Ledger::merge([a.clone(), b]),
-        Err(LedgerError::ConflictingShards { account_id: "x".into() })
-    );
+    assert_eq!(Ledger::merge([a.clone(), b]), Err(LedgerError::ConflictingShards { account_id: "x".into() }));
     assert_eq!(Ledger::merge([a.clone(), a.clone()]).unwrap(), a);
     assert!(matches!(Ledger::merge([a, Ledger::new("org-2")]), Err(LedgerError::MixedOrganizations { .. })));
     assert_eq!(Ledger::merge(Vec::<Ledger>::new()), Err(LedgerError::ZeroShards));
@@ -186,7 +183,12 @@ fn delivered_notices_are_found_by_policy_rule_lead_time_and_episode() {
     assert!(r.delivered_notice("p", "r", Duration::from_days(14), t(1)).is_none(), "older than the episode");
     assert!(r.delivered_notice("p", "r", Duration::from_days(3), t(-1)).is_none());
     assert!(r.delivered_notice("q", "r", Duration::from_days(14), t(-1)).is_none());
-    l.apply_updates(&[LedgerUpdate::NoticesStale { account_id: "u".into(), policy: "p".into(), rule: "r".into(), before: t(1) }]);
+    l.apply_updates(&[LedgerUpdate::NoticesStale {
+        account_id: "u".into(),
+        policy: "p".into(),
+        rule: "r".into(),
+        before: t(1),
+    }]);
     assert!(l.record("u").is_none());
 }
 
@@ -200,6 +202,9 @@ fn observations_apply_and_forget() {
     ]);
     assert_eq!(l.record("a").unwrap().first_seen, Some(t(0)), "first sight is kept");
     assert_eq!(l.record("b").unwrap().suspension, Some(Suspension { since: t(1), by_seatwarden: false }));
-    l.apply_updates(&[LedgerUpdate::SuspensionEnded { account_id: "b".into() }, LedgerUpdate::Forget { account_id: "a".into() }]);
+    l.apply_updates(&[
+        LedgerUpdate::SuspensionEnded { account_id: "b".into() },
+        LedgerUpdate::Forget { account_id: "a".into() },
+    ]);
     assert!(l.users.is_empty());
 }

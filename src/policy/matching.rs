@@ -215,7 +215,11 @@ impl Protections {
         let mut emails: HashMap<String, Vec<u16>> = HashMap::new();
         let mut patterns: Vec<(String, u16)> = Vec::new();
         let mut by_group: HashMap<GroupIdx, Vec<u16>> = HashMap::new();
-        for p in protections {
+        // By namespace and name, so the protection a skip names doesn't depend on input order.
+        let mut sorted: Vec<&ProtectedUser> = protections.iter().collect();
+        sorted
+            .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+        for p in sorted {
             let name = p.metadata.name.clone().unwrap_or_default();
             let expires_at = p.spec.expires_at.as_ref().map(|t| t.0);
             if expires_at.is_some_and(|e| e <= now) {

@@ -163,7 +163,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     };
     ledger_updates.extend(observe(snapshot, ledger, &recs, incomplete));
 
-    let (health, health_conditions) = ActivityHealth::assess(snapshot);
+    let (health, health_conditions) = ActivityHealth::assess(snapshot, &recs);
     conditions.extend(health_conditions);
 
     let mut mappings: Vec<&GroupLicenseMapping> =
@@ -1176,8 +1176,10 @@ fn observe(
             _ => {}
         }
         let Some(rec) = rec else { continue };
-        if let (Some(r), Some(l)) = (rec.restored_at, user.last_active_any())
-            && l >= r
+        // The restoration stops mattering once every product the user holds shows activity since.
+        if let Some(r) = rec.restored_at
+            && !user.product_access.is_empty()
+            && user.product_access.iter().all(|p| p.last_active.is_some_and(|l| l >= r))
         {
             out.push(LedgerUpdate::ReturnSuperseded { account_id: id() });
         }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use crate::crd::*;
-use crate::ledger::{Ledger, LedgerUpdate, NoticeRecord, Outcome, RemovedGroup, Suspension, TakenOut, TakenOutKind, UserRecord};
+use crate::ledger::{
+    Ledger, LedgerUpdate, NoticeRecord, Outcome, RemovedGroup, Suspension, TakenOut, TakenOutKind, UserRecord,
+};
 use crate::product::Product;
 use crate::snapshot::*;
 
@@ -60,7 +62,10 @@ fn a_user_in_several_licensed_groups_leaves_all_and_frees_one_seat() {
     let mut alice = idle("alice", 94);
     alice.groups = vec![JIRA_USERS, JIRA_EXTRA];
     let plan = Fx::new(vec![alice, user("bob")], vec![jira_idle()]).plan();
-    assert_eq!(acts(&plan, "jira"), vec![pair("alice", "remove-group:g-jira"), pair("alice", "remove-group:g-jira-extra")]);
+    assert_eq!(
+        acts(&plan, "jira"),
+        vec![pair("alice", "remove-group:g-jira"), pair("alice", "remove-group:g-jira-extra")]
+    );
     let seats: i32 = plan.policy("jira").unwrap().actions.iter().flat_map(|a| a.seats.values()).sum();
     assert_eq!(seats, 1);
     assert_eq!(plan.totals.seats_freed, BTreeMap::from([(Product::JiraSoftware, 1)]));
@@ -99,7 +104,11 @@ fn never_active_targets_old_invitees_only() {
     let plan = fx.plan();
     assert_eq!(acts(&plan, "never"), vec![pair("inv-old", "remove-from-directory")]);
     let a = &plan.policy("never").unwrap().actions[0];
-    assert!(a.reason.starts_with("never active on any product since added 2026-08-17 (100 days; threshold 60)"), "{}", a.reason);
+    assert!(
+        a.reason.starts_with("never active on any product since added 2026-08-17 (100 days; threshold 60)"),
+        "{}",
+        a.reason
+    );
     // Invitees are billed: removing one frees its seat.
     assert_eq!(a.seats, BTreeMap::from([(Product::JiraSoftware, 1)]));
     assert_eq!(a.groups_lost, vec!["g-jira".to_owned()]);
@@ -156,11 +165,19 @@ fn rules_are_evaluated_in_order_and_the_first_claims_the_user() {
 
 #[test]
 fn protected_users_are_never_acted_on_by_any_match_kind() {
-    let users = vec![idle("by-id", 200), idle("by-email", 200), idle("by-pattern", 200), idle("by-group", 200), idle("plain", 200)];
+    let users = vec![
+        idle("by-id", 200),
+        idle("by-email", 200),
+        idle("by-pattern", 200),
+        idle("by-group", 200),
+        idle("plain", 200),
+    ];
     let mut fx = Fx::new(users, vec![suspend_idle()]);
     fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-group").unwrap().groups.push(VIPS);
-    fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-email").unwrap().email = Some("By.Email@ACME.test".into());
-    fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-pattern").unwrap().email = Some("svc-build@acme.test".into());
+    fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-email").unwrap().email =
+        Some("By.Email@ACME.test".into());
+    fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-pattern").unwrap().email =
+        Some("svc-build@acme.test".into());
     fx.protections = vec![
         protection("ids", |s| s.account_ids = vec!["by-id".into()]),
         protection("emails", |s| s.emails = vec!["by.email@acme.test".into()]),
@@ -284,7 +301,9 @@ fn a_product_without_activity_data_switches_its_rules_off_with_a_condition() {
     assert!(acts(&plan, "jira").is_empty());
     // Alice's only product has no data: account inactivity can't be judged either.
     assert!(acts(&plan, "idle").is_empty());
-    assert!(plan.conditions.iter().any(|c| c.reason == "NoActivityData" && c.message.contains("no Jira activity data")));
+    assert!(
+        plan.conditions.iter().any(|c| c.reason == "NoActivityData" && c.message.contains("no Jira activity data"))
+    );
     assert_eq!(plan.policy("idle").unwrap().skipped_counts.get(&SkipKind::NoActivityData), Some(&2));
 }
 
@@ -318,7 +337,9 @@ fn never_active_is_off_when_most_active_accounts_show_no_activity_at_all() {
     let fx = Fx::new(users, vec![policy("never", vec![never_rule("never-30", 30, RuleAction::Suspend)])]);
     let plan = fx.plan();
     assert!(acts(&plan, "never").is_empty());
-    assert!(plan.conditions.iter().any(|c| c.message.contains("12 of 13 active accounts have no activity")));
+    assert!(
+        plan.conditions.iter().any(|c| c.message.contains("12 of 13 active or suspended accounts have no activity"))
+    );
 }
 
 #[test]
@@ -448,7 +469,10 @@ fn a_user_past_the_threshold_without_notice_is_warned_now_and_not_acted_on() {
     assert_eq!(n.lead_time, Duration::from_days(14));
     assert_eq!(n.action_due, ago(-14));
     assert_eq!(n.action, ActionKind::Suspend);
-    assert_eq!(n.reason, "no activity on any product for 200 days (threshold 90); will suspend on or after 2026-12-09 unless active again");
+    assert_eq!(
+        n.reason,
+        "no activity on any product for 200 days (threshold 90); will suspend on or after 2026-12-09 unless active again"
+    );
 }
 
 #[test]
@@ -466,7 +490,10 @@ fn after_a_delivered_notice_and_the_lead_time_the_action_follows_citing_the_noti
     fx.now = ago(-14);
     let p = fx.plan();
     assert_eq!(acts(&p, "warn"), vec![pair("alice", "suspend")]);
-    assert_eq!(p.policy("warn").unwrap().actions[0].reason, "no activity on any product for 214 days (threshold 90); notice sent 2026-11-25");
+    assert_eq!(
+        p.policy("warn").unwrap().actions[0].reason,
+        "no activity on any product for 214 days (threshold 90); notice sent 2026-11-25"
+    );
 }
 
 #[test]
@@ -497,7 +524,11 @@ fn activity_after_a_notice_makes_it_stale() {
     let p = fx.plan();
     assert!(p.policy("warn").unwrap().actions.is_empty());
     assert_eq!(p.policy("warn").unwrap().notices.len(), 1);
-    assert!(p.ledger_updates.iter().any(|u| matches!(u, LedgerUpdate::NoticesStale { account_id, .. } if account_id == "alice")));
+    assert!(
+        p.ledger_updates
+            .iter()
+            .any(|u| matches!(u, LedgerUpdate::NoticesStale { account_id, .. } if account_id == "alice"))
+    );
 }
 
 // ---- invariant 7: identity provider ---------------------------------------------------------
@@ -585,7 +616,10 @@ fn an_enforce_policy_goes_before_a_dry_run_one_unless_all_are_shown_as_enforce()
 fn equal_actions_go_by_policy_name() {
     let mut fx = Fx::new(
         vec![idle("alice", 200), user("bob")],
-        vec![policy("zeta", vec![account_rule("z", 90, RuleAction::Suspend)]), policy("alpha", vec![account_rule("a", 90, RuleAction::Suspend)])],
+        vec![
+            policy("zeta", vec![account_rule("z", 90, RuleAction::Suspend)]),
+            policy("alpha", vec![account_rule("a", 90, RuleAction::Suspend)]),
+        ],
     );
     let p = fx.plan();
     assert_eq!(acts(&p, "alpha"), vec![pair("alice", "suspend")]);
@@ -616,7 +650,14 @@ fn reactivating(mut p: LifecyclePolicy) -> LifecyclePolicy {
 }
 
 fn removed(group_id: &str, policy: &str, days_ago: i64) -> RemovedGroup {
-    RemovedGroup { group_id: group_id.into(), product: None, policy: policy.into(), rule: "jira-60".into(), at: ago(days_ago) }
+    RemovedGroup {
+        group_id: group_id.into(),
+        product: None,
+        policy: policy.into(),
+        rule: "jira-60".into(),
+        at: ago(days_ago),
+        last_active: None,
+    }
 }
 
 #[test]
@@ -626,14 +667,27 @@ fn a_returning_user_gets_back_exactly_the_groups_seatwarden_removed() {
     let mut still_idle = idle("still-idle", 100);
     still_idle.groups = vec![];
     let mut fx = Fx::new(vec![back, still_idle, user("bob")], vec![reactivating(jira_idle())]);
-    fx.ledger.users.insert("back".into(), UserRecord { removed_groups: vec![removed("g-jira", "jira", 20), removed("g-jira-extra", "jira", 20)], ..Default::default() });
-    fx.ledger.users.insert("still-idle".into(), UserRecord { removed_groups: vec![removed("g-jira", "jira", 20)], ..Default::default() });
+    fx.ledger.users.insert(
+        "back".into(),
+        UserRecord {
+            removed_groups: vec![removed("g-jira", "jira", 20), removed("g-jira-extra", "jira", 20)],
+            ..Default::default()
+        },
+    );
+    fx.ledger.users.insert(
+        "still-idle".into(),
+        UserRecord { removed_groups: vec![removed("g-jira", "jira", 20)], ..Default::default() },
+    );
     let plan = fx.plan();
     assert_eq!(acts(&plan, "jira"), vec![pair("back", "add-group:g-jira"), pair("back", "add-group:g-jira-extra")]);
     let a = &plan.policy("jira").unwrap().actions[0];
     assert!(!a.destructive);
     assert_eq!(a.rule, "reactivation");
-    assert!(a.reason.starts_with("active again on 2026-11-20 after seatwarden took access on 2026-11-05"), "{}", a.reason);
+    assert!(
+        a.reason.starts_with("active again on 2026-11-20 after seatwarden took access on 2026-11-05"),
+        "{}",
+        a.reason
+    );
     // Back in jira-users takes a Jira seat again (once).
     assert_eq!(plan.totals.seats_added, BTreeMap::new()); // she still had Jira access listed: no new seat
 }
@@ -655,7 +709,12 @@ fn a_suspended_user_is_restored_through_the_opt_in_group_or_an_admin_only() {
             id.into(),
             UserRecord {
                 suspension: Some(Suspension { since: ago(30), by_seatwarden: true }),
-                taken_out: vec![TakenOut { kind: TakenOutKind::Suspended, policy: "idle".into(), rule: "idle-90".into(), at: ago(30) }],
+                taken_out: vec![TakenOut {
+                    kind: TakenOutKind::Suspended,
+                    policy: "idle".into(),
+                    rule: "idle-90".into(),
+                    at: ago(30),
+                }],
                 ..Default::default()
             },
         );
@@ -674,7 +733,10 @@ fn someone_elses_suspension_is_not_restored() {
     s.status = UserStatus::Suspended;
     s.groups.push(OPT_IN);
     let mut fx = Fx::new(vec![s, user("bob")], vec![reactivating(suspend_idle())]);
-    fx.ledger.users.insert("s".into(), UserRecord { suspension: Some(Suspension { since: ago(30), by_seatwarden: false }), ..Default::default() });
+    fx.ledger.users.insert(
+        "s".into(),
+        UserRecord { suspension: Some(Suspension { since: ago(30), by_seatwarden: false }), ..Default::default() },
+    );
     assert!(fx.plan().policy("idle").unwrap().actions.is_empty());
 }
 
@@ -696,7 +758,12 @@ fn a_user_removed_from_the_directory_is_reinvited_when_an_admin_names_them() {
         "gone".into(),
         UserRecord {
             email: Some("gone@acme.test".into()),
-            taken_out: vec![TakenOut { kind: TakenOutKind::RemovedFromDirectory, policy: "never".into(), rule: "never-60".into(), at: ago(3) }],
+            taken_out: vec![TakenOut {
+                kind: TakenOutKind::RemovedFromDirectory,
+                policy: "never".into(),
+                rule: "never-60".into(),
+                at: ago(3),
+            }],
             removed_groups: vec![removed("g-jira", "never", 3)],
             ..Default::default()
         },
@@ -727,7 +794,8 @@ fn onboarding_adds_missing_groups_within_the_seat_cap() {
     has.groups.push(CONFLUENCE_USERS);
     let mut other_domain = user("other");
     other_domain.email = Some("other@elsewhere.test".into());
-    let plan = Fx::new(vec![user("a"), user("b"), user("c"), has, other_domain], vec![onboarding_policy(Some(2))]).plan();
+    let plan =
+        Fx::new(vec![user("a"), user("b"), user("c"), has, other_domain], vec![onboarding_policy(Some(2))]).plan();
     assert_eq!(acts(&plan, "onboard"), vec![pair("a", "add-group:g-conf"), pair("b", "add-group:g-conf")]);
     let p = plan.policy("onboard").unwrap();
     assert_eq!(p.deferred.len(), 1);
@@ -741,7 +809,10 @@ fn onboarding_adds_missing_groups_within_the_seat_cap() {
 #[test]
 fn onboarding_never_re_adds_someone_seatwarden_took_out() {
     let mut fx = Fx::new(vec![user("taken"), user("fresh")], vec![onboarding_policy(None)]);
-    fx.ledger.users.insert("taken".into(), UserRecord { removed_groups: vec![removed("g-conf", "other", 10)], ..Default::default() });
+    fx.ledger.users.insert(
+        "taken".into(),
+        UserRecord { removed_groups: vec![removed("g-conf", "other", 10)], ..Default::default() },
+    );
     let plan = fx.plan();
     assert_eq!(acts(&plan, "onboard"), vec![pair("fresh", "add-group:g-conf")]);
     assert!(plan.policy("onboard").unwrap().skipped[0].why.contains("not onboarded again until they return"));
@@ -792,8 +863,14 @@ fn in_flight_writes_are_settled_from_the_snapshot() {
         fx.ledger.record_intended(a, "run-1", ago(1));
     }
     let plan = fx.plan();
-    assert!(plan.ledger_updates.contains(&LedgerUpdate::InFlightApplied { account_id: "done".into(), kind: ActionKind::Suspend }));
-    assert!(plan.ledger_updates.contains(&LedgerUpdate::InFlightNotApplied { account_id: "pending".into(), kind: ActionKind::Suspend }));
+    assert!(
+        plan.ledger_updates
+            .contains(&LedgerUpdate::InFlightApplied { account_id: "done".into(), kind: ActionKind::Suspend })
+    );
+    assert!(
+        plan.ledger_updates
+            .contains(&LedgerUpdate::InFlightNotApplied { account_id: "pending".into(), kind: ActionKind::Suspend })
+    );
     // The pending one is planned again; the done one is not.
     assert_eq!(acts(&plan, "idle"), vec![pair("pending", "suspend")]);
     let mut ledger = fx.ledger.clone();
@@ -880,7 +957,10 @@ fn text_and_markdown_show_policies_modes_actions_and_totals() {
     let plan = fx.plan();
     let text = to_text(&plan);
     assert!(text.contains("policy idle [DryRun]"), "{text}");
-    assert!(text.contains("suspend alice <alice@acme.test>: no activity on any product for 200 days (threshold 90)"), "{text}");
+    assert!(
+        text.contains("suspend alice <alice@acme.test>: no activity on any product for 200 days (threshold 90)"),
+        "{text}"
+    );
     assert!(text.contains("projected monthly savings: 8.00 USD"), "{text}");
     let md = to_markdown(&plan);
     assert!(md.contains("| idle-90 | suspend | `alice` |"), "{md}");
@@ -947,7 +1027,10 @@ fn ledger_updates_describe_what_the_org_shows() {
     let mut back = user("back");
     back.status = UserStatus::Active;
     let mut fx = Fx::new(vec![back, user("bob")], vec![suspend_idle()]);
-    fx.ledger.users.insert("back".into(), UserRecord { suspension: Some(Suspension { since: ago(9), by_seatwarden: false }), ..Default::default() });
+    fx.ledger.users.insert(
+        "back".into(),
+        UserRecord { suspension: Some(Suspension { since: ago(9), by_seatwarden: false }), ..Default::default() },
+    );
     let plan = fx.plan();
     assert!(plan.ledger_updates.contains(&LedgerUpdate::SuspensionEnded { account_id: "back".into() }));
     let mut l: Ledger = fx.ledger.clone();
