@@ -14,6 +14,7 @@ use crate::product::Product;
     version = "v1alpha1",
     kind = "AtlassianOrganization",
     namespaced,
+    cel,
     status = "AtlassianOrganizationStatus",
     shortname = "atlorg",
     category = "seatwarden",
