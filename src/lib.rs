@@ -12,6 +12,7 @@ pub mod atlassian;
 pub mod cli;
 pub mod crd;
 pub mod ledger;
+pub mod metrics;
 pub mod policy;
 pub mod product;
 pub mod sim;

@@ -146,10 +146,19 @@ fn cel_rules_refuse_what_spans_fields() {
     ok.validate_cel().expect("a valid policy passes");
 
     let cases = [
-        (json!({"name": "x", "accountInactivity": {"inactiveFor": "90d"}, "neverActive": {"addedFor": "30d"}, "action": "Suspend"}), "exactly one trigger"),
+        (
+            json!({"name": "x", "accountInactivity": {"inactiveFor": "90d"}, "neverActive": {"addedFor": "30d"}, "action": "Suspend"}),
+            "exactly one trigger",
+        ),
         (json!({"name": "x", "action": "Suspend"}), "exactly one trigger"),
-        (json!({"name": "x", "productInactivity": {"product": "Confluence", "inactiveFor": "60d"}, "action": "Suspend"}), "RemoveLicensedGroups"),
-        (json!({"name": "x", "accountInactivity": {"inactiveFor": "60d"}, "action": "RemoveLicensedGroups"}), "RemoveLicensedGroups"),
+        (
+            json!({"name": "x", "productInactivity": {"product": "Confluence", "inactiveFor": "60d"}, "action": "Suspend"}),
+            "RemoveLicensedGroups",
+        ),
+        (
+            json!({"name": "x", "accountInactivity": {"inactiveFor": "60d"}, "action": "RemoveLicensedGroups"}),
+            "RemoveLicensedGroups",
+        ),
         (json!({"name": "x", "suspendedFor": {"duration": "60d"}, "action": "Suspend"}), "escalation"),
     ];
     for (rule, expected) in cases {
@@ -303,7 +312,10 @@ async fn status_is_written_only_through_the_status_subresource() {
     p.metadata.namespace = Some(ns.clone());
     p.status = Some(LifecyclePolicyStatus { seats_reclaimed: Some(99), ..Default::default() });
     let created = api.create(&PostParams::default(), &p).await.unwrap();
-    assert!(created.status.is_none() || created.status.as_ref().unwrap().seats_reclaimed.is_none(), "status on create is dropped");
+    assert!(
+        created.status.is_none() || created.status.as_ref().unwrap().seats_reclaimed.is_none(),
+        "status on create is dropped"
+    );
 
     // A status sent to the main resource is ignored ...
     let pp = PatchParams::apply("seatwarden-tests").force();
@@ -315,7 +327,8 @@ async fn status_is_written_only_through_the_status_subresource() {
     // ... the status subresource writes it, and a spec sent there is ignored.
     let patch = json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecyclePolicy",
         "spec": {"organizationRef": {"name": "elsewhere"}}, "status": {"seatsReclaimed": 7}});
-    let after = api.patch_status("p", &PatchParams::apply("seatwarden-status").force(), &Patch::Apply(&patch)).await.unwrap();
+    let after =
+        api.patch_status("p", &PatchParams::apply("seatwarden-status").force(), &Patch::Apply(&patch)).await.unwrap();
     assert_eq!(after.status.and_then(|s| s.seats_reclaimed), Some(7));
     assert_eq!(after.spec.organization_ref.name, "acme", "spec via /status must be ignored");
 }

@@ -55,10 +55,16 @@ pub struct SecretKeyRef {
 
 /// Every CRD, in a stable order.
 pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    [AtlassianOrganization::crd(), GroupLicenseMapping::crd(), ProtectedUser::crd(), LifecyclePolicy::crd(), LifecycleRun::crd()]
-        .into_iter()
-        .map(without_null_enum_values)
-        .collect()
+    [
+        AtlassianOrganization::crd(),
+        GroupLicenseMapping::crd(),
+        ProtectedUser::crd(),
+        LifecyclePolicy::crd(),
+        LifecycleRun::crd(),
+    ]
+    .into_iter()
+    .map(without_null_enum_values)
+    .collect()
 }
 
 /// An optional enum derives `enum: [A, B, null]`. `nullable: true` already admits null, and older

@@ -4,8 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use k8s_openapi::{
-    api::core::v1::Namespace,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -53,10 +52,13 @@ pub async fn install_crds(client: &Client) {
         }
         for crd in seatwarden::crd::all_crds() {
             let name = crd.name_any();
-            tokio::time::timeout(Duration::from_secs(30), await_condition(api.clone(), &name, conditions::is_crd_established()))
-                .await
-                .unwrap_or_else(|_| panic!("CRD {name} not Established within 30 s"))
-                .expect("watch CRD");
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                await_condition(api.clone(), &name, conditions::is_crd_established()),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("CRD {name} not Established within 30 s"))
+            .expect("watch CRD");
         }
     })
     .await;
