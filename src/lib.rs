@@ -13,6 +13,7 @@ pub mod cli;
 pub mod crd;
 pub mod ledger;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod product;
 pub mod sim;
