@@ -10,11 +10,13 @@
 
 pub mod atlassian;
 pub mod cli;
+pub mod clock;
 pub mod crd;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod product;
+pub mod record;
 pub mod sim;
 pub mod snapshot;
