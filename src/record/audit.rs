@@ -110,7 +110,7 @@ impl ClusterAudit {
         }
         let mut doomed = std::collections::BTreeSet::new();
         for (policy, mut ids) in by_policy {
-            ids.sort_by(|a, b| b.1.cmp(&a.1));
+            ids.sort_by_key(|b| std::cmp::Reverse(b.1));
             for (i, (id, start)) in ids.into_iter().enumerate() {
                 if i >= keep || now.duration_since(start) > max_age {
                     doomed.insert((policy.clone(), id));
@@ -154,7 +154,7 @@ fn join_pages(mut runs: Vec<LifecycleRun>) -> Vec<RunRecord> {
             }),
         }
     }
-    out.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+    out.sort_by_key(|b| std::cmp::Reverse(b.start_time));
     out
 }
 
@@ -237,7 +237,7 @@ impl FolderAudit {
                 out.push(rec);
             }
         }
-        out.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+        out.sort_by_key(|b| std::cmp::Reverse(b.start_time));
         Ok(out)
     }
 }
