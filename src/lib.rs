@@ -11,6 +11,7 @@
 pub mod atlassian;
 pub mod cli;
 pub mod clock;
+pub mod controller;
 pub mod crd;
 pub mod ledger;
 pub mod metrics;
