@@ -14,6 +14,7 @@ pub mod clock;
 pub mod controller;
 pub mod crd;
 pub mod ledger;
+pub mod manifests;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
