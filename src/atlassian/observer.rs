@@ -20,7 +20,6 @@ pub enum Operation {
     UserRestore,
     UserRemove,
     UserManageCheck,
-    UserProfileRead,
     UserDeactivate,
     UserEnable,
     GroupAddMember,
@@ -33,7 +32,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 22] = [
+    pub const ALL: [Operation; 21] = [
         Operation::OrgRead,
         Operation::DirectoriesList,
         Operation::UsersSearch,
@@ -46,7 +45,6 @@ impl Operation {
         Operation::UserRestore,
         Operation::UserRemove,
         Operation::UserManageCheck,
-        Operation::UserProfileRead,
         Operation::UserDeactivate,
         Operation::UserEnable,
         Operation::GroupAddMember,
@@ -72,7 +70,6 @@ impl Operation {
             Operation::UserRestore => "user.restore",
             Operation::UserRemove => "user.remove",
             Operation::UserManageCheck => "user.manage_check",
-            Operation::UserProfileRead => "user.profile_read",
             Operation::UserDeactivate => "user.deactivate",
             Operation::UserEnable => "user.enable",
             Operation::GroupAddMember => "group.add_member",
@@ -98,7 +95,6 @@ impl Operation {
                 | Operation::LastActiveDates
                 | Operation::UserRead
                 | Operation::UserManageCheck
-                | Operation::UserProfileRead
         )
     }
 }

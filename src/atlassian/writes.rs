@@ -130,8 +130,10 @@ pub fn classify_success(reply_body: &[u8]) -> WriteOutcome {
 /// A fresh reading of one user, for the check before a destructive write.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserReading {
-    /// `user.groups` is empty: group ids are in [`UserReading::group_ids`] (see [`UserReading::groups_in`]).
+    /// `user.groups` is empty and `user.directory` is 0: see [`UserReading::to_snapshot_user`].
     pub user: User,
+    /// The directory the user was read in (`-` when read across directories).
+    pub directory_id: String,
     pub group_ids: Vec<String>,
     /// v2 returned productAccess for the user (if not, `user.product_access` is empty for lack of
     /// data, not for lack of activity).
@@ -141,6 +143,7 @@ pub struct UserReading {
 impl UserReading {
     /// The user's groups as indices into `snapshot` (groups the snapshot doesn't know are left out).
     pub fn groups_in(&self, snapshot: &DirectorySnapshot) -> Vec<GroupIdx> {
+        let directory = self.directory_in(snapshot);
         let mut out: Vec<GroupIdx> = self
             .group_ids
             .iter()
@@ -148,13 +151,41 @@ impl UserReading {
                 snapshot
                     .groups
                     .iter()
-                    .position(|g| &g.id == id && g.directory == self.user.directory)
+                    .position(|g| &g.id == id && directory.is_none_or(|d| g.directory == d))
                     .map(|i| i as GroupIdx)
             })
             .collect();
         out.sort_unstable();
+        out.dedup();
         out
     }
+
+    fn directory_in(&self, snapshot: &DirectorySnapshot) -> Option<u16> {
+        snapshot.directories.iter().position(|d| d.id == self.directory_id).map(|i| i as u16)
+    }
+
+    /// The reading as a snapshot user, comparable with `snapshot`'s record of the same account
+    /// (directory and group indices resolved against it; site-admin from its groups too).
+    pub fn to_snapshot_user(&self, snapshot: &DirectorySnapshot) -> User {
+        let mut user = self.user.clone();
+        user.directory = self.directory_in(snapshot).unwrap_or(0);
+        user.groups = self.groups_in(snapshot);
+        user.site_admin |= user.groups.iter().any(|g| snapshot.groups[*g as usize].site_admin);
+        user
+    }
+
+    pub fn in_group(&self, group_id: &str) -> bool {
+        self.group_ids.iter().any(|g| g == group_id)
+    }
+}
+
+/// The check before a write, as [`AtlassianClient::read_user`] returned it: `Some(None)` means the
+/// user was not in the directory; `None` means no reading was taken.
+pub type Prior<'a> = Option<&'a Option<UserReading>>;
+
+/// Whether a prior reading shows the change already in place.
+fn already<'a>(prior: Prior<'a>, in_place: impl Fn(Option<&'a UserReading>) -> bool) -> bool {
+    prior.is_some_and(|r| in_place(r.as_ref()))
 }
 
 /// Whether deactivate/enable is allowed for an account (`GET /users/{id}/manage`).
@@ -216,7 +247,12 @@ impl AtlassianClient {
         wire::finish_status(&mut pending);
         pending.user.site_admin = pending.site_admin_role;
         pending.user.groups = Vec::new();
-        Ok(Some(UserReading { user: pending.user, group_ids: interner.ids, activity_known: pending.activity_known }))
+        Ok(Some(UserReading {
+            user: pending.user,
+            directory_id: directory_id.to_owned(),
+            group_ids: interner.ids,
+            activity_known: pending.activity_known,
+        }))
     }
 
     async fn user_status_is(
@@ -254,38 +290,45 @@ impl AtlassianClient {
         classify_refusal(operation, reply.status, &body)
     }
 
-    /// Suspends a user's access in a directory (not billed; groups kept for restore).
-    pub async fn suspend(&self, directory_id: &str, account_id: &str) -> WriteOutcome {
+    /// Suspends a user's access in a directory (not billed; groups kept for restore). Pass the
+    /// reading from the check before the write as `prior`: when it shows the user already suspended
+    /// (or gone) the answer is `AlreadySo` without a call. Atlassian answers 204 either way.
+    pub async fn suspend(&self, directory_id: &str, account_id: &str, prior: Prior<'_>) -> WriteOutcome {
+        if already(prior, |r| r.is_some_and(|r| r.user.status == UserStatus::Suspended)) {
+            return WriteOutcome::AlreadySo;
+        }
+        if already(prior, |r| r.is_none()) {
+            return not_in_directory(account_id, directory_id);
+        }
         let call = CallSite::new(Operation::UserSuspend).directory(directory_id).subject(account_id);
-        let req = Request::new(
-            call,
-            ApiFamily::Org,
-            Method::POST,
-            self.directory_user_url(directory_id, account_id, Some("suspend")),
-        );
+        let url = self.directory_user_url(directory_id, account_id, Some("suspend"));
+        let req = Request::new(call, ApiFamily::Org, Method::POST, url);
         self.run_write(req, || self.user_status_is(directory_id, account_id, &[UserStatus::Suspended])).await
     }
 
     /// Restores a suspended user's access (may be refused at a license limit).
-    pub async fn restore(&self, directory_id: &str, account_id: &str) -> WriteOutcome {
+    pub async fn restore(&self, directory_id: &str, account_id: &str, prior: Prior<'_>) -> WriteOutcome {
+        const RESTORED: [UserStatus; 2] = [UserStatus::Active, UserStatus::InvitedNeverActive];
+        if already(prior, |r| r.is_some_and(|r| RESTORED.contains(&r.user.status))) {
+            return WriteOutcome::AlreadySo;
+        }
+        if already(prior, |r| r.is_none()) {
+            return not_in_directory(account_id, directory_id);
+        }
         let call = CallSite::new(Operation::UserRestore).directory(directory_id).subject(account_id);
-        let req = Request::new(
-            call,
-            ApiFamily::Org,
-            Method::POST,
-            self.directory_user_url(directory_id, account_id, Some("restore")),
-        );
-        self.run_write(req, || {
-            self.user_status_is(directory_id, account_id, &[UserStatus::Active, UserStatus::InvitedNeverActive])
-        })
-        .await
+        let url = self.directory_user_url(directory_id, account_id, Some("restore"));
+        let req = Request::new(call, ApiFamily::Org, Method::POST, url);
+        self.run_write(req, || self.user_status_is(directory_id, account_id, &RESTORED)).await
     }
 
     /// Removes a user from a directory (loses groups and roles; must be invited to return).
-    pub async fn remove_from_directory(&self, directory_id: &str, account_id: &str) -> WriteOutcome {
+    pub async fn remove_from_directory(&self, directory_id: &str, account_id: &str, prior: Prior<'_>) -> WriteOutcome {
+        if already(prior, |r| r.is_none()) {
+            return WriteOutcome::AlreadySo;
+        }
         let call = CallSite::new(Operation::UserRemove).directory(directory_id).subject(account_id);
-        let req =
-            Request::new(call, ApiFamily::Org, Method::DELETE, self.directory_user_url(directory_id, account_id, None));
+        let url = self.directory_user_url(directory_id, account_id, None);
+        let req = Request::new(call, ApiFamily::Org, Method::DELETE, url);
         self.run_write(req, || async { Ok(self.read_user(directory_id, account_id).await?.is_none()) }).await
     }
 
@@ -299,23 +342,21 @@ impl AtlassianClient {
         Ok(lifecycle_permission_of(&value))
     }
 
-    async fn account_status_is(&self, account_id: &str, wanted: &str) -> Result<bool, AtlassianError> {
-        let url = self.http.api_url(&["users", account_id, "manage", "profile"]);
-        let call = CallSite::new(Operation::UserProfileRead).subject(account_id);
-        let value: Value = self.http.read_json(&Request::new(call, ApiFamily::Org, Method::GET, url), None).await?;
-        let status =
-            value.pointer("/account/account_status").or_else(|| value.get("account_status")).and_then(Value::as_str);
-        Ok(status == Some(wanted))
+    /// Deactivates a managed account everywhere, after checking `lifecycle.enablement` (IdP-managed
+    /// and external accounts are refused before any write).
+    pub async fn deactivate(&self, account_id: &str, message: Option<&str>, prior: Prior<'_>) -> WriteOutcome {
+        if already(prior, |r| r.is_some_and(|r| r.user.status == UserStatus::Deactivated)) {
+            return WriteOutcome::AlreadySo;
+        }
+        self.lifecycle(account_id, Operation::UserDeactivate, "disable", message).await
     }
 
-    /// Deactivates a managed account everywhere (after checking `lifecycle.enablement`).
-    pub async fn deactivate(&self, account_id: &str, message: Option<&str>) -> WriteOutcome {
-        self.lifecycle(account_id, Operation::UserDeactivate, "disable", "inactive", message).await
-    }
-
-    /// Re-enables a deactivated managed account (after checking `lifecycle.enablement`).
-    pub async fn enable(&self, account_id: &str) -> WriteOutcome {
-        self.lifecycle(account_id, Operation::UserEnable, "enable", "active", None).await
+    /// Re-enables a deactivated managed account, after checking `lifecycle.enablement`.
+    pub async fn enable(&self, account_id: &str, prior: Prior<'_>) -> WriteOutcome {
+        if already(prior, |r| r.is_some_and(|r| r.user.status != UserStatus::Deactivated)) {
+            return WriteOutcome::AlreadySo;
+        }
+        self.lifecycle(account_id, Operation::UserEnable, "enable", None).await
     }
 
     async fn lifecycle(
@@ -323,7 +364,6 @@ impl AtlassianClient {
         account_id: &str,
         operation: Operation,
         action: &str,
-        wanted_status: &'static str,
         message: Option<&str>,
     ) -> WriteOutcome {
         match self.lifecycle_permission(account_id).await {
@@ -341,9 +381,10 @@ impl AtlassianClient {
                     message: format!("lifecycle.enablement not allowed: {reason}"),
                 };
             }
-            Err(AtlassianError::Status { status: 403 | 404, code, message, .. }) => {
+            // The User management API answers 403/404 for accounts the organization doesn't manage.
+            Err(AtlassianError::Status { status: status @ (403 | 404), code, message, .. }) => {
                 let body = ErrorBody { code, detail_codes: Vec::new(), message };
-                return match classify_refusal(operation, 403, &body) {
+                return match classify_refusal(operation, status, &body) {
                     WriteOutcome::Refused { reason: RefusalReason::Other, message } => {
                         WriteOutcome::Refused { reason: RefusalReason::NotManaged, message }
                     }
@@ -358,74 +399,79 @@ impl AtlassianClient {
         if let Some(m) = message {
             req = req.json(&json!({ "message": m }));
         }
-        self.run_write(req, || self.account_status_is(account_id, wanted_status)).await
+        let deactivating = operation == Operation::UserDeactivate;
+        // Deactivation shows in v2 as status `deactivated`, in whichever directory: read across all.
+        self.run_write(req, || async move {
+            let reading = self.read_user("-", account_id).await?;
+            Ok(reading.is_some_and(|r| (r.user.status == UserStatus::Deactivated) == deactivating))
+        })
+        .await
     }
 
     /// Adds a user to a group, through the API the organization is configured for.
-    pub async fn add_to_group(&self, directory_id: &str, group_id: &str, account_id: &str) -> WriteOutcome {
-        let (operation, req) = match self.http.config.membership_api {
+    pub async fn add_to_group(
+        &self,
+        directory_id: &str,
+        group_id: &str,
+        account_id: &str,
+        prior: Prior<'_>,
+    ) -> WriteOutcome {
+        if already(prior, |r| r.is_some_and(|r| r.in_group(group_id))) {
+            return WriteOutcome::AlreadySo;
+        }
+        if already(prior, |r| r.is_none()) {
+            return not_in_directory(account_id, directory_id);
+        }
+        let (operation, family, url) = match self.http.config.membership_api {
             MembershipApi::Organization => {
                 let org = self.http.config.org_id.as_str();
-                let url = self.http.admin_url(&[
-                    "v2",
-                    "orgs",
-                    org,
-                    "directories",
-                    directory_id,
-                    "groups",
-                    group_id,
-                    "memberships",
-                ]);
-                (Operation::GroupAddMember, (ApiFamily::Org, Method::POST, Ok(url)))
+                let segments = ["v2", "orgs", org, "directories", directory_id, "groups", group_id, "memberships"];
+                (Operation::GroupAddMember, ApiFamily::Org, Ok(self.http.admin_url(&segments)))
             }
             MembershipApi::Jira => {
                 let url = self.http.site_url(&["rest", "api", "3", "group", "user"]).map(|mut u| {
                     u.query_pairs_mut().append_pair("groupId", group_id);
                     u
                 });
-                (Operation::JiraGroupAddMember, (ApiFamily::Site, Method::POST, url))
+                (Operation::JiraGroupAddMember, ApiFamily::Site, url)
             }
             MembershipApi::Confluence => {
                 let url = self.http.site_url(&["wiki", "rest", "api", "group", "userByGroupId"]).map(|mut u| {
                     u.query_pairs_mut().append_pair("groupId", group_id);
                     u
                 });
-                (Operation::ConfluenceGroupAddMember, (ApiFamily::Site, Method::POST, url))
+                (Operation::ConfluenceGroupAddMember, ApiFamily::Site, url)
             }
         };
-        let (family, method, url) = req;
         let url = match url {
             Ok(u) => u,
             Err(e) => return WriteOutcome::Failed { message: e.to_string(), status: None, maybe_applied: false },
         };
         let call = CallSite::new(operation).directory(directory_id).subject(account_id);
-        let req = Request::new(call, family, method, url).json(&json!({ "accountId": account_id }));
+        let req = Request::new(call, family, Method::POST, url).json(&json!({ "accountId": account_id }));
         self.run_write(req, || async {
-            Ok(self
-                .read_user(directory_id, account_id)
-                .await?
-                .is_some_and(|r| r.group_ids.iter().any(|g| g == group_id)))
+            Ok(self.read_user(directory_id, account_id).await?.is_some_and(|r| r.in_group(group_id)))
         })
         .await
     }
 
     /// Removes a user from a group, through the API the organization is configured for.
-    pub async fn remove_from_group(&self, directory_id: &str, group_id: &str, account_id: &str) -> WriteOutcome {
+    pub async fn remove_from_group(
+        &self,
+        directory_id: &str,
+        group_id: &str,
+        account_id: &str,
+        prior: Prior<'_>,
+    ) -> WriteOutcome {
+        if already(prior, |r| r.is_none_or(|r| !r.in_group(group_id))) {
+            return WriteOutcome::AlreadySo;
+        }
         let built = match self.http.config.membership_api {
             MembershipApi::Organization => {
                 let org = self.http.config.org_id.as_str();
-                let url = self.http.admin_url(&[
-                    "v2",
-                    "orgs",
-                    org,
-                    "directories",
-                    directory_id,
-                    "groups",
-                    group_id,
-                    "memberships",
-                    account_id,
-                ]);
-                Ok((Operation::GroupRemoveMember, ApiFamily::Org, url))
+                let segments =
+                    ["v2", "orgs", org, "directories", directory_id, "groups", group_id, "memberships", account_id];
+                Ok((Operation::GroupRemoveMember, ApiFamily::Org, self.http.admin_url(&segments)))
             }
             MembershipApi::Jira => self.http.site_url(&["rest", "api", "3", "group", "user"]).map(|mut u| {
                 u.query_pairs_mut().append_pair("groupId", group_id).append_pair("accountId", account_id);
@@ -445,10 +491,7 @@ impl AtlassianClient {
         let call = CallSite::new(operation).directory(directory_id).subject(account_id);
         let req = Request::new(call, family, Method::DELETE, url);
         self.run_write(req, || async {
-            Ok(self
-                .read_user(directory_id, account_id)
-                .await?
-                .is_none_or(|r| !r.group_ids.iter().any(|g| g == group_id)))
+            Ok(self.read_user(directory_id, account_id).await?.is_none_or(|r| !r.in_group(group_id)))
         })
         .await
     }
@@ -510,6 +553,13 @@ impl AtlassianClient {
             .into_iter()
             .find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
             .map(|u| u.account_id))
+    }
+}
+
+fn not_in_directory(account_id: &str, directory_id: &str) -> WriteOutcome {
+    WriteOutcome::Refused {
+        reason: RefusalReason::Other,
+        message: format!("{account_id} is not in directory {directory_id} (per the check before the write)"),
     }
 }
 
