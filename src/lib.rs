@@ -13,6 +13,8 @@ pub mod cli;
 pub mod clock;
 pub mod controller;
 pub mod crd;
+pub mod engine;
+pub mod execute;
 pub mod ledger;
 pub mod manifests;
 pub mod metrics;

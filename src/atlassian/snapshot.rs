@@ -482,6 +482,7 @@ pub(crate) fn assemble(
         api_key_owner,
         activity_products,
         report,
+        incomplete: None,
     }
 }
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod run;
 pub mod sim;
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,8 @@ pub enum Command {
     Crd,
     /// Run a simulated organization through the examples' policies over simulated days.
     Demo,
+    /// Run the operator: reconcile LifecyclePolicies on schedule in the current cluster.
+    Run(Box<run::RunArgs>),
     /// Serve a simulated Atlassian Cloud organization (every API seatwarden uses) until stopped.
     Sim(Box<sim::SimArgs>),
 }
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
         Command::Sim(args) => sim::run(*args),
+        Command::Run(args) => run::run(*args),
     }
 }
 
