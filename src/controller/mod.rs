@@ -221,18 +221,23 @@ fn error_policy(policy: Arc<LifecyclePolicy>, error: &Error, ctx: Arc<Context>) 
     Action::requeue(Duration::from_secs(30))
 }
 
+/// What the controller runs with, assembled by `seatwarden run`.
+pub struct Runtime {
+    pub client: Client,
+    pub watch_namespace: Option<String>,
+    pub metrics: Metrics,
+    pub reporter: Reporter,
+    pub clock: Clock,
+    pub settings: Settings,
+    /// True while this replica holds the lease (always, without leader election).
+    pub leader: Arc<AtomicBool>,
+    /// Set once every watch cache is filled (/readyz).
+    pub ready: Arc<AtomicBool>,
+}
+
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(
-    client: Client,
-    watch_namespace: Option<String>,
-    metrics: Metrics,
-    reporter: Reporter,
-    clock: Clock,
-    settings: Settings,
-    leader: Arc<AtomicBool>,
-    ready: Arc<AtomicBool>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn run(rt: Runtime, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let Runtime { client, watch_namespace, metrics, reporter, clock, settings, leader, ready } = rt;
     fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>

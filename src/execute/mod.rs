@@ -43,6 +43,9 @@ pub enum WriteOutcome {
     },
 }
 
+/// One write's result: its index in the batch, the audit outcome, the error, the ledger outcome.
+type WriteResult = (usize, ActionOutcome, Option<String>, Outcome);
+
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The writes and the one-user re-read the executor needs from the Atlassian client.
@@ -262,7 +265,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
 
             // Futures are built up front (not in a stream closure), which keeps the whole run
             // future Send for the controller.
-            let writes: Vec<BoxFut<'_, (usize, ActionOutcome, Option<String>, Outcome)>> = batch
+            let writes: Vec<BoxFut<'_, WriteResult>> = batch
                 .iter()
                 .enumerate()
                 .map(|(i, a)| -> BoxFut<'_, _> {
@@ -272,7 +275,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                     })
                 })
                 .collect();
-            let results: Vec<(usize, ActionOutcome, Option<String>, Outcome)> =
+            let results: Vec<WriteResult> =
                 futures::stream::iter(writes).buffer_unordered(self.options.concurrency.max(1)).collect().await;
             let at = self.now().await;
             for (i, outcome, error, ledger_outcome) in results {
