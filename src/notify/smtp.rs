@@ -225,7 +225,7 @@ impl SmtpNotifier {
     /// change), with the secret scrubbed from the text.
     fn classify(&self, e: lettre::transport::smtp::Error) -> NotifyError {
         let text = self.scrub(&format!("SMTP {}:{}: {e}", self.host, self.port));
-        if e.is_permanent() || e.is_tls() || e.is_client() {
+        if e.is_permanent() || e.is_tls() || e.is_client() || caused_by_tls(&e) {
             NotifyError::Permanent(text)
         } else {
             NotifyError::Transient(text)
@@ -244,6 +244,24 @@ impl Notifier for SmtpNotifier {
             self.transport.send(email).await.map(|_| ()).map_err(|e| self.classify(e))
         })
     }
+}
+
+/// An implicit-TLS handshake failure (an untrusted certificate, no common protocol) reaches us as
+/// a connection error; find the TLS error beneath it, since retrying will not change the answer.
+fn caused_by_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 fn parse_address(address: &str, what: &str) -> Result<Mailbox, NotifyError> {
