@@ -75,6 +75,7 @@ class Handler:
             "from": str(msg["From"]),
             "to": str(msg["To"]),
             "reply_to": str(msg["Reply-To"]) if msg["Reply-To"] else None,
+            "auto_submitted": str(msg["Auto-Submitted"]) if msg["Auto-Submitted"] else None,
             "subject": str(msg["Subject"]),
             "content_type": msg.get_content_type(),
             "body": msg.get_content().replace("\r\n", "\n"),
@@ -126,6 +127,7 @@ struct Received {
     from: String,
     to: String,
     reply_to: Option<String>,
+    auto_submitted: Option<String>,
     subject: String,
     content_type: String,
     body: String,
@@ -370,6 +372,7 @@ async fn notices_reach_each_person_with_subject_lead_time_reason_and_reply_to() 
     assert_eq!(jane.to, "jane@acme.example");
     assert_eq!(jane.reply_to.as_deref(), Some("helpdesk@acme.example"));
     assert_eq!(jane.content_type, "text/plain");
+    assert_eq!(jane.auto_submitted.as_deref(), Some("auto-generated"));
     assert!(!jane.tls && !jane.authenticated);
 
     assert_eq!(jane.subject, "[Acme Corp] Your Jira access will be removed on 2026-12-09 (in 14 days)");
@@ -658,12 +661,9 @@ fn summary() -> RunSummaryMessage {
 async fn the_run_summary_reaches_admins_by_email_and_the_chat_webhook() {
     let Some(server) = SmtpServer::start(ServerConfig::default()) else { return };
     let settings = server.settings(SmtpTls::None);
-    let smtp: Arc<dyn Notifier> = Arc::new(SmtpNotifier::with_options(&settings, None, quick_options(None)).unwrap());
     let (hook, url) = WebhookReceiver::start(0, StatusCode::OK).await;
-    let router = RoutingNotifier::new()
-        .notices_to(smtp.clone())
-        .summaries_to(smtp)
-        .summaries_to(Arc::new(WebhookNotifier::new(&url).unwrap()));
+    let router =
+        RoutingNotifier::for_organization(&settings, None, Some(&url), fast_retries(2), quick_options(None)).unwrap();
 
     let delivery = send_summary(&router, &summary(), &settings.admin_recipients).await;
     assert_eq!(delivery, Delivery::Delivered);
@@ -695,6 +695,39 @@ async fn the_run_summary_reaches_admins_by_email_and_the_chat_webhook() {
     let halted = RunSummaryMessage { halted: Some("plan touches 40% of users (cap 10%)".into()), ..summary() };
     assert!(send_summary(&router, &halted, &settings.admin_recipients).await.is_delivered());
     assert!(hook.posts()[1].1["text"].as_str().unwrap().contains("HALTED: plan touches 40% of users"));
+
+    // Notices go to the person only: not to the admins, not to the chat.
+    let n = notice("jane@acme.example", "Jane", "14d", "idle");
+    assert!(send_notice(&router, &n, None).await.is_delivered());
+    let mail = server.messages();
+    assert_eq!(mail.len(), 3);
+    assert_eq!(mail[2].rcpt_tos, vec!["jane@acme.example"]);
+    assert_eq!(hook.posts().len(), 2);
+}
+
+#[tokio::test]
+async fn names_and_reasons_outside_ascii_arrive_intact() {
+    let Some(server) = SmtpServer::start(ServerConfig::default()) else { return };
+    let smtp = SmtpNotifier::with_options(&server.settings(SmtpTls::None), None, quick_options(None)).unwrap();
+    let n = Notice {
+        organization: "Société Générale – Équipe IT".into(),
+        action: "votre accès à Jira sera retiré".into(),
+        ..notice(
+            "jose@acme.example",
+            "José Müller-Łukasiewicz",
+            "1d",
+            "aucune activité Jira depuis 94 jours (seuil 60) — 日本",
+        )
+    };
+    assert!(send_notice(&smtp, &n, None).await.is_delivered());
+    let got = server.messages();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].subject,
+        "[Société Générale – Équipe IT] Votre accès à Jira sera retiré on 2026-12-09 (in 1 day)"
+    );
+    assert!(got[0].body.contains("Hello José Müller-Łukasiewicz,"), "{}", got[0].body);
+    assert!(got[0].body.contains("Why: aucune activité Jira depuis 94 jours (seuil 60) — 日本."), "{}", got[0].body);
 }
 
 #[tokio::test]

@@ -10,7 +10,10 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
+    message::{
+        Mailbox,
+        header::{ContentType, HeaderName, HeaderValue},
+    },
     transport::smtp::{
         authentication::Credentials,
         client::{Certificate, Tls, TlsParameters},
@@ -205,7 +208,10 @@ impl SmtpNotifier {
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())
             .subject(message.subject.clone())
-            .header(ContentType::TEXT_PLAIN);
+            .header(ContentType::TEXT_PLAIN)
+            // RFC 3834: out-of-office responders must not answer automated mail, or every run
+            // would fill the reply-to mailbox.
+            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()));
         for to in &message.to {
             builder = builder.to(parse_address(to, "recipient")?);
         }
