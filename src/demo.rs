@@ -185,6 +185,7 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
             metrics: Some(metrics),
             process_dry_run: false,
             concurrency: org.spec.request_budget.concurrency.max(1) as usize,
+            summary_recipients: None,
         };
         let inputs =
             OrgInputs { organization: &org, policies: &policies, protections: &protections, mappings: &mappings };

@@ -58,8 +58,9 @@ pub trait DirectoryWriter: Send + Sync {
 /// Decides, from a fresh read, whether a planned destructive action still applies. Returns why not.
 pub type Recheck<'a> = dyn Fn(&PlannedAction, &User) -> Option<String> + Send + Sync + 'a;
 
-/// How one policy's notices become messages (the Notices issue adds templates).
-pub type NoticeRenderer<'a> = dyn Fn(&PlannedNotice) -> Option<Notice> + Send + Sync + 'a;
+/// The notice a planned notice becomes, with the policy's templates (None: no address to send to).
+pub type NoticeRenderer<'a> =
+    dyn Fn(&PlannedNotice) -> Option<(Notice, Option<crate::crd::NoticeSettings>)> + Send + Sync + 'a;
 
 pub struct ExecuteOptions {
     /// Process-wide --dry-run: nothing is written to Atlassian and no notice is sent.
@@ -196,11 +197,10 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                 report.lost_leadership = true;
                 break;
             }
-            let Some(message) = (self.render_notice)(notice) else { continue };
+            let Some((message, settings)) = (self.render_notice)(notice) else { continue };
             let at = self.now().await;
-            let msg = crate::notify::render_notice_plain(&message);
-            match self.notifier.deliver(&msg).await {
-                Ok(()) => {
+            match crate::notify::send_notice(self.notifier, &message, settings.as_ref()).await {
+                crate::notify::Delivery::Delivered => {
                     ledger.record_notice_delivered(notice, at);
                     report.notices_sent += 1;
                     record.actions.push(RunAction {
@@ -218,7 +218,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                         m.notices.with_label_values(&[&plan.policy, "delivered"]).inc();
                     }
                 }
-                Err(e) => {
+                crate::notify::Delivery::Failed { error, .. } => {
                     report.notices_failed += 1;
                     record.actions.push(RunAction {
                         time: Time(at),
@@ -229,7 +229,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                         rule: notice.rule.clone(),
                         reason: notice.reason.clone(),
                         outcome: ActionOutcome::Failed,
-                        error: Some(e.to_string()),
+                        error: Some(error),
                     });
                     if let Some(m) = self.metrics {
                         m.notices.with_label_values(&[&plan.policy, "failed"]).inc();
