@@ -118,6 +118,9 @@ pub struct Group {
     pub member_count: u32,
     /// Grants site-admin (members are site admins: never acted on).
     pub site_admin: bool,
+    /// Products on which the group grants `atlassian/user` (a license group when non-empty).
+    #[serde(default)]
+    pub grants: Vec<Product>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

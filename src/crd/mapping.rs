@@ -14,6 +14,7 @@ use crate::product::Product;
     version = "v1alpha1",
     kind = "GroupLicenseMapping",
     namespaced,
+    cel,
     status = "GroupLicenseMappingStatus",
     shortname = "glm",
     category = "seatwarden",

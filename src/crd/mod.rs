@@ -55,13 +55,38 @@ pub struct SecretKeyRef {
 
 /// Every CRD, in a stable order.
 pub fn all_crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![
+    [
         AtlassianOrganization::crd(),
         GroupLicenseMapping::crd(),
         ProtectedUser::crd(),
         LifecyclePolicy::crd(),
         LifecycleRun::crd(),
     ]
+    .into_iter()
+    .map(without_null_enum_values)
+    .collect()
+}
+
+/// An optional enum derives `enum: [A, B, null]`. `nullable: true` already admits null, and older
+/// API servers (1.20) mis-decode a CRD whose enum lists null, so the null is dropped.
+fn without_null_enum_values(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(values)) = map.get_mut("enum") {
+                    values.retain(|x| !x.is_null());
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("CRD serializes");
+    walk(&mut value);
+    serde_json::from_value(value).expect("CRD deserializes")
 }
 
 /// All CRDs as one YAML stream, as `seatwarden crd` prints and `crds/` holds.

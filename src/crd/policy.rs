@@ -16,6 +16,7 @@ use crate::product::Product;
     version = "v1alpha1",
     kind = "LifecyclePolicy",
     namespaced,
+    cel,
     status = "LifecyclePolicyStatus",
     shortname = "lcp",
     category = "seatwarden",

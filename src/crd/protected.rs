@@ -12,6 +12,7 @@ use super::condition::conditions_schema;
     version = "v1alpha1",
     kind = "ProtectedUser",
     namespaced,
+    cel,
     status = "ProtectedUserStatus",
     shortname = "pu",
     category = "seatwarden",

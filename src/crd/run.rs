@@ -13,6 +13,7 @@ use super::{PolicyMode, condition::conditions_schema};
     version = "v1alpha1",
     kind = "LifecycleRun",
     namespaced,
+    cel,
     status = "LifecycleRunStatus",
     shortname = "lcr",
     category = "seatwarden",

@@ -1205,3 +1205,21 @@ fn observe(
     }
     out
 }
+
+/// How many users of `snapshot` each active protection matches at `now`, by protection name (for
+/// ProtectedUser status). Expired protections are absent.
+pub fn protection_matches(
+    snapshot: &DirectorySnapshot,
+    protections: &[ProtectedUser],
+    now: Timestamp,
+) -> std::collections::BTreeMap<String, usize> {
+    let compiled = matching::Protections::compile(snapshot, protections, now);
+    let mut out: std::collections::BTreeMap<String, usize> =
+        compiled.active.iter().map(|p| (p.name.clone(), 0)).collect();
+    for hits in compiled.hits.values() {
+        for i in hits {
+            *out.entry(compiled.active[*i as usize].name.clone()).or_default() += 1;
+        }
+    }
+    out
+}
