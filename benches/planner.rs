@@ -73,9 +73,33 @@ fn ago(days: u64) -> Option<Timestamp> {
 fn snapshot() -> DirectorySnapshot {
     let mut rng = Rng(0x5eed_cafe_f00d_0001);
     let mut groups = vec![
-        Group { id: "g-jira".into(), name: "jira-software-users".into(), directory: 0, idp_synced: false, member_count: 0, site_admin: false },
-        Group { id: "g-conf".into(), name: "confluence-users".into(), directory: 0, idp_synced: false, member_count: 0, site_admin: false },
-        Group { id: "g-admins".into(), name: "site-admins".into(), directory: 0, idp_synced: false, member_count: 0, site_admin: true },
+        Group {
+            id: "g-jira".into(),
+            name: "jira-software-users".into(),
+            directory: 0,
+            idp_synced: false,
+            member_count: 0,
+            site_admin: false,
+            grants: vec![],
+        },
+        Group {
+            id: "g-conf".into(),
+            name: "confluence-users".into(),
+            directory: 0,
+            idp_synced: false,
+            member_count: 0,
+            site_admin: false,
+            grants: vec![],
+        },
+        Group {
+            id: "g-admins".into(),
+            name: "site-admins".into(),
+            directory: 0,
+            idp_synced: false,
+            member_count: 0,
+            site_admin: true,
+            grants: vec![],
+        },
     ];
     for t in 0..200 {
         groups.push(Group {
@@ -85,6 +109,7 @@ fn snapshot() -> DirectorySnapshot {
             idp_synced: t % 50 == 0,
             member_count: 0,
             site_admin: false,
+            grants: vec![],
         });
     }
     let mut users = Vec::with_capacity(USERS);
@@ -114,12 +139,23 @@ fn snapshot() -> DirectorySnapshot {
         member.push(3 + rng.below(200) as u32);
         users.push(User {
             // Modern Atlassian account ids: "712020:" + a UUID.
-            account_id: format!("712020:{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", i, rng.below(1 << 16), rng.below(1 << 12), rng.below(1 << 12), rng.below(1 << 48)),
+            account_id: format!(
+                "712020:{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                i,
+                rng.below(1 << 16),
+                rng.below(1 << 12),
+                rng.below(1 << 12),
+                rng.below(1 << 48)
+            ),
             email: Some(format!("user.{i}@example-corp.com")),
             name: format!("User Number {i}"),
             account_type: if i % 500 == 0 { AccountType::App } else { AccountType::Atlassian },
             managed: rng.below(10) != 0,
-            status: if last.is_none() && rng.below(2) == 0 { UserStatus::InvitedNeverActive } else { UserStatus::Active },
+            status: if last.is_none() && rng.below(2) == 0 {
+                UserStatus::InvitedNeverActive
+            } else {
+                UserStatus::Active
+            },
             added_to_org: ago(30 + rng.below(2000)),
             product_access,
             groups: member,
@@ -168,7 +204,12 @@ fn policy(name: &str, rules: Vec<Rule>) -> LifecyclePolicy {
             schedule: Schedule::default(),
             scope: Scope { exclude_groups: vec!["team-7".into()], ..Scope::default() },
             rules,
-            reactivation: Some(Reactivation { on_activity: true, opt_in_groups: vec!["team-9".into()], account_ids: vec![], restore_suspended: true }),
+            reactivation: Some(Reactivation {
+                on_activity: true,
+                opt_in_groups: vec!["team-9".into()],
+                account_ids: vec![],
+                restore_suspended: true,
+            }),
             onboarding: vec![],
             notices: None,
             caps: Caps { max_actions_per_run: 500, max_action_percent: 100 },
@@ -200,12 +241,17 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
          {with_malloc:.0} bytes/user with glibc malloc chunk overhead (target < 400)"
     );
     let mut p_jira = rule("jira-60d", RuleAction::RemoveLicensedGroups, &[14]);
-    p_jira.product_inactivity = Some(ProductInactivity { product: Product::JiraSoftware, inactive_for: Duration::from_days(60) });
+    p_jira.product_inactivity =
+        Some(ProductInactivity { product: Product::JiraSoftware, inactive_for: Duration::from_days(60) });
     let mut p_idle = rule("idle-90d", RuleAction::Suspend, &[14, 3]);
     p_idle.account_inactivity = Some(AccountInactivity { inactive_for: Duration::from_days(90) });
     let mut p_never = rule("never-30d", RuleAction::RemoveFromDirectory, &[]);
     p_never.never_active = Some(NeverActive { added_for: Duration::from_days(30) });
-    let policies = vec![policy("jira-seats", vec![p_jira]), policy("idle-accounts", vec![p_idle]), policy("never-active", vec![p_never])];
+    let policies = vec![
+        policy("jira-seats", vec![p_jira]),
+        policy("idle-accounts", vec![p_idle]),
+        policy("never-active", vec![p_never]),
+    ];
     let protections = vec![ProtectedUser {
         metadata: meta("break-glass"),
         spec: ProtectedUserSpec {
@@ -230,14 +276,22 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
         },
         status: None,
     };
-    let mappings = vec![mapping("jira", Product::JiraSoftware, "jira-software-users"), mapping("confluence", Product::Confluence, "confluence-users")];
+    let mappings = vec![
+        mapping("jira", Product::JiraSoftware, "jira-software-users"),
+        mapping("confluence", Product::Confluence, "confluence-users"),
+    ];
     // A ledger as after a few weeks: delivered notices for a slice of the inactive.
     let mut ledger = Ledger::new("org-bench");
     for u in snapshot.users.iter().step_by(97) {
         ledger.users.insert(
             u.account_id.clone(),
             UserRecord {
-                notices: vec![NoticeRecord { policy: "idle-accounts".into(), rule: "idle-90d".into(), lead_time: Duration::from_days(14), delivered_at: ago(20).unwrap() }],
+                notices: vec![NoticeRecord {
+                    policy: "idle-accounts".into(),
+                    rule: "idle-90d".into(),
+                    lead_time: Duration::from_days(14),
+                    delivered_at: ago(20).unwrap(),
+                }],
                 ..Default::default()
             },
         );
@@ -305,7 +359,12 @@ fn main() {
     });
     eprintln!(
         "plan: {} destructive actions, {} notices, {} deferred, {} held back, {} skipped, {} IdP items",
-        p.totals.destructive_actions, p.totals.notices, p.totals.deferred, p.totals.held_back, p.totals.skipped, p.totals.idp_actions
+        p.totals.destructive_actions,
+        p.totals.notices,
+        p.totals.deferred,
+        p.totals.held_back,
+        p.totals.skipped,
+        p.totals.idp_actions
     );
     divan::main();
 }

@@ -36,7 +36,15 @@ pub(crate) const JIRA_EXTRA: GroupIdx = 5;
 pub(crate) const VIPS: GroupIdx = 6;
 
 fn group(id: &str, name: &str) -> Group {
-    Group { id: id.into(), name: name.into(), directory: 0, idp_synced: false, member_count: 0, site_admin: false }
+    Group {
+        id: id.into(),
+        name: name.into(),
+        directory: 0,
+        idp_synced: false,
+        member_count: 0,
+        site_admin: false,
+        grants: vec![],
+    }
 }
 
 pub(crate) fn groups() -> Vec<Group> {

@@ -195,7 +195,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         now,
         health,
         licensing,
-        guards: AccountGuards::compute(snapshot),
+        guards: AccountGuards::compute(
+            snapshot,
+            input.organization.spec.credentials.api_key_owner_account_id.as_deref(),
+        ),
         protections,
         recs,
         ledger,

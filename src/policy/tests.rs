@@ -72,20 +72,20 @@ fn a_user_in_several_licensed_groups_leaves_all_and_frees_one_seat() {
 }
 
 #[test]
-fn a_group_removal_frees_no_seat_when_another_kept_group_grants_the_product() {
+fn a_group_removal_frees_a_seat_only_when_no_kept_group_grants_the_product() {
     let mut fx = Fx::new(vec![], vec![jira_idle()]);
-    // vips also grants Jira, but isn't a group the rule removes (a second mapping lists it
-    // under another product's name would be odd; here: a Jira mapping nobody removes from).
     let mut alice = idle("alice", 94);
     alice.groups = vec![JIRA_USERS, VIPS];
     fx.snapshot = snapshot(vec![alice, user("bob")]);
     fx.mappings.push(mapping("jira-vips", Product::JiraSoftware, &["vips"], None));
-    // The rule removes every licensed Jira group, vips included: make vips IdP... no: keep it
-    // simple and check the pure function instead.
     let licensing = savings::Licensing::new(&fx.snapshot, &fx.org.spec, &fx.mappings.iter().collect::<Vec<_>>());
     let alice = fx.snapshot.user("alice").unwrap();
     assert!(savings::seats_for_group_removals(&licensing, alice, &[JIRA_USERS]).is_empty());
-    assert_eq!(savings::seats_for_group_removals(&licensing, alice, &[JIRA_USERS, VIPS]).len(), 1);
+    assert_eq!(
+        savings::seats_for_group_removals(&licensing, alice, &[JIRA_USERS, VIPS]),
+        BTreeMap::from([(Product::JiraSoftware, 1)]),
+        "booked on the last group removed"
+    );
 }
 
 #[test]
@@ -1036,4 +1036,27 @@ fn ledger_updates_describe_what_the_org_shows() {
     let mut l: Ledger = fx.ledger.clone();
     l.apply_updates(&plan.ledger_updates);
     assert!(l.record("back").is_none(), "nothing left to remember");
+}
+
+#[test]
+fn a_group_the_snapshot_says_grants_the_product_keeps_the_seat() {
+    let mut alice = idle("alice", 94);
+    alice.groups = vec![JIRA_USERS, VIPS];
+    let mut fx = Fx::new(vec![alice, user("bob")], vec![jira_idle()]);
+    fx.snapshot.groups[VIPS as usize].grants = vec![Product::JiraSoftware];
+    let plan = fx.plan();
+    // vips isn't a mapped licensed group: it's not removed, and it keeps Alice's Jira seat.
+    assert_eq!(acts(&plan, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+    let a = &plan.policy("jira").unwrap().actions[0];
+    assert!(a.seats.is_empty());
+    assert!(a.reason.ends_with("(another group still grants the product: no seat freed)"), "{}", a.reason);
+}
+
+#[test]
+fn the_api_key_owner_named_in_the_organization_spec_is_never_acted_on() {
+    let mut fx = Fx::new(vec![idle("owner", 300), user("bob")], vec![suspend_idle()]);
+    fx.org.spec.credentials.api_key_owner_account_id = Some("owner".into());
+    let plan = fx.plan();
+    assert!(acts(&plan, "idle").is_empty());
+    assert_eq!(plan.policy("idle").unwrap().skipped_counts.get(&SkipKind::ApiKeyOwner), Some(&1));
 }
