@@ -260,29 +260,6 @@ pub fn to_markdown(plan: &Plan) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notices_read_like_a_sentence() {
-        assert_eq!(notices_clause(&[]), "");
-        let nov10 = "2026-11-10T00:00:00Z".parse::<Timestamp>().unwrap().as_second();
-        assert_eq!(notices_clause(&[(Duration::from_days(14), nov10)]), "; notice sent 2026-11-10");
-        assert_eq!(
-            notices_clause(&[(Duration::from_days(14), nov10), (Duration::from_days(3), nov10 + 11 * 86_400)]),
-            "; notices sent 2026-11-10 (14d ahead), 2026-11-21 (3d ahead)"
-        );
-    }
-
-    #[test]
-    fn days_round_down_and_never_go_negative() {
-        assert_eq!(days(86_399), 0);
-        assert_eq!(days(2 * 86_400 + 5), 2);
-        assert_eq!(days(-5), 0);
-    }
-}
-
 /// The plan as JSON for machines (`seatwarden plan --format json`): `actions` (each with
 /// `accountId`, `email`, `action`, `group`, `rule`, `policy`, `mode`, `applies`, `reason`,
 /// `seats`), `notices`, `policies` (mode, in scope, halt, conditions, counts) and `totals`.
@@ -346,4 +323,27 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
         "policies": policies,
         "totals": plan.totals,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_read_like_a_sentence() {
+        assert_eq!(notices_clause(&[]), "");
+        let nov10 = "2026-11-10T00:00:00Z".parse::<Timestamp>().unwrap().as_second();
+        assert_eq!(notices_clause(&[(Duration::from_days(14), nov10)]), "; notice sent 2026-11-10");
+        assert_eq!(
+            notices_clause(&[(Duration::from_days(14), nov10), (Duration::from_days(3), nov10 + 11 * 86_400)]),
+            "; notices sent 2026-11-10 (14d ahead), 2026-11-21 (3d ahead)"
+        );
+    }
+
+    #[test]
+    fn days_round_down_and_never_go_negative() {
+        assert_eq!(days(86_399), 0);
+        assert_eq!(days(2 * 86_400 + 5), 2);
+        assert_eq!(days(-5), 0);
+    }
 }
