@@ -68,10 +68,10 @@ pub(crate) struct Loss {
 
 /// For each contender, for each claim: None if it won, Some(loss) if another claim won.
 pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec<Vec<Option<Loss>>> {
-    let rank = |c: &Contender<'_>, claim: &Claim| {
+    fn rank<'a>(c: &Contender<'a>, claim: &Claim, all_as_enforce: bool) -> (u8, u8, &'a str, usize) {
         let mode_rank = if all_as_enforce || c.mode == PolicyMode::Enforce { 0u8 } else { 1 };
-        (mode_rank, severity(claim.action), c.policy.to_owned(), claim.rule_idx)
-    };
+        (mode_rank, severity(claim.action), c.policy, claim.rule_idx)
+    }
     let mut best: HashMap<u32, (usize, usize)> = HashMap::new();
     for (ci, c) in contenders.iter().enumerate() {
         if c.halted {
@@ -79,7 +79,9 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
         }
         for (k, claim) in c.claims.iter().enumerate() {
             match best.get(&claim.user) {
-                Some(&(bc, bk)) if rank(&contenders[bc], &contenders[bc].claims[bk]) <= rank(c, claim) => {}
+                Some(&(bc, bk))
+                    if rank(&contenders[bc], &contenders[bc].claims[bk], all_as_enforce)
+                        <= rank(c, claim, all_as_enforce) => {}
                 _ => {
                     best.insert(claim.user, (ci, k));
                 }

@@ -34,8 +34,9 @@ pub(crate) struct Trigger {
 pub(crate) enum Eval {
     /// The rule does not concern this user (yet).
     Not,
-    /// The rule would need activity data that is missing or unreliable for this user.
-    NoData(String),
+    /// The rule would need activity data that is missing or unreliable for this user (the
+    /// conditions say which).
+    NoData,
     /// The rule targets the user: past its threshold, or inside the warning window before it.
     Targeted(Trigger),
 }
@@ -104,31 +105,28 @@ pub(crate) fn evaluate(
         if !user.has_access_to(product) {
             return Eval::Not;
         }
-        let groups: Vec<GroupIdx> =
-            licensing.licensed_groups_of(product).iter().copied().filter(|g| user.groups.contains(g)).collect();
-        if groups.is_empty() {
+        let licensed = licensing.licensed_groups_of(product);
+        if !licensed.iter().any(|g| user.groups.contains(g)) {
             return Eval::Not;
         }
-        if let Some(why) = health.product_off(product) {
-            return Eval::NoData(why.to_owned());
+        if health.product_off(product).is_some() {
+            return Eval::NoData;
         }
         let last = user.last_active_on(product).map(|t| t.as_second());
-        let (since, what) = match (last, added_at(user, rec)) {
-            (Some(l), _) => (l, format!("no {product} activity for {} days", days(now - l))),
-            (None, Some(a)) => {
-                (a, format!("never active on {product} since added {} ({} days)", date(a), days(now - a)))
-            }
-            // Neither activity nor a date added: nothing to measure from.
-            (None, None) => return Eval::Not,
-        };
+        // Cheap checks first: most users aren't targeted, and words cost more than integers.
+        let Some(since) = last.or_else(|| added_at(user, rec)) else { return Eval::Not };
         let episode_start = since.max(restored.unwrap_or(i64::MIN));
         let threshold_at = episode_start.saturating_add(pi.inactive_for.as_secs()).saturating_add(margin);
         if !targeted(threshold_at) {
             return Eval::Not;
         }
+        let what = match last {
+            Some(l) => format!("no {product} activity for {} days", days(now - l)),
+            None => format!("never active on {product} since added {} ({} days)", date(since), days(now - since)),
+        };
         let mut facts = with_threshold(what, pi.inactive_for);
-        if restored.is_some_and(|r| r > since) {
-            facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
+        if let Some(r) = restored.filter(|r| *r > since) {
+            facts.push_str(&format!("; restored by seatwarden {}", date(r)));
         }
         return Eval::Targeted(Trigger {
             threshold_at,
@@ -136,30 +134,28 @@ pub(crate) fn evaluate(
             inactive_days: days(now - since),
             facts,
             product: Some(product),
-            groups,
+            groups: licensed.iter().copied().filter(|g| user.groups.contains(g)).collect(),
         });
     }
 
     if let Some(ai) = &rule.account_inactivity {
-        if let Some(why) = health.account_off(user) {
-            return Eval::NoData(why);
+        if health.account_off(user) {
+            return Eval::NoData;
         }
         let last = last_active_any(user, rec);
-        let (since, what) = match (last, added_at(user, rec)) {
-            (Some(l), _) => (l, format!("no activity on any product for {} days", days(now - l))),
-            (None, Some(a)) => {
-                (a, format!("never active on any product since added {} ({} days)", date(a), days(now - a)))
-            }
-            (None, None) => return Eval::Not,
-        };
+        let Some(since) = last.or_else(|| added_at(user, rec)) else { return Eval::Not };
         let episode_start = since.max(restored.unwrap_or(i64::MIN));
         let threshold_at = episode_start.saturating_add(ai.inactive_for.as_secs()).saturating_add(margin);
         if !targeted(threshold_at) {
             return Eval::Not;
         }
+        let what = match last {
+            Some(l) => format!("no activity on any product for {} days", days(now - l)),
+            None => format!("never active on any product since added {} ({} days)", date(since), days(now - since)),
+        };
         let mut facts = with_threshold(what, ai.inactive_for);
-        if restored.is_some_and(|r| r > since) {
-            facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
+        if let Some(r) = restored.filter(|r| *r > since) {
+            facts.push_str(&format!("; restored by seatwarden {}", date(r)));
         }
         return Eval::Targeted(Trigger {
             threshold_at,
@@ -175,8 +171,8 @@ pub(crate) fn evaluate(
         if last_active_any(user, rec).is_some() {
             return Eval::Not;
         }
-        if let Some(why) = health.account_off(user) {
-            return Eval::NoData(why);
+        if health.account_off(user) {
+            return Eval::NoData;
         }
         let Some(added) = added_at(user, rec) else { return Eval::Not };
         let episode_start = added.max(restored.unwrap_or(i64::MIN));
