@@ -595,7 +595,7 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
                             group_name: None,
                             reason: format!(
                                 "{}; the account is synced from the identity provider: {} it there",
-                                trigger.facts,
+                                trigger.facts(now),
                                 action_words(rule.action)
                             ),
                         });
@@ -610,7 +610,8 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
                                 group_name: Some(group.name.clone()),
                                 reason: format!(
                                     "{}; group {} is synced from the identity provider: remove the user there",
-                                    trigger.facts, group.name
+                                    trigger.facts(now),
+                                    group.name
                                 ),
                             });
                         }
@@ -890,7 +891,7 @@ fn materialize(
                     action: kind,
                     reason: format!(
                         "{}; will {what} on or after {} unless active again",
-                        claim.trigger.facts,
+                        claim.trigger.facts(ctx.now),
                         date(*due)
                     ),
                 });
@@ -934,7 +935,7 @@ fn claim_actions(
     user: &User,
     sent: &[(crate::crd::Duration, i64)],
 ) -> Vec<PlannedAction> {
-    let reason_base = format!("{}{}", claim.trigger.facts, notices_clause(sent));
+    let reason_base = format!("{}{}", claim.trigger.facts(ctx.now), notices_clause(sent));
     let dir = directory_id(ctx, user);
     let make =
         |kind: ActionKind, seats: BTreeMap<Product, i32>, reason: String, groups_lost: Vec<String>| PlannedAction {

@@ -22,8 +22,9 @@ pub(crate) struct Trigger {
     pub episode_start: i64,
     /// Whole days of the measured inactivity (orders longest-inactive first).
     pub inactive_days: i64,
-    /// For people, e.g. "no Jira activity for 94 days (threshold 60)".
-    pub facts: String,
+    /// What a person is told, rendered on demand ([`Trigger::facts`]): most triggers lose to
+    /// another decision or wait, and words cost more than numbers.
+    pub what: Facts,
     /// The product of a per-product rule.
     pub product: Option<Product>,
     /// For per-product rules: the user's licensed groups of the product, to remove.
@@ -41,6 +42,59 @@ pub(crate) enum Eval {
     Targeted(Trigger),
 }
 
+/// The numbers behind a trigger's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Facts {
+    /// Last active at `since` (on `product`, or any product).
+    Idle { product: Option<Product>, since: i64, threshold: Duration, restored: Option<i64> },
+    /// Never active (on `product`, or any product) since added at `since`.
+    Never { product: Option<Product>, since: i64, threshold: Duration, restored: Option<i64> },
+    /// Suspended since `since`.
+    Suspended { since: i64, by_seatwarden: bool, threshold: Duration },
+    #[cfg(test)]
+    None,
+}
+
+impl Trigger {
+    /// For people, e.g. "no Jira activity for 94 days (threshold 60)".
+    pub fn facts(&self, now: i64) -> String {
+        let mut out = match &self.what {
+            Facts::Idle { product: Some(p), since, threshold, .. } => {
+                format!("no {p} activity for {} days (threshold {})", days(now - since), threshold.whole_days())
+            }
+            Facts::Idle { product: None, since, threshold, .. } => {
+                format!(
+                    "no activity on any product for {} days (threshold {})",
+                    days(now - since),
+                    threshold.whole_days()
+                )
+            }
+            Facts::Never { product, since, threshold, .. } => format!(
+                "never active on {} since added {} ({} days; threshold {})",
+                product.map_or("any product".to_owned(), |p| p.to_string()),
+                date(*since),
+                days(now - since),
+                threshold.whole_days()
+            ),
+            Facts::Suspended { since, by_seatwarden, threshold } => format!(
+                "{} {} ({} days ago; threshold {})",
+                if *by_seatwarden { "suspended by seatwarden" } else { "found suspended" },
+                date(*since),
+                days(now - since),
+                threshold.whole_days()
+            ),
+            #[cfg(test)]
+            Facts::None => String::new(),
+        };
+        if let Facts::Idle { since, restored: Some(r), .. } | Facts::Never { since, restored: Some(r), .. } = &self.what
+            && r > since
+        {
+            out.push_str(&format!("; restored by seatwarden {}", date(*r)));
+        }
+        out
+    }
+}
+
 /// When the user joined the organization: the snapshot's date, else when seatwarden first saw them.
 pub(crate) fn added_at(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
     user.added_to_org.map(|t| t.as_second()).or_else(|| rec.and_then(|r| r.first_seen).map(|t| t.as_second()))
@@ -55,17 +109,6 @@ pub(crate) fn last_active_any(user: &User, rec: Option<&UserRecord>) -> Option<i
 
 fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
     rec.and_then(|r| r.restored_at).map(|t| t.as_second())
-}
-
-/// "no Jira activity for 94 days (threshold 60)", "never active ... (120 days; threshold 60)".
-fn with_threshold(mut what: String, threshold: Duration) -> String {
-    if what.ends_with(" days)") {
-        what.pop();
-        what.push_str(&format!("; threshold {})", threshold.whole_days()));
-    } else {
-        what.push_str(&format!(" (threshold {})", threshold.whole_days()));
-    }
-    what
 }
 
 /// The largest notice lead time of a rule, in seconds (0 without notices).
@@ -121,18 +164,14 @@ pub(crate) fn evaluate(
             return Eval::Not;
         }
         let what = match last {
-            Some(l) => format!("no {product} activity for {} days", days(now - l)),
-            None => format!("never active on {product} since added {} ({} days)", date(since), days(now - since)),
+            Some(_) => Facts::Idle { product: Some(product), since, threshold: pi.inactive_for, restored },
+            None => Facts::Never { product: Some(product), since, threshold: pi.inactive_for, restored },
         };
-        let mut facts = with_threshold(what, pi.inactive_for);
-        if let Some(r) = restored.filter(|r| *r > since) {
-            facts.push_str(&format!("; restored by seatwarden {}", date(r)));
-        }
         return Eval::Targeted(Trigger {
             threshold_at,
             episode_start,
             inactive_days: days(now - since),
-            facts,
+            what,
             product: Some(product),
             groups: licensed.iter().copied().filter(|g| user.groups.contains(g)).collect(),
         });
@@ -150,18 +189,14 @@ pub(crate) fn evaluate(
             return Eval::Not;
         }
         let what = match last {
-            Some(l) => format!("no activity on any product for {} days", days(now - l)),
-            None => format!("never active on any product since added {} ({} days)", date(since), days(now - since)),
+            Some(_) => Facts::Idle { product: None, since, threshold: ai.inactive_for, restored },
+            None => Facts::Never { product: None, since, threshold: ai.inactive_for, restored },
         };
-        let mut facts = with_threshold(what, ai.inactive_for);
-        if let Some(r) = restored.filter(|r| *r > since) {
-            facts.push_str(&format!("; restored by seatwarden {}", date(r)));
-        }
         return Eval::Targeted(Trigger {
             threshold_at,
             episode_start,
             inactive_days: days(now - since),
-            facts,
+            what,
             product: None,
             groups: vec![],
         });
@@ -184,12 +219,7 @@ pub(crate) fn evaluate(
             threshold_at,
             episode_start,
             inactive_days: days(now - added),
-            facts: format!(
-                "never active on any product since added {} ({} days; threshold {})",
-                date(added),
-                days(now - added),
-                na.added_for.whole_days()
-            ),
+            what: Facts::Never { product: None, since: added, threshold: na.added_for, restored },
             product: None,
             groups: vec![],
         });
@@ -204,17 +234,11 @@ pub(crate) fn evaluate(
         if !targeted(threshold_at) {
             return Eval::Not;
         }
-        let by = if susp.by_seatwarden { "suspended by seatwarden" } else { "found suspended" };
         return Eval::Targeted(Trigger {
             threshold_at,
             episode_start: since,
             inactive_days: days(now - since),
-            facts: format!(
-                "{by} {} ({} days ago; threshold {})",
-                date(since),
-                days(now - since),
-                sf.duration.whole_days()
-            ),
+            what: Facts::Suspended { since, by_seatwarden: susp.by_seatwarden, threshold: sf.duration },
             product: None,
             groups: vec![],
         });
@@ -288,14 +312,7 @@ mod tests {
     }
 
     fn trig(threshold_at: i64) -> Trigger {
-        Trigger {
-            threshold_at,
-            episode_start: 0,
-            inactive_days: 0,
-            facts: String::new(),
-            product: None,
-            groups: vec![],
-        }
+        Trigger { threshold_at, episode_start: 0, inactive_days: 0, what: Facts::None, product: None, groups: vec![] }
     }
 
     fn delivered(lead_days: i64, at: i64) -> NoticeRecord {
