@@ -216,6 +216,9 @@ pub(crate) struct Protections {
     pub active: Vec<CompiledProtection>,
     /// user index → indices in `active`.
     pub hits: HashMap<u32, Vec<u16>>,
+    /// Per user index: whether `hits` has an entry (a hash lookup per user and policy is the
+    /// planner's hottest path otherwise).
+    pub any_hit: Vec<bool>,
     /// Expired protections, for the report.
     pub expired: Vec<String>,
 }
@@ -303,6 +306,10 @@ impl Protections {
             }
         }
         out.share_across_directories(snapshot);
+        out.any_hit = vec![false; snapshot.users.len()];
+        for ui in out.hits.keys() {
+            out.any_hit[*ui as usize] = true;
+        }
         out
     }
 
@@ -332,6 +339,9 @@ impl Protections {
 
     /// The first protection covering this user for `policy`, if any.
     pub fn protecting(&self, user_idx: u32, policy: &str, namespace: Option<&str>) -> Option<&CompiledProtection> {
+        if !self.any_hit.get(user_idx as usize).copied().unwrap_or(false) {
+            return None;
+        }
         let hits = self.hits.get(&user_idx)?;
         hits.iter().map(|&i| &self.active[i as usize]).find(|p| p.applies_to(policy, namespace))
     }

@@ -260,7 +260,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         drafts.iter().flat_map(|d| d.restored.iter().map(|u| (*u, d.name.clone()))).collect();
 
     let mut daily = input.daily_actions_remaining;
-    let mut busy: HashSet<u32> = restored_by.keys().copied().collect();
+    let mut busy: Vec<bool> = vec![false; snapshot.users.len()];
+    for u in restored_by.keys() {
+        busy[*u as usize] = true;
+    }
     let mut staged: Vec<(PolicyPlan, &LifecyclePolicy)> = Vec::with_capacity(drafts.len());
     for (mut draft, loss) in drafts.into_iter().zip(losses) {
         ledger_updates.append(&mut draft.ledger_updates);
@@ -814,7 +817,7 @@ fn materialize(
     losses: Vec<Option<resolve::Loss>>,
     restored_by: &HashMap<u32, String>,
     daily: &mut Option<u32>,
-    busy: &mut HashSet<u32>,
+    busy: &mut [bool],
 ) -> PolicyPlan {
     let spec = &d.policy.spec;
     let applies_mode = spec.mode == PolicyMode::Enforce || ctx.input.evaluate_as_enforce;
@@ -823,7 +826,8 @@ fn materialize(
     let mut winners: Vec<&Claim> = Vec::new();
     for (claim, loss) in d.claims.iter().zip(losses) {
         let user = &ctx.snapshot.users[claim.user as usize];
-        let lost_why = match (loss, restored_by.get(&claim.user)) {
+        let restored = if restored_by.is_empty() { None } else { restored_by.get(&claim.user) };
+        let lost_why = match (loss, restored) {
             (_, Some(p)) => Some(format!("being restored by policy {p} this run")),
             (Some(l), None) => Some(l.why),
             (None, None) => None,
@@ -859,7 +863,7 @@ fn materialize(
     let mut deferred = Vec::new();
     for claim in winners {
         let user = &ctx.snapshot.users[claim.user as usize];
-        busy.insert(claim.user);
+        busy[claim.user as usize] = true;
         match &claim.schedule {
             Schedule::Act { notices: sent } => {
                 let acts = claim_actions(ctx, &d.name, claim, user, sent);
@@ -990,7 +994,7 @@ fn onboard(
     ctx: &Ctx<'_>,
     policy: &LifecyclePolicy,
     pp: &mut PolicyPlan,
-    busy: &HashSet<u32>,
+    busy: &[bool],
     onboarded: &mut HashSet<(u32, GroupIdx)>,
 ) {
     let spec = &policy.spec;
@@ -1018,7 +1022,7 @@ fn onboard(
                 || !matches!(user.status, UserStatus::Active | UserStatus::InvitedNeverActive)
                 || !scope.matches(user)
                 || !selector.matches(user)
-                || busy.contains(&ui)
+                || busy[i]
             {
                 continue;
             }

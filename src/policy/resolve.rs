@@ -72,19 +72,22 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
         let mode_rank = if all_as_enforce || c.mode == PolicyMode::Enforce { 0u8 } else { 1 };
         (mode_rank, severity(claim.action), c.policy, claim.rule_idx)
     }
-    let mut best: HashMap<u32, (usize, usize)> = HashMap::new();
+    // Best claim per user, indexed by user (a million hash operations cost more than a vector).
+    const NONE: (u32, u32) = (u32::MAX, u32::MAX);
+    let users = contenders.iter().flat_map(|c| c.claims.iter().map(|x| x.user as usize + 1)).max().unwrap_or(0);
+    let mut best: Vec<(u32, u32)> = vec![NONE; users];
     for (ci, c) in contenders.iter().enumerate() {
         if c.halted {
             continue;
         }
         for (k, claim) in c.claims.iter().enumerate() {
-            match best.get(&claim.user) {
-                Some(&(bc, bk))
-                    if rank(&contenders[bc], &contenders[bc].claims[bk], all_as_enforce)
-                        <= rank(c, claim, all_as_enforce) => {}
-                _ => {
-                    best.insert(claim.user, (ci, k));
-                }
+            let slot = &mut best[claim.user as usize];
+            let better = *slot == NONE || {
+                let (bc, bk) = (slot.0 as usize, slot.1 as usize);
+                rank(c, claim, all_as_enforce) < rank(&contenders[bc], &contenders[bc].claims[bk], all_as_enforce)
+            };
+            if better {
+                *slot = (ci as u32, k as u32);
             }
         }
     }
@@ -94,8 +97,9 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
     for (ci, c) in contenders.iter().enumerate() {
         let mut losses = Vec::with_capacity(c.claims.len());
         for (k, claim) in c.claims.iter().enumerate() {
-            let loss = match best.get(&claim.user) {
-                Some(&(bc, bk)) if !c.halted && (bc, bk) != (ci, k) => {
+            let slot = best.get(claim.user as usize).copied().unwrap_or(NONE);
+            let loss = match (slot != NONE).then_some((slot.0 as usize, slot.1 as usize)) {
+                Some((bc, bk)) if !c.halted && (bc, bk) != (ci, k) => {
                     let w = &contenders[bc];
                     let wc = &w.claims[bk];
                     let case = if w.mode != c.mode && !all_as_enforce {
