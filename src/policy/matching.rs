@@ -271,23 +271,51 @@ impl Protections {
             return out;
         }
         let needs_email = !emails.is_empty() || !patterns.is_empty();
+        // Account ids: look the few protected ids up, rather than hash a million.
+        let mut by_account: HashMap<u32, Vec<u16>> = HashMap::new();
+        let sorted = snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id);
+        for (id, idx) in &account_ids {
+            let hits: Vec<usize> = if sorted {
+                let start = snapshot.users.partition_point(|u| u.account_id.as_str() < *id);
+                (start..snapshot.users.len()).take_while(|&i| snapshot.users[i].account_id == *id).collect()
+            } else {
+                snapshot.users.iter().enumerate().filter(|(_, u)| u.account_id == *id).map(|(i, _)| i).collect()
+            };
+            for i in hits {
+                by_account.entry(i as u32).or_default().extend_from_slice(idx);
+            }
+        }
         let mut found: Vec<u16> = Vec::new();
         let mut lower = String::new();
         for (ui, user) in snapshot.users.iter().enumerate() {
             found.clear();
-            if !account_ids.is_empty()
-                && let Some(v) = account_ids.get(user.account_id.as_str())
-            {
+            if let Some(v) = by_account.get(&(ui as u32)) {
                 found.extend_from_slice(v);
             }
             if needs_email && let Some(email) = &user.email {
-                lower.clear();
-                lower.extend(email.trim().chars().flat_map(char::to_lowercase));
-                if let Some(v) = emails.get(lower.as_str()) {
-                    found.extend_from_slice(v);
+                let email = email.trim();
+                // ASCII (nearly every address): compare without allocating; otherwise lowercase.
+                let text: &str = if email.is_ascii() {
+                    email
+                } else {
+                    lower.clear();
+                    lower.extend(email.chars().flat_map(char::to_lowercase));
+                    &lower
+                };
+                if emails.len() <= 16 {
+                    for (e, v) in &emails {
+                        if e.len() == text.len() && e.eq_ignore_ascii_case(text) {
+                            found.extend_from_slice(v);
+                        }
+                    }
+                } else {
+                    let key = text.to_ascii_lowercase();
+                    if let Some(v) = emails.get(&key) {
+                        found.extend_from_slice(v);
+                    }
                 }
                 for (pat, i) in &patterns {
-                    if glob_matches(pat, &lower) {
+                    if glob_matches(pat, text) {
                         found.push(*i);
                     }
                 }
@@ -371,7 +399,11 @@ impl AccountGuards {
                     || key_owner == Some(u.account_id.as_str()),
             })
             .collect();
-        // Users are sorted by account id: OR the flags over each run of equal ids.
+        // Users are sorted by account id: OR the flags over each run of equal ids (an account
+        // repeats only across directories).
+        if snapshot.directories.len() <= 1 {
+            return guards;
+        }
         let users = &snapshot.users;
         let mut start = 0;
         while start < users.len() {

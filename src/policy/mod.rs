@@ -159,9 +159,21 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let recs: Vec<Option<&UserRecord>> = if ledger.users.is_empty() {
         vec![None; snapshot.users.len()]
     } else {
-        // A hash lookup per user: the ledger is ordered for storage, not for a million look-ups.
-        let by_id: HashMap<&str, &UserRecord> = ledger.users.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        snapshot.users.iter().map(|u| by_id.get(u.account_id.as_str()).copied()).collect()
+        // Both are sorted by account id: one merge pass, no hashing of a million ids. (Should the
+        // snapshot not be sorted as documented, look each user up instead of missing a record.)
+        if snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id) {
+            let mut out = Vec::with_capacity(snapshot.users.len());
+            let mut records = ledger.users.iter().peekable();
+            for u in &snapshot.users {
+                while records.peek().is_some_and(|(id, _)| id.as_str() < u.account_id.as_str()) {
+                    records.next();
+                }
+                out.push(records.peek().filter(|(id, _)| id.as_str() == u.account_id).map(|(_, r)| *r));
+            }
+            out
+        } else {
+            snapshot.users.iter().map(|u| ledger.users.get(&u.account_id)).collect()
+        }
     };
     ledger_updates.extend(observe(snapshot, ledger, &recs, incomplete));
 
@@ -1217,7 +1229,9 @@ fn observe(
     let mut out = Vec::new();
     let at = snapshot.taken_at;
     for (i, user) in snapshot.users.iter().enumerate() {
-        let first_entry = i == 0 || snapshot.users[i - 1].account_id != user.account_id;
+        // An account repeats only across directories; with one directory every entry is the first.
+        let first_entry =
+            snapshot.directories.len() <= 1 || i == 0 || snapshot.users[i - 1].account_id != user.account_id;
         if !first_entry {
             continue;
         }

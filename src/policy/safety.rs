@@ -40,21 +40,29 @@ impl ActivityHealth {
     pub fn assess(snapshot: &DirectorySnapshot, recs: &[Option<&UserRecord>]) -> (Self, Vec<PlanCondition>) {
         let mut health = ActivityHealth::default();
         let mut conditions = Vec::new();
-        // Per product: (users with access, of whom never active on it), among active or suspended humans.
-        let mut per_product: BTreeMap<Product, (u64, u64)> = BTreeMap::new();
+        // Per product (indexed by the enum, no map in the hot loop): (users with access, of whom
+        // never active on it), among active or suspended humans.
+        let mut counts = [(0u64, 0u64); Product::ALL.len()];
+        let mut held = [false; Product::ALL.len()];
         let (mut active_accounts, mut no_activity) = (0u64, 0u64);
-        let judged = snapshot.users.iter().zip(recs).filter(|(u, rec)| {
+        for (user, rec) in snapshot.users.iter().zip(recs) {
+            if !is_human(user) {
+                continue;
+            }
+            for pa in &user.product_access {
+                held[pa.product as usize] = true;
+            }
             // Suspended users keep their activity dates (and are mostly the inactive ones seatwarden
             // suspended): leaving them out would make each suspension skew the share.
-            is_human(u)
-                && matches!(u.status, UserStatus::Active | UserStatus::Suspended)
-                && rec.is_none_or(|r| r.restored_at.is_none())
-        });
-        for (user, _) in judged {
+            let judged = matches!(user.status, UserStatus::Active | UserStatus::Suspended)
+                && rec.is_none_or(|r| r.restored_at.is_none());
+            if !judged {
+                continue;
+            }
             active_accounts += 1;
             let mut any = false;
             for pa in &user.product_access {
-                let e = per_product.entry(pa.product).or_default();
+                let e = &mut counts[pa.product as usize];
                 e.0 += 1;
                 if pa.last_active.is_none() {
                     e.1 += 1;
@@ -66,12 +74,7 @@ impl ActivityHealth {
                 no_activity += 1;
             }
         }
-        // Products held by anyone (including invitees), so a product nobody active holds is checked too.
-        for user in snapshot.users.iter().filter(|u| is_human(u)) {
-            for pa in &user.product_access {
-                per_product.entry(pa.product).or_default();
-            }
-        }
+        let per_product = Product::ALL.iter().filter(|p| held[**p as usize]).map(|p| (*p, counts[*p as usize]));
         for (product, (with_access, never)) in per_product {
             if !snapshot.activity_products.contains(&product) {
                 let why = format!(
