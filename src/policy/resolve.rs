@@ -15,16 +15,17 @@ use super::rules::{Schedule, Trigger};
 
 /// One rule's claim on one user (directory entry) in one policy.
 #[derive(Clone, Debug)]
-pub(crate) struct Claim {
+pub(crate) struct Claim<'a> {
     pub user: u32,
     pub rule_idx: usize,
-    pub rule: String,
+    /// Borrowed from the policy: there can be hundreds of thousands of claims.
+    pub rule: &'a str,
     pub action: RuleAction,
     pub trigger: Trigger,
     pub schedule: Schedule,
 }
 
-impl Claim {
+impl Claim<'_> {
     /// Touches the user this run (counts toward maxActionPercent): an action or a notice.
     pub fn touches(&self) -> bool {
         matches!(self.schedule, Schedule::Act { .. } | Schedule::Notify { .. })
@@ -55,20 +56,18 @@ pub(crate) struct Contender<'a> {
     pub mode: PolicyMode,
     /// Halted policies apply nothing, so they don't compete.
     pub halted: bool,
-    pub claims: &'a [Claim],
+    pub claims: &'a [Claim<'a>],
 }
 
 /// Why a claim lost.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Loss {
-    pub winner_policy: String,
-    pub winner_rule: String,
     pub why: String,
 }
 
 /// For each contender, for each claim: None if it won, Some(loss) if another claim won.
 pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec<Vec<Option<Loss>>> {
-    fn rank<'a>(c: &Contender<'a>, claim: &Claim, all_as_enforce: bool) -> (u8, u8, &'a str, usize) {
+    fn rank<'a>(c: &Contender<'a>, claim: &Claim<'_>, all_as_enforce: bool) -> (u8, u8, &'a str, usize) {
         let mode_rank = if all_as_enforce || c.mode == PolicyMode::Enforce { 0u8 } else { 1 };
         (mode_rank, severity(claim.action), c.policy, claim.rule_idx)
     }
@@ -125,7 +124,7 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
                             }
                         })
                         .clone();
-                    Some(Loss { winner_policy: w.policy.to_owned(), winner_rule: wc.rule.clone(), why })
+                    Some(Loss { why })
                 }
                 _ => None,
             };
