@@ -635,14 +635,7 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
                 continue;
             }
             let schedule = rules::schedule(&name, rule, rec, &trigger, now);
-            d.claims.push(Claim {
-                user: ui,
-                rule_idx: ri,
-                rule: &rule.name,
-                action: rule.action,
-                trigger,
-                schedule,
-            });
+            d.claims.push(Claim { user: ui, rule_idx: ri, rule: &rule.name, action: rule.action, trigger, schedule });
             claimed = Some(rule.name.clone());
         }
     }
@@ -871,7 +864,8 @@ fn materialize(
     let budget = if halted { u32::MAX } else { safety::run_budget(spec.caps.max_actions_per_run, *daily) };
     let mut used = 0u32;
     let mut actions = Vec::new();
-    let mut notices = Vec::new();
+    let mut notices =
+        Vec::with_capacity(winners.iter().filter(|c| matches!(c.schedule, Schedule::Notify { .. })).count());
     let mut deferred = Vec::new();
     for claim in winners {
         let user = &ctx.snapshot.users[claim.user as usize];
@@ -893,10 +887,20 @@ fn materialize(
             }
             Schedule::Notify { lead, due } => {
                 let kind = rule_kind(ctx, claim.action, &claim.trigger);
-                let what = match claim.trigger.product {
-                    Some(p) if claim.action == RuleAction::RemoveLicensedGroups => format!("remove {p} access"),
-                    _ => action_words(claim.action).to_owned(),
-                };
+                let mut reason = String::with_capacity(200);
+                claim.trigger.write_facts(ctx.now, &mut reason);
+                reason.push_str("; will ");
+                match claim.trigger.product {
+                    Some(p) if claim.action == RuleAction::RemoveLicensedGroups => {
+                        reason.push_str("remove ");
+                        reason.push_str(p.display_name());
+                        reason.push_str(" access");
+                    }
+                    _ => reason.push_str(action_words(claim.action)),
+                }
+                reason.push_str(" on or after ");
+                render::write_date(&mut reason, *due);
+                reason.push_str(" unless active again");
                 notices.push(PlannedNotice {
                     account_id: user.account_id.clone(),
                     email: user.email.clone(),
@@ -905,11 +909,7 @@ fn materialize(
                     lead_time: *lead,
                     action_due: Timestamp::from_second(*due).unwrap_or(Timestamp::MAX),
                     action: kind,
-                    reason: format!(
-                        "{}; will {what} on or after {} unless active again",
-                        claim.trigger.facts(ctx.now),
-                        date(*due)
-                    ),
+                    reason,
                 });
             }
             Schedule::Wait { .. } => {}

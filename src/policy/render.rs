@@ -10,6 +10,13 @@ use super::types::{Plan, PolicyPlan, Totals};
 /// `2026-11-10` for an instant in epoch seconds (UTC). Integer arithmetic (the civil-from-days
 /// algorithm), because reasons are rendered for hundreds of thousands of users.
 pub(crate) fn date(secs: i64) -> String {
+    let mut out = String::with_capacity(10);
+    write_date(&mut out, secs);
+    out
+}
+
+/// [`date`] into a buffer.
+pub(crate) fn write_date(out: &mut String, secs: i64) {
     let z = secs.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -19,7 +26,7 @@ pub(crate) fn date(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}");
 }
 
 /// Whole days in a span of seconds, never negative.

@@ -8,7 +8,7 @@ use crate::ledger::UserRecord;
 use crate::product::Product;
 use crate::snapshot::{GroupIdx, User, UserStatus};
 
-use super::render::{date, days};
+use super::render::{days, write_date};
 use super::safety::ActivityHealth;
 use super::savings::Licensing;
 
@@ -58,40 +58,48 @@ pub(crate) enum Facts {
 impl Trigger {
     /// For people, e.g. "no Jira activity for 94 days (threshold 60)".
     pub fn facts(&self, now: i64) -> String {
-        let mut out = match &self.what {
+        let mut out = String::with_capacity(160);
+        self.write_facts(now, &mut out);
+        out
+    }
+
+    /// [`Trigger::facts`] into a buffer: notices for a large backlog are hundreds of thousands.
+    pub fn write_facts(&self, now: i64, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = match &self.what {
             Facts::Idle { product: Some(p), since, threshold, .. } => {
-                format!("no {p} activity for {} days (threshold {})", days(now - since), threshold.whole_days())
+                write!(out, "no {p} activity for {} days (threshold {})", days(now - since), threshold.whole_days())
             }
-            Facts::Idle { product: None, since, threshold, .. } => {
-                format!(
-                    "no activity on any product for {} days (threshold {})",
-                    days(now - since),
-                    threshold.whole_days()
-                )
-            }
-            Facts::Never { product, since, threshold, .. } => format!(
-                "never active on {} since added {} ({} days; threshold {})",
-                product.map_or("any product".to_owned(), |p| p.to_string()),
-                date(*since),
+            Facts::Idle { product: None, since, threshold, .. } => write!(
+                out,
+                "no activity on any product for {} days (threshold {})",
                 days(now - since),
                 threshold.whole_days()
             ),
-            Facts::Suspended { since, by_seatwarden, threshold } => format!(
-                "{} {} ({} days ago; threshold {})",
-                if *by_seatwarden { "suspended by seatwarden" } else { "found suspended" },
-                date(*since),
-                days(now - since),
-                threshold.whole_days()
-            ),
+            Facts::Never { product, since, threshold, .. } => {
+                out.push_str("never active on ");
+                match product {
+                    Some(p) => out.push_str(p.display_name()),
+                    None => out.push_str("any product"),
+                }
+                out.push_str(" since added ");
+                write_date(out, *since);
+                write!(out, " ({} days; threshold {})", days(now - since), threshold.whole_days())
+            }
+            Facts::Suspended { since, by_seatwarden, threshold } => {
+                out.push_str(if *by_seatwarden { "suspended by seatwarden " } else { "found suspended " });
+                write_date(out, *since);
+                write!(out, " ({} days ago; threshold {})", days(now - since), threshold.whole_days())
+            }
             #[cfg(test)]
-            Facts::None => String::new(),
+            Facts::None => Ok(()),
         };
         if let Facts::Idle { since, restored: Some(r), .. } | Facts::Never { since, restored: Some(r), .. } = &self.what
             && r > since
         {
-            out.push_str(&format!("; restored by seatwarden {}", date(*r)));
+            out.push_str("; restored by seatwarden ");
+            write_date(out, *r);
         }
-        out
     }
 }
 
