@@ -88,6 +88,9 @@ impl CompiledScope {
         if self.exclude_groups.any_member(user).is_some() {
             return false;
         }
+        if self.include_domains.is_empty() && self.exclude_domains.is_empty() {
+            return true;
+        }
         let domain = user.email_domain();
         if !self.include_domains.is_empty() {
             match domain {
@@ -224,7 +227,14 @@ pub(crate) struct Protections {
 }
 
 impl Protections {
-    pub fn compile(snapshot: &DirectorySnapshot, protections: &[ProtectedUser], now: Timestamp) -> Self {
+    /// `users_sorted`: whether the snapshot's users are sorted by account id, as documented (checked once
+    /// by the caller); if not, protected account ids are found by a scan rather than missed.
+    pub fn compile(
+        snapshot: &DirectorySnapshot,
+        protections: &[ProtectedUser],
+        now: Timestamp,
+        users_sorted: bool,
+    ) -> Self {
         let mut out = Protections::default();
         let mut account_ids: HashMap<&str, Vec<u16>> = HashMap::new();
         let mut emails: HashMap<String, Vec<u16>> = HashMap::new();
@@ -273,9 +283,8 @@ impl Protections {
         let needs_email = !emails.is_empty() || !patterns.is_empty();
         // Account ids: look the few protected ids up, rather than hash a million.
         let mut by_account: HashMap<u32, Vec<u16>> = HashMap::new();
-        let sorted = snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id);
         for (id, idx) in &account_ids {
-            let hits: Vec<usize> = if sorted {
+            let hits: Vec<usize> = if users_sorted {
                 let start = snapshot.users.partition_point(|u| u.account_id.as_str() < *id);
                 (start..snapshot.users.len()).take_while(|&i| snapshot.users[i].account_id == *id).collect()
             } else {

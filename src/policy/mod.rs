@@ -156,12 +156,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         settled = l;
         &settled
     };
+    let sorted = snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id);
     let recs: Vec<Option<&UserRecord>> = if ledger.users.is_empty() {
         vec![None; snapshot.users.len()]
     } else {
         // Both are sorted by account id: one merge pass, no hashing of a million ids. (Should the
         // snapshot not be sorted as documented, look each user up instead of missing a record.)
-        if snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id) {
+        if sorted {
             let mut out = Vec::with_capacity(snapshot.users.len());
             let mut records = ledger.users.iter().peekable();
             for u in &snapshot.users {
@@ -190,7 +191,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             message: format!("GroupLicenseMapping {mapping} names group {group}, which is not in the organization"),
         });
     }
-    let protections = Protections::compile(snapshot, input.protections, input.now);
+    let protections = Protections::compile(snapshot, input.protections, input.now, sorted);
     for p in &protections.active {
         for g in &p.groups.unresolved {
             conditions.push(PlanCondition {
@@ -854,12 +855,8 @@ fn materialize(
         }
     }
     // Longest-inactive first; ties by account id, so the order is deterministic.
-    winners.sort_by(|a, b| {
-        b.trigger.inactive_days.cmp(&a.trigger.inactive_days).then_with(|| {
-            let (ua, ub) = (&ctx.snapshot.users[a.user as usize], &ctx.snapshot.users[b.user as usize]);
-            ua.account_id.cmp(&ub.account_id).then(ua.directory.cmp(&ub.directory))
-        })
-    });
+    // (Users are sorted by account id, so their index orders them the same way, without comparing strings.)
+    winners.sort_by(|a, b| b.trigger.inactive_days.cmp(&a.trigger.inactive_days).then(a.user.cmp(&b.user)));
     let per_run = spec.caps.max_actions_per_run.max(0) as u32;
     let budget = if halted { u32::MAX } else { safety::run_budget(spec.caps.max_actions_per_run, *daily) };
     let mut used = 0u32;
@@ -1285,7 +1282,8 @@ pub fn protection_matches(
     protections: &[ProtectedUser],
     now: Timestamp,
 ) -> std::collections::BTreeMap<String, usize> {
-    let compiled = matching::Protections::compile(snapshot, protections, now);
+    let sorted = snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id);
+    let compiled = matching::Protections::compile(snapshot, protections, now, sorted);
     let mut out: std::collections::BTreeMap<String, usize> =
         compiled.active.iter().map(|p| (p.name.clone(), 0)).collect();
     for hits in compiled.hits.values() {

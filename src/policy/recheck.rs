@@ -47,7 +47,7 @@ pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> R
     }
     let policy = input.policies.iter().find(|p| p.metadata.name.as_deref() == Some(action.policy.as_str()));
     let namespace = policy.and_then(|p| p.metadata.namespace.as_deref());
-    let protections = Protections::compile(&one, input.protections, input.now);
+    let protections = Protections::compile(&one, input.protections, input.now, true);
     if let Some(p) = protections.protecting(0, &action.policy, namespace) {
         return Recheck::Drop(format!("protected by ProtectedUser {} now", p.name));
     }
