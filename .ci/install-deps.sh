@@ -44,3 +44,17 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+
+# aiosmtpd, the real SMTP server tests/notify.rs starts, in a venv cached outside the clone (Debian's
+# system Python refuses pip installs). The tests find it at this path or at $SEATWARDEN_SMTPD_PYTHON.
+SMTPD_VENV=/var/cache/seatwarden-ci/aiosmtpd-venv
+if ! "$SMTPD_VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  if ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  rm -rf "$SMTPD_VENV"
+  mkdir -p "$(dirname "$SMTPD_VENV")"
+  /usr/bin/python3 -m venv "$SMTPD_VENV"
+  "$SMTPD_VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi

@@ -10,10 +10,17 @@
 
 pub mod atlassian;
 pub mod cli;
+pub mod clock;
+pub mod controller;
 pub mod crd;
+pub mod engine;
+pub mod execute;
 pub mod ledger;
+pub mod manifests;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod product;
+pub mod record;
 pub mod sim;
 pub mod snapshot;

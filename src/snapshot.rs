@@ -31,6 +31,10 @@ pub struct DirectorySnapshot {
     pub activity_products: BTreeSet<Product>,
     /// How the snapshot was obtained: calls, pages and every fallback used, never silently.
     pub report: SnapshotReport,
+    /// Why the listing is incomplete (a page failed, a body did not parse); None when complete.
+    /// The planner plans nothing destructive from an incomplete snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +118,9 @@ pub struct Group {
     pub member_count: u32,
     /// Grants site-admin (members are site admins: never acted on).
     pub site_admin: bool,
+    /// Products on which the group grants `atlassian/user` (a license group when non-empty).
+    #[serde(default)]
+    pub grants: Vec<Product>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

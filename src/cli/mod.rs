@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod run;
+pub mod sim;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "seatwarden",
@@ -21,6 +24,10 @@ pub enum Command {
     Crd,
     /// Run a simulated organization through the examples' policies over simulated days.
     Demo,
+    /// Run the operator: reconcile LifecyclePolicies on schedule in the current cluster.
+    Run(Box<run::RunArgs>),
+    /// Serve a simulated Atlassian Cloud organization (every API seatwarden uses) until stopped.
+    Sim(Box<sim::SimArgs>),
 }
 
 /// Exit codes shared by the subcommands.
@@ -45,6 +52,8 @@ pub fn main() -> ExitCode {
             );
             ExitCode::from(exit::FAILURE)
         }
+        Command::Sim(args) => sim::run(*args),
+        Command::Run(args) => run::run(*args),
     }
 }
 

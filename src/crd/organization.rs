@@ -109,6 +109,10 @@ pub struct Credentials {
     /// A site user's email and API token, for the Jira/Confluence/Bitbucket endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_user: Option<SiteUserCredentials>,
+    /// The account that owns the API key. No Atlassian API tells who owns a key, and acting on that
+    /// account would cut seatwarden off, so it is never acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_owner_account_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,6 +1,8 @@
 //! Prometheus metrics. Every label comes from a bounded set — policy and organization names, product
 //! keys, action kinds, outcomes, error variants — never an account id or an email.
 
+mod observer;
+
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };

@@ -1,0 +1,396 @@
+//! One run of an organization's due policies inside the operator: read credentials, take one
+//! snapshot, run the engine, then write status, events and metrics for every kind involved.
+
+use std::{collections::HashMap, sync::Arc};
+
+use jiff::Timestamp;
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{events::EventType, reflector::ObjectRef},
+};
+use serde_json::json;
+
+use super::{Context, Error, FIELD_MANAGER, schedule, status, write_policy_status};
+use crate::{
+    atlassian::{AtlassianClient, Credentials, Secret as SecretValue, SiteUser},
+    crd::{
+        AtlassianOrganization, AtlassianOrganizationStatus, ConditionStatus, DailyActions, GroupLicenseMapping,
+        GroupLicenseMappingStatus, LifecyclePolicy, LifecyclePolicyStatus, PolicyMode, ProtectedUser,
+        ProtectedUserStatus, ProtectionState, ResolvedGroup, UserCounts, set_condition,
+    },
+    engine::{OrgInputs, RunDeps, run_due_policies},
+    execute::atlassian::ClientWriter,
+    notify::MailboxNotifier,
+    record::{ClusterAudit, ConfigMapLedgerStore},
+    snapshot::{DirectorySnapshot, UserStatus},
+};
+
+/// What the operator remembers per organization between reconciles: the statuses it wrote last,
+/// because the watch cache may not show them yet when the next policy of the organization wakes.
+#[derive(Default)]
+pub struct OrgState {
+    written: HashMap<String, LifecyclePolicyStatus>,
+}
+
+impl OrgState {
+    /// The policy with the newest status we know of (ours, or the cache's if it is newer).
+    pub fn effective(&self, policy: &LifecyclePolicy) -> LifecyclePolicy {
+        let mut p = policy.clone();
+        if let Some(ours) = self.written.get(&policy.name_any()) {
+            let theirs = p.status.as_ref().and_then(|s| s.last_run_time.clone()).map(|t| t.0);
+            let mine = ours.last_run_time.clone().map(|t| t.0);
+            if mine > theirs || (mine == theirs && p.status.as_ref() != Some(ours)) && mine.is_some() {
+                p.status = Some(ours.clone());
+            }
+        }
+        p
+    }
+}
+
+async fn secret_value(ctx: &Context, ns: &str, name: &str, key: &str) -> Result<String, String> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = api.get(name).await.map_err(|e| format!("Secret {ns}/{name}: {}", short_kube_error(&e)))?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key)).map(|s| s.clone().into_bytes()))
+        .ok_or_else(|| format!("Secret {ns}/{name} has no key {key:?}"))?;
+    String::from_utf8(bytes).map(|s| s.trim().to_owned()).map_err(|_| format!("Secret {ns}/{name} key {key:?} is not UTF-8"))
+}
+
+fn short_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+pub async fn credentials(ctx: &Context, org: &AtlassianOrganization) -> Result<Credentials, String> {
+    let ns = org.namespace().unwrap_or_default();
+    let c = &org.spec.credentials;
+    let key = secret_value(ctx, &ns, &c.api_key_secret_ref.name, &c.api_key_secret_ref.key).await?;
+    let site_user = match &c.site_user {
+        Some(su) => Some(SiteUser {
+            email: su.email.clone(),
+            api_token: SecretValue::new(
+                secret_value(ctx, &ns, &su.api_token_secret_ref.name, &su.api_token_secret_ref.key).await?,
+            ),
+        }),
+        None => None,
+    };
+    Ok(Credentials { org_api_key: SecretValue::new(key), site_user })
+}
+
+fn in_namespace<K: kube::Resource + Clone>(store: &kube::runtime::reflector::Store<K>, ns: &str) -> Vec<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+{
+    let mut v: Vec<K> = store.state().iter().filter(|o| o.namespace().as_deref() == Some(ns)).map(|o| (**o).clone()).collect();
+    v.sort_by_key(|o| o.name_any());
+    v
+}
+
+/// Runs every due policy of `ns/org_name` on one snapshot and records the results.
+pub async fn run_organization(ctx: &Context, state: &mut OrgState, ns: &str, org_name: &str, now: Timestamp) -> Result<(), Error> {
+    let policies: Vec<LifecyclePolicy> = in_namespace(&ctx.policies, ns)
+        .into_iter()
+        .filter(|p| p.spec.organization_ref.name == org_name)
+        .map(|p| state.effective(&p))
+        .collect();
+    let due: Vec<&LifecyclePolicy> = policies
+        .iter()
+        .filter(|p| p.spec.mode != PolicyMode::Paused && p.validate_cel().is_ok())
+        .filter(|p| matches!(schedule::due(p, now), schedule::Due::Now(_)))
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let Some(org) = ctx.organizations.get(&ObjectRef::new(org_name).within(ns)) else {
+        for p in &due {
+            let msg = format!("AtlassianOrganization {ns}/{org_name} does not exist; create it or fix spec.organizationRef");
+            write_policy_status(&ctx.client, p, status::failed(p, "OrganizationNotFound", &msg, now, false)).await?;
+        }
+        return Ok(());
+    };
+    let protections: Vec<ProtectedUser> = in_namespace(&ctx.protections, ns);
+    let mappings: Vec<GroupLicenseMapping> =
+        in_namespace(&ctx.mappings, ns).into_iter().filter(|m| m.spec.organization_ref.name == org_name).collect();
+
+    let timer = std::time::Instant::now();
+    let (client, snapshot) = match take_snapshot(ctx, &org, now).await {
+        Ok(s) => s,
+        Err((reason, message)) => {
+            write_org_status(ctx, &org, None, now, Some((&reason, &message))).await?;
+            for p in &due {
+                let st = status::failed(p, &reason, &format!("{message}; seatwarden retries every minute"), now, false);
+                state.written.remove(&p.name_any());
+                write_policy_status(&ctx.client, p, st).await?;
+                ctx.metrics.reconcile_errors.with_label_values(&[&p.name_any(), "snapshot"]).inc();
+                ctx.event(*p, EventType::Warning, "RunFailed", "Snapshot", message.clone()).await;
+            }
+            return Ok(());
+        }
+    };
+
+    let writer = ClientWriter::new(&client, &snapshot);
+    let ledger_store = ConfigMapLedgerStore::new(ctx.client.clone(), ns, org_name);
+    let audit = ClusterAudit::new(ctx.client.clone(), ns);
+    let notifier = MailboxNotifier::new(ctx.settings.mailbox_dir.join(ns).join(org_name))
+        .map_err(|e| Error::Run(format!("mailbox: {e}")))?;
+    let leader = ctx.leader.clone();
+    let is_leader = move || leader.load(std::sync::atomic::Ordering::SeqCst);
+    let deps = RunDeps {
+        directory: &writer,
+        ledger_store: &ledger_store,
+        audit: &audit,
+        notifier: &notifier,
+        clock: &ctx.clock,
+        is_leader: &is_leader,
+        metrics: Some(&ctx.metrics),
+        process_dry_run: ctx.settings.process_dry_run,
+        concurrency: org.spec.request_budget.concurrency.max(1) as usize,
+    };
+    let inputs = OrgInputs { organization: &org, policies: &policies, protections: &protections, mappings: &mappings };
+    let due_names: Vec<String> = due.iter().map(|p| p.name_any()).collect();
+    let (plan, runs) = run_due_policies(&inputs, &due_names, &snapshot, &deps).await.map_err(|e| Error::Run(e.to_string()))?;
+
+    let applied_today: i64 = runs.iter().map(|r| r.report.applied).sum();
+    write_org_status(ctx, &org, Some(&snapshot), now, None).await?;
+    if applied_today > 0 {
+        bump_daily_actions(ctx, &org, now, applied_today).await?;
+    }
+    write_mapping_statuses(ctx, &mappings, &snapshot, now).await?;
+    write_protection_statuses(ctx, &protections, &snapshot, now).await?;
+    record_org_metrics(ctx, org_name, &snapshot, &mappings, now);
+
+    for run in &runs {
+        let Some(p) = due.iter().find(|p| p.name_any() == run.policy) else { continue };
+        let run_now = p.annotations().get(schedule::RUN_NOW_ANNOTATION).cloned();
+        let end = ctx.now().await;
+        let next = schedule::next_run(p, end);
+        let mut st = status::after_run(p, run, end, next, ctx.settings.process_dry_run, run_now);
+        if let Some(ls) = st.last_run.as_mut() {
+            ls.users_evaluated = snapshot.users.len() as i64;
+        }
+        write_policy_status(&ctx.client, p, st.clone()).await?;
+        state.written.insert(run.policy.clone(), st);
+
+        let name = run.policy.as_str();
+        let m = &ctx.metrics;
+        m.reconcile_runs.with_label_values(&[name]).inc();
+        m.reconcile_duration.with_label_values(&[name]).observe(timer.elapsed().as_secs_f64());
+        m.pending_notices.with_label_values(&[name]).set(run.plan.notices.len() as i64);
+        m.safety_halted.with_label_values(&[name]).set(run.plan.halt.is_some() as i64);
+        if let Some(cur) = run.plan.totals.savings.currency.as_deref() {
+            let value = p
+                .status
+                .as_ref()
+                .and_then(|s| s.projected_monthly_savings.as_deref())
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
+            if let Some(v) = state.written.get(name).and_then(|s| s.projected_monthly_savings.as_deref()).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).or(value) {
+                m.projected_monthly_savings.with_label_values(&[name, cur]).set(v);
+            }
+        }
+        if let Some(h) = &run.plan.halt {
+            m.safety_halts.with_label_values(&[name]).inc();
+            ctx.event(*p, EventType::Warning, "SafetyHalted", "Reconcile", format!("{}: nothing was applied", h.message)).await;
+        } else {
+            m.last_successful_run.with_label_values(&[name]).set(end.as_millisecond() as f64 / 1000.0);
+            let r = &run.report;
+            let note = format!(
+                "{} run {}: {} planned, {} applied, {} failed, {} deferred, {} notices sent{}",
+                p.spec.mode.label(),
+                run.record_names.first().map(String::as_str).unwrap_or("(nothing to record)"),
+                run.plan.actions.len(),
+                r.applied,
+                r.failed,
+                run.plan.deferred.len(),
+                r.notices_sent,
+                if ctx.settings.process_dry_run { " (process --dry-run: nothing written)" } else { "" }
+            );
+            let (t, reason) = if r.failed > 0 { (EventType::Warning, "RunCompletedWithFailures") } else { (EventType::Normal, "RunCompleted") };
+            ctx.event(*p, t, reason, "Reconcile", note).await;
+        }
+    }
+    tracing::info!(organization = org_name, namespace = ns, users = snapshot.users.len(), policies = runs.len(), plan_actions = plan.all_actions().count(), "organization run finished");
+    super::prune_runs(ctx, ns, now).await;
+    Ok(())
+}
+
+/// One client per run: the snapshot and the writes share its pacing and connections.
+async fn take_snapshot(
+    ctx: &Context,
+    org: &AtlassianOrganization,
+    now: Timestamp,
+) -> Result<(AtlassianClient, DirectorySnapshot), (String, String)> {
+    let credentials = credentials(ctx, org).await.map_err(|m| ("CredentialsUnavailable".to_owned(), m))?;
+    let mut config = crate::atlassian::ClientConfig::from_spec(&org.spec).map_err(|e| ("InvalidOrganization".to_owned(), e.to_string()))?;
+    config.api_key_owner = org.spec.credentials.api_key_owner_account_id.clone();
+    let client = AtlassianClient::with_observer(config, &credentials, Arc::new(ctx.metrics.clone()))
+        .map_err(|e| ("InvalidOrganization".to_owned(), e.to_string()))?;
+    let snapshot = client
+        .snapshot(now)
+        .await
+        .map_err(|e| ("AtlassianUnreachable".to_owned(), format!("reading the organization failed: {e}")))?;
+    Ok((client, snapshot))
+}
+
+fn counts(snapshot: &DirectorySnapshot) -> UserCounts {
+    let mut c = UserCounts { total: snapshot.users.len() as i64, ..Default::default() };
+    for u in &snapshot.users {
+        match u.status {
+            UserStatus::Active => c.active += 1,
+            UserStatus::Suspended => c.suspended += 1,
+            UserStatus::Deactivated => c.deactivated += 1,
+            UserStatus::InvitedNeverActive => c.invited += 1,
+        }
+    }
+    c
+}
+
+async fn write_org_status(
+    ctx: &Context,
+    org: &AtlassianOrganization,
+    snapshot: Option<&DirectorySnapshot>,
+    now: Timestamp,
+    failure: Option<(&str, &str)>,
+) -> Result<(), Error> {
+    let mut s: AtlassianOrganizationStatus = org.status.clone().unwrap_or_default();
+    let generation = org.metadata.generation;
+    s.observed_generation = generation;
+    match (snapshot, failure) {
+        (Some(snap), _) => {
+            s.users = Some(counts(snap));
+            s.last_sync_time = Some(Time(now));
+            s.directories = snap.directories.iter().map(|d| d.id.clone()).collect();
+            let fallbacks = snap.report.v1_fallback_calls + snap.report.last_active_fallback_calls;
+            let msg = format!(
+                "read {} users in {} directories with {} calls{}",
+                snap.users.len(),
+                snap.directories.len(),
+                snap.report.calls,
+                if fallbacks > 0 { format!(" ({fallbacks} fallback calls: {})", snap.report.notes.join("; ")) } else { String::new() }
+            );
+            set_condition(&mut s.conditions, "Connected", ConditionStatus::True, "SnapshotTaken", msg, generation, now);
+        }
+        (None, Some((reason, message))) => {
+            set_condition(&mut s.conditions, "Connected", ConditionStatus::False, reason, message, generation, now);
+        }
+        (None, None) => {}
+    }
+    patch_status(ctx, org, &s).await
+}
+
+async fn bump_daily_actions(ctx: &Context, org: &AtlassianOrganization, now: Timestamp, applied: i64) -> Result<(), Error> {
+    let api: Api<AtlassianOrganization> = Api::namespaced(ctx.client.clone(), &org.namespace().unwrap_or_default());
+    let fresh = api.get(&org.name_any()).await?;
+    let mut s = fresh.status.clone().unwrap_or_default();
+    let today = now.strftime("%Y-%m-%d").to_string();
+    let used = s.actions_today.as_ref().filter(|d| d.day == today).map(|d| d.count).unwrap_or(0);
+    s.actions_today = Some(DailyActions { day: today, count: used + applied });
+    patch_status(ctx, &fresh, &s).await
+}
+
+async fn patch_status<K>(ctx: &Context, obj: &K, status: &impl serde::Serialize) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
+
+async fn write_mapping_statuses(ctx: &Context, mappings: &[GroupLicenseMapping], snap: &DirectorySnapshot, now: Timestamp) -> Result<(), Error> {
+    for m in mappings {
+        let mut resolved = vec![];
+        let mut missing = vec![];
+        let mut seat_holders = std::collections::BTreeSet::new();
+        for g in &m.spec.groups {
+            let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
+            match snap.find_group(key) {
+                Some((idx, group)) => {
+                    resolved.push(ResolvedGroup { id: group.id.clone(), name: group.name.clone(), members: group.member_count as i64, idp_synced: group.idp_synced });
+                    for u in snap.users.iter().filter(|u| u.groups.contains(&idx) && u.status != UserStatus::Suspended && u.status != UserStatus::Deactivated) {
+                        seat_holders.insert(u.account_id.as_str());
+                    }
+                }
+                None => missing.push(key.to_owned()),
+            }
+        }
+        let mut s: GroupLicenseMappingStatus = m.status.clone().unwrap_or_default();
+        let generation = m.metadata.generation;
+        s.observed_generation = generation;
+        s.resolved_group_count = Some(resolved.len() as i32);
+        s.seats_in_use = Some(seat_holders.len() as i64);
+        s.resolved_groups = resolved;
+        if missing.is_empty() {
+            set_condition(&mut s.conditions, "Ready", ConditionStatus::True, "GroupsResolved", "every group was found", generation, now);
+        } else {
+            set_condition(&mut s.conditions, "Ready", ConditionStatus::False, "UnresolvedGroup", format!("not found in the organization: {}; fix spec.groups", missing.join(", ")), generation, now);
+        }
+        if m.status.as_ref() != Some(&s) {
+            patch_status(ctx, m, &s).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_protection_statuses(ctx: &Context, protections: &[ProtectedUser], snap: &DirectorySnapshot, now: Timestamp) -> Result<(), Error> {
+    let counts = crate::policy::protection_matches(snap, protections, now);
+    for p in protections {
+        let expired = p.spec.expires_at.as_ref().is_some_and(|t| t.0 <= now);
+        let matched = counts.get(&p.name_any()).copied().unwrap_or(0) as i64;
+        let mut s: ProtectedUserStatus = p.status.clone().unwrap_or_default();
+        let generation = p.metadata.generation;
+        s.observed_generation = generation;
+        s.matched_users = Some(matched);
+        s.state = Some(if expired { ProtectionState::Expired } else { ProtectionState::Active });
+        let (st, reason, msg) = if expired {
+            (ConditionStatus::False, "Expired", "the protection has expired; its users are no longer protected".to_owned())
+        } else {
+            (ConditionStatus::True, "Protecting", format!("protecting {matched} users"))
+        };
+        set_condition(&mut s.conditions, "Ready", st, reason, msg, generation, now);
+        if p.status.as_ref() != Some(&s) {
+            patch_status(ctx, p, &s).await?;
+        }
+    }
+    Ok(())
+}
+
+fn record_org_metrics(ctx: &Context, org: &str, snap: &DirectorySnapshot, mappings: &[GroupLicenseMapping], now: Timestamp) {
+    let c = counts(snap);
+    let m = &ctx.metrics;
+    for (status, n) in [("active", c.active), ("suspended", c.suspended), ("deactivated", c.deactivated), ("invited-never-active", c.invited)] {
+        m.users.with_label_values(&[org, status]).set(n);
+    }
+    for product in snap.activity_products.iter() {
+        for days in [30i64, 60, 90, 180, 365] {
+            let cutoff = now.checked_sub(jiff::SignedDuration::from_hours(24 * days)).unwrap_or(now);
+            let n = snap
+                .users
+                .iter()
+                .filter(|u| u.status == UserStatus::Active && u.has_access_to(*product))
+                .filter(|u| u.last_active_on(*product).is_some_and(|t| t < cutoff))
+                .count();
+            m.inactive_users.with_label_values(&[org, product.label(), &format!("{days}d")]).set(n as i64);
+        }
+    }
+    for mapping in mappings {
+        let mut holders = std::collections::BTreeSet::new();
+        for g in &mapping.spec.groups {
+            let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
+            if let Some((idx, _)) = snap.find_group(key) {
+                for u in snap.users.iter().filter(|u| u.groups.contains(&idx) && matches!(u.status, UserStatus::Active | UserStatus::InvitedNeverActive)) {
+                    holders.insert(u.account_id.as_str());
+                }
+            }
+        }
+        m.licensed_seats.with_label_values(&[org, mapping.spec.product.label()]).set(holders.len() as i64);
+    }
+}

@@ -1,0 +1,365 @@
+//! Who a policy looks at (scope), who it must never touch (protections), and group/domain/glob
+//! matching, each compiled once per plan so the per-user checks are cheap.
+
+use std::collections::{HashMap, HashSet};
+
+use jiff::Timestamp;
+
+use crate::crd::{AccountScope, OnboardingSelector, ProtectedUser, Scope};
+use crate::snapshot::{AccountType, DirectorySnapshot, GroupIdx, User};
+
+/// Group names or ids resolved against the snapshot; what did not resolve is kept for a condition.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ResolvedGroups {
+    pub idx: Vec<GroupIdx>,
+    pub unresolved: Vec<String>,
+}
+
+impl ResolvedGroups {
+    pub fn resolve(snapshot: &DirectorySnapshot, names_or_ids: &[String]) -> Self {
+        let mut out = ResolvedGroups::default();
+        for name in names_or_ids {
+            match snapshot.find_group(name) {
+                Some((i, _)) => {
+                    if !out.idx.contains(&i) {
+                        out.idx.push(i);
+                    }
+                }
+                None => out.unresolved.push(name.clone()),
+            }
+        }
+        out
+    }
+
+    pub fn any_member(&self, user: &User) -> Option<GroupIdx> {
+        self.idx.iter().copied().find(|g| user.groups.contains(g))
+    }
+}
+
+/// `domain` equals `wanted` or is a subdomain of it, case-insensitively.
+pub(crate) fn domain_matches(domain: &str, wanted: &str) -> bool {
+    let wanted = wanted.trim_start_matches('@');
+    if domain.len() == wanted.len() {
+        return domain.eq_ignore_ascii_case(wanted);
+    }
+    domain.len() > wanted.len()
+        && domain.as_bytes()[domain.len() - wanted.len() - 1] == b'.'
+        && domain[domain.len() - wanted.len()..].eq_ignore_ascii_case(wanted)
+}
+
+/// A compiled `Scope`.
+#[derive(Debug)]
+pub(crate) struct CompiledScope {
+    managed: bool,
+    external: bool,
+    include_groups: Option<ResolvedGroups>,
+    pub exclude_groups: ResolvedGroups,
+    include_domains: Vec<String>,
+    exclude_domains: Vec<String>,
+}
+
+impl CompiledScope {
+    pub fn new(snapshot: &DirectorySnapshot, scope: &Scope) -> Self {
+        CompiledScope {
+            managed: scope.account_types.contains(&AccountScope::Managed),
+            external: scope.account_types.contains(&AccountScope::External),
+            include_groups: (!scope.include_groups.is_empty())
+                .then(|| ResolvedGroups::resolve(snapshot, &scope.include_groups)),
+            exclude_groups: ResolvedGroups::resolve(snapshot, &scope.exclude_groups),
+            include_domains: scope.include_email_domains.clone(),
+            exclude_domains: scope.exclude_email_domains.clone(),
+        }
+    }
+
+    pub fn unresolved_includes(&self) -> &[String] {
+        self.include_groups.as_ref().map(|g| g.unresolved.as_slice()).unwrap_or(&[])
+    }
+
+    /// Whether the policy looks at this user at all.
+    pub fn matches(&self, user: &User) -> bool {
+        if !(if user.managed { self.managed } else { self.external }) {
+            return false;
+        }
+        if let Some(include) = &self.include_groups
+            && include.any_member(user).is_none()
+        {
+            return false;
+        }
+        if self.exclude_groups.any_member(user).is_some() {
+            return false;
+        }
+        let domain = user.email_domain();
+        if !self.include_domains.is_empty() {
+            match domain {
+                Some(d) if self.include_domains.iter().any(|w| domain_matches(d, w)) => {}
+                _ => return false,
+            }
+        }
+        if let Some(d) = domain
+            && self.exclude_domains.iter().any(|w| domain_matches(d, w))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// A compiled onboarding selector: every criterion given must match.
+#[derive(Debug)]
+pub(crate) struct CompiledSelector {
+    domains: Vec<String>,
+    groups: Option<ResolvedGroups>,
+    managed: bool,
+    external: bool,
+}
+
+impl CompiledSelector {
+    pub fn new(snapshot: &DirectorySnapshot, selector: &OnboardingSelector) -> Self {
+        let any_type = selector.account_types.is_empty();
+        CompiledSelector {
+            domains: selector.email_domains.clone(),
+            groups: (!selector.groups.is_empty()).then(|| ResolvedGroups::resolve(snapshot, &selector.groups)),
+            managed: any_type || selector.account_types.contains(&AccountScope::Managed),
+            external: any_type || selector.account_types.contains(&AccountScope::External),
+        }
+    }
+
+    pub fn unresolved(&self) -> &[String] {
+        self.groups.as_ref().map(|g| g.unresolved.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn matches(&self, user: &User) -> bool {
+        if !(if user.managed { self.managed } else { self.external }) {
+            return false;
+        }
+        if !self.domains.is_empty() {
+            match user.email_domain() {
+                Some(d) if self.domains.iter().any(|w| domain_matches(d, w)) => {}
+                _ => return false,
+            }
+        }
+        if let Some(groups) = &self.groups
+            && groups.any_member(user).is_none()
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// `*` matches any run of characters, `?` exactly one; case-insensitive.
+pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().flat_map(char::to_lowercase).collect();
+    let t: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    // Iterative wildcard matching with one backtrack point: linear in practice, no recursion.
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// One active ProtectedUser, compiled.
+#[derive(Debug)]
+pub(crate) struct CompiledProtection {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub reason: String,
+    pub expires_at: Option<Timestamp>,
+    pub policies: Vec<String>,
+    pub groups: ResolvedGroups,
+}
+
+impl CompiledProtection {
+    /// Whether this protection covers `policy` (in `namespace`).
+    pub fn applies_to(&self, policy: &str, namespace: Option<&str>) -> bool {
+        let same_namespace = match (self.namespace.as_deref(), namespace) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        same_namespace && (self.policies.is_empty() || self.policies.iter().any(|p| p == policy))
+    }
+}
+
+/// Every protection active at `now`, and for each user (by index in the snapshot) the protections
+/// that match them. Computed once per plan; a policy then asks which apply to it.
+#[derive(Debug, Default)]
+pub(crate) struct Protections {
+    pub active: Vec<CompiledProtection>,
+    /// user index → indices in `active`.
+    pub hits: HashMap<u32, Vec<u16>>,
+    /// Expired protections, for the report.
+    pub expired: Vec<String>,
+}
+
+impl Protections {
+    pub fn compile(snapshot: &DirectorySnapshot, protections: &[ProtectedUser], now: Timestamp) -> Self {
+        let mut out = Protections::default();
+        let mut account_ids: HashMap<&str, Vec<u16>> = HashMap::new();
+        let mut emails: HashMap<String, Vec<u16>> = HashMap::new();
+        let mut patterns: Vec<(String, u16)> = Vec::new();
+        let mut by_group: HashMap<GroupIdx, Vec<u16>> = HashMap::new();
+        for p in protections {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let expires_at = p.spec.expires_at.as_ref().map(|t| t.0);
+            if expires_at.is_some_and(|e| e <= now) {
+                out.expired.push(name);
+                continue;
+            }
+            let i = out.active.len() as u16;
+            for id in &p.spec.account_ids {
+                account_ids.entry(id.as_str()).or_default().push(i);
+            }
+            for e in &p.spec.emails {
+                emails.entry(e.trim().to_lowercase()).or_default().push(i);
+            }
+            for pat in &p.spec.email_patterns {
+                patterns.push((pat.trim().to_owned(), i));
+            }
+            let groups = ResolvedGroups::resolve(snapshot, &p.spec.groups);
+            for g in &groups.idx {
+                by_group.entry(*g).or_default().push(i);
+            }
+            out.active.push(CompiledProtection {
+                name,
+                namespace: p.metadata.namespace.clone(),
+                reason: p.spec.reason.clone(),
+                expires_at,
+                policies: p.spec.policies.clone(),
+                groups,
+            });
+        }
+        if out.active.is_empty() {
+            return out;
+        }
+        let needs_email = !emails.is_empty() || !patterns.is_empty();
+        let mut found: Vec<u16> = Vec::new();
+        for (ui, user) in snapshot.users.iter().enumerate() {
+            found.clear();
+            if let Some(v) = account_ids.get(user.account_id.as_str()) {
+                found.extend_from_slice(v);
+            }
+            if needs_email && let Some(email) = &user.email {
+                let lower = email.trim().to_lowercase();
+                if let Some(v) = emails.get(&lower) {
+                    found.extend_from_slice(v);
+                }
+                for (pat, i) in &patterns {
+                    if glob_matches(pat, &lower) {
+                        found.push(*i);
+                    }
+                }
+            }
+            if !by_group.is_empty() {
+                for g in &user.groups {
+                    if let Some(v) = by_group.get(g) {
+                        found.extend_from_slice(v);
+                    }
+                }
+            }
+            if !found.is_empty() {
+                found.sort_unstable();
+                found.dedup();
+                out.hits.insert(ui as u32, found.clone());
+            }
+        }
+        out.share_across_directories(snapshot);
+        out
+    }
+
+    /// An account listed once per directory is protected in all of them when protected in one.
+    fn share_across_directories(&mut self, snapshot: &DirectorySnapshot) {
+        let users = &snapshot.users;
+        let hit_users: Vec<u32> = self.hits.keys().copied().collect();
+        for ui in hit_users {
+            let id = &users[ui as usize].account_id;
+            let hits = self.hits[&ui].clone();
+            let mut j = ui as usize;
+            while j > 0 && &users[j - 1].account_id == id {
+                j -= 1;
+            }
+            while j < users.len() && &users[j].account_id == id {
+                let entry = self.hits.entry(j as u32).or_default();
+                for h in &hits {
+                    if !entry.contains(h) {
+                        entry.push(*h);
+                    }
+                }
+                entry.sort_unstable();
+                j += 1;
+            }
+        }
+    }
+
+    /// The first protection covering this user for `policy`, if any.
+    pub fn protecting(&self, user_idx: u32, policy: &str, namespace: Option<&str>) -> Option<&CompiledProtection> {
+        let hits = self.hits.get(&user_idx)?;
+        hits.iter().map(|&i| &self.active[i as usize]).find(|p| p.applies_to(policy, namespace))
+    }
+}
+
+/// Account-level guards that hold for every policy (invariant 1), shared across an account's
+/// directory entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AccountGuards {
+    pub org_admin: bool,
+    pub site_admin: bool,
+    pub api_key_owner: bool,
+}
+
+impl AccountGuards {
+    pub fn compute(snapshot: &DirectorySnapshot) -> Vec<AccountGuards> {
+        let admin_groups: HashSet<GroupIdx> =
+            snapshot.groups.iter().enumerate().filter(|(_, g)| g.site_admin).map(|(i, _)| i as GroupIdx).collect();
+        let mut guards: Vec<AccountGuards> = snapshot
+            .users
+            .iter()
+            .map(|u| AccountGuards {
+                org_admin: u.org_admin,
+                site_admin: u.site_admin || u.groups.iter().any(|g| admin_groups.contains(g)),
+                api_key_owner: snapshot.api_key_owner.as_deref() == Some(u.account_id.as_str()),
+            })
+            .collect();
+        // Users are sorted by account id: OR the flags over each run of equal ids.
+        let users = &snapshot.users;
+        let mut start = 0;
+        while start < users.len() {
+            let mut end = start + 1;
+            while end < users.len() && users[end].account_id == users[start].account_id {
+                end += 1;
+            }
+            if end - start > 1 {
+                let mut merged = AccountGuards::default();
+                for g in &guards[start..end] {
+                    merged.org_admin |= g.org_admin;
+                    merged.site_admin |= g.site_admin;
+                    merged.api_key_owner |= g.api_key_owner;
+                }
+                guards[start..end].fill(merged);
+            }
+            start = end;
+        }
+        guards
+    }
+}
+
+/// Human accounts only: app accounts are never acted on, JSM customers are not billed.
+pub(crate) fn is_human(user: &User) -> bool {
+    user.account_type == AccountType::Atlassian
+}

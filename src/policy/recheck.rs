@@ -1,0 +1,102 @@
+//! The executor's last look before a write (invariant 9): a fresh read of the user is compared
+//! with what the plan saw. Anything that makes the action no longer apply drops it.
+
+use crate::snapshot::{ManagementSource, User, UserStatus};
+
+use super::PlanInput;
+use super::matching::{AccountGuards, Protections, is_human};
+use super::types::{ActionKind, PlannedAction};
+
+/// The verdict of [`recheck`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    Proceed,
+    /// Don't write; the reason goes into the audit trail as a Skipped outcome.
+    Drop(String),
+}
+
+/// Checks a freshly re-read `fresh` user right before `action` is written. `fresh.groups` must
+/// index `input.snapshot.groups` (map the re-read group ids with `DirectorySnapshot::group_by_id`;
+/// drop unknown ones). Pure: the input is the one the plan was made from.
+pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> Recheck {
+    let drop = |why: &str| Recheck::Drop(why.to_owned());
+    if fresh.account_id != action.account_id {
+        return drop("the re-read returned a different account");
+    }
+    if !is_human(fresh) {
+        return drop("the account is not a human account");
+    }
+    if fresh.org_admin || fresh.site_admin {
+        return drop("the user is an admin now");
+    }
+    if input.snapshot.api_key_owner.as_deref() == Some(fresh.account_id.as_str()) {
+        return drop("the user owns the API key");
+    }
+    // Protection, site-admin groups: evaluated on a one-user snapshot sharing the group table.
+    let one = crate::snapshot::DirectorySnapshot {
+        users: vec![fresh.clone()],
+        groups: input.snapshot.groups.clone(),
+        api_key_owner: input.snapshot.api_key_owner.clone(),
+        ..Default::default()
+    };
+    if AccountGuards::compute(&one)[0].site_admin {
+        return drop("the user is in a site-admin group now");
+    }
+    let policy = input.policies.iter().find(|p| p.metadata.name.as_deref() == Some(action.policy.as_str()));
+    let namespace = policy.and_then(|p| p.metadata.namespace.as_deref());
+    let protections = Protections::compile(&one, input.protections, input.now);
+    if let Some(p) = protections.protecting(0, &action.policy, namespace) {
+        return Recheck::Drop(format!("protected by ProtectedUser {} now", p.name));
+    }
+    if fresh.management_source == ManagementSource::Synced && action.basis.management_source != ManagementSource::Synced
+    {
+        return drop("the account is synced from the identity provider now");
+    }
+    let member = |group_id: &str| input.snapshot.group_by_id(group_id).is_some_and(|(i, _)| fresh.groups.contains(&i));
+    match &action.kind {
+        ActionKind::AddGroup { group_id } => {
+            if member(group_id) {
+                return drop("already in the group");
+            }
+            return Recheck::Proceed;
+        }
+        ActionKind::Restore => {
+            return if fresh.status == UserStatus::Suspended { Recheck::Proceed } else { drop("no longer suspended") };
+        }
+        ActionKind::Enable => {
+            return if fresh.status == UserStatus::Deactivated {
+                Recheck::Proceed
+            } else {
+                drop("no longer deactivated")
+            };
+        }
+        ActionKind::Invite => return Recheck::Proceed,
+        _ => {}
+    }
+    // Destructive: the user must be as the plan saw them, and no more active.
+    if fresh.status != action.basis.status {
+        return Recheck::Drop(format!(
+            "status changed from {} to {}",
+            action.basis.status.label(),
+            fresh.status.label()
+        ));
+    }
+    if let ActionKind::RemoveGroup { group_id } = &action.kind
+        && !member(group_id)
+    {
+        return drop("no longer in the group");
+    }
+    let newer = |fresh_t: Option<jiff::Timestamp>, planned: Option<jiff::Timestamp>| match (fresh_t, planned) {
+        (Some(f), Some(p)) => f > p,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if let Some(product) = action.basis.product {
+        if newer(fresh.last_active_on(product), action.basis.last_active_product) {
+            return Recheck::Drop(format!("active on {product} since the plan"));
+        }
+    } else if newer(fresh.last_active_any(), action.basis.last_active_any) {
+        return drop("active since the plan");
+    }
+    Recheck::Proceed
+}

@@ -1,0 +1,261 @@
+//! Words for people: reasons on actions and notices, and the plan as text or markdown (what
+//! `seatwarden plan` prints and a pull-request preview shows).
+
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+
+use crate::crd::{Duration, PolicyMode};
+
+use super::types::{Plan, PolicyPlan, Totals};
+
+/// `2026-11-10` for an instant in epoch seconds (UTC).
+pub(crate) fn date(secs: i64) -> String {
+    match Timestamp::from_second(secs) {
+        Ok(t) => t.strftime("%Y-%m-%d").to_string(),
+        Err(_) => "an unknown date".to_owned(),
+    }
+}
+
+/// Whole days in a span of seconds, never negative.
+pub(crate) fn days(secs: i64) -> i64 {
+    secs.max(0) / 86_400
+}
+
+/// "; notice sent 2026-11-10" / "; notices sent 2026-11-10 (14d ahead), 2026-11-21 (3d ahead)".
+pub(crate) fn notices_clause(notices: &[(Duration, i64)]) -> String {
+    match notices {
+        [] => String::new(),
+        [(_, at)] => format!("; notice sent {}", date(*at)),
+        many => {
+            let parts: Vec<String> = many.iter().map(|(lead, at)| format!("{} ({lead} ahead)", date(*at))).collect();
+            format!("; notices sent {}", parts.join(", "))
+        }
+    }
+}
+
+fn mode_label(mode: PolicyMode) -> &'static str {
+    match mode {
+        PolicyMode::DryRun => "DryRun",
+        PolicyMode::Enforce => "Enforce",
+        PolicyMode::Paused => "Paused",
+    }
+}
+
+fn money(amount: f64, currency: Option<&str>) -> String {
+    format!("{amount:.2} {}", currency.unwrap_or(""))
+}
+
+fn totals_lines(t: &Totals, out: &mut String, bullet: &str) {
+    let _ = writeln!(
+        out,
+        "{bullet}{} destructive action(s) on {} user(s), {} restoration(s), {} onboarding(s), {} notice(s), {} deferred, {} held back, {} skipped, {} for the identity provider",
+        t.destructive_actions,
+        t.users_acted_on,
+        t.restorations,
+        t.onboardings,
+        t.notices,
+        t.deferred,
+        t.held_back,
+        t.skipped,
+        t.idp_actions
+    );
+    if !t.seats_freed.is_empty() {
+        let seats: Vec<String> = t.seats_freed.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        let _ = writeln!(out, "{bullet}seats freed: {}", seats.join(", "));
+    }
+    if !t.seats_added.is_empty() {
+        let seats: Vec<String> = t.seats_added.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        let _ = writeln!(out, "{bullet}seats taken again: {}", seats.join(", "));
+    }
+    let s = &t.savings;
+    if s.currency.is_some() {
+        let _ = writeln!(
+            out,
+            "{bullet}projected monthly savings: {} ({})",
+            money(s.projected_monthly, s.currency.as_deref()),
+            s.realized_note
+        );
+    }
+    if !s.unpriced_products.is_empty() {
+        let names: Vec<String> = s.unpriced_products.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(out, "{bullet}no seat price configured for: {}", names.join(", "));
+    }
+}
+
+fn policy_header(p: &PolicyPlan) -> String {
+    let applies = match (p.mode, p.applies, &p.halt) {
+        (_, _, Some(_)) => "HALTED: nothing is applied",
+        (PolicyMode::Enforce, true, _) => "applies",
+        (PolicyMode::Enforce, false, _) => "does not apply",
+        (PolicyMode::DryRun, _, _) => "shown as Enforce would act; DryRun applies nothing",
+        (PolicyMode::Paused, _, _) => "paused: nothing is evaluated",
+    };
+    format!("policy {} [{}] — {} in scope — {}", p.policy, mode_label(p.mode), p.in_scope, applies)
+}
+
+/// The plan as plain text, grouped by policy and rule.
+pub fn to_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "Plan for organization {} at {} (snapshot {})", plan.org_id, plan.now, plan.snapshot_taken_at);
+    for c in &plan.conditions {
+        let _ = writeln!(out, "! {}: {}", c.reason, c.message);
+    }
+    for p in &plan.policies {
+        let _ = writeln!(out, "\n== {}", policy_header(p));
+        if let Some(h) = &p.halt {
+            let _ = writeln!(out, "! {}: {}", h.reason, h.message);
+        }
+        for c in &p.conditions {
+            let _ = writeln!(out, "! {}: {}", c.reason, c.message);
+        }
+        let mut rules: Vec<&str> = p.actions.iter().map(|a| a.rule.as_str()).collect();
+        rules.extend(p.notices.iter().map(|n| n.rule.as_str()));
+        let mut seen = Vec::new();
+        for r in rules {
+            if !seen.contains(&r) {
+                seen.push(r);
+            }
+        }
+        for rule in seen {
+            let _ = writeln!(out, "-- rule {rule}");
+            for a in p.actions.iter().filter(|a| a.rule == rule) {
+                let target = a.kind.group_id().map(|g| format!(" {g}")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "   {}{} {} <{}>: {}",
+                    a.kind.label(),
+                    target,
+                    a.account_id,
+                    a.email.as_deref().unwrap_or("-"),
+                    a.reason
+                );
+            }
+            for n in p.notices.iter().filter(|n| n.rule == rule) {
+                let _ = writeln!(
+                    out,
+                    "   notice ({} ahead) {} <{}>: {}",
+                    n.lead_time,
+                    n.account_id,
+                    n.email.as_deref().unwrap_or("-"),
+                    n.reason
+                );
+            }
+        }
+        if !p.deferred.is_empty() {
+            let _ = writeln!(out, "-- deferred ({})", p.deferred.len());
+            for d in p.deferred.iter().take(20) {
+                let _ = writeln!(out, "   {} {}: {}", d.action.kind.label(), d.action.account_id, d.why);
+            }
+            if p.deferred.len() > 20 {
+                let _ = writeln!(out, "   ... and {} more", p.deferred.len() - 20);
+            }
+        }
+        for h in &p.held_back {
+            let _ = writeln!(out, "-- held back: {} {} ({}): {}", h.kind.label(), h.account_id, h.rule, h.why);
+        }
+        for i in &p.idp_actions {
+            let _ = writeln!(out, "-- in the identity provider: {} {}: {}", i.kind.label(), i.account_id, i.reason);
+        }
+        if !p.skipped_counts.is_empty() {
+            let counts: Vec<String> = p.skipped_counts.iter().map(|(k, n)| format!("{} {n}", k.label())).collect();
+            let _ = writeln!(out, "-- skipped: {}", counts.join(", "));
+            for s in p.skipped.iter().take(20) {
+                let _ = writeln!(out, "   {} <{}>: {}", s.account_id, s.email.as_deref().unwrap_or("-"), s.why);
+            }
+        }
+        totals_lines(&p.totals, &mut out, "   ");
+    }
+    let _ = writeln!(out, "\n== totals");
+    totals_lines(&plan.totals, &mut out, "   ");
+    out
+}
+
+/// The plan as markdown, for pull-request previews.
+pub fn to_markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## Seatwarden plan for `{}`\n", plan.org_id);
+    let _ = writeln!(out, "At {} (snapshot {}).\n", plan.now, plan.snapshot_taken_at);
+    for c in &plan.conditions {
+        let _ = writeln!(out, "> **{}**: {}\n", c.reason, c.message);
+    }
+    for p in &plan.policies {
+        let _ = writeln!(out, "### {}\n", policy_header(p));
+        if let Some(h) = &p.halt {
+            let _ = writeln!(out, "> **{}**: {}\n", h.reason, h.message);
+        }
+        for c in &p.conditions {
+            let _ = writeln!(out, "> **{}**: {}\n", c.reason, c.message);
+        }
+        if !p.actions.is_empty() || !p.notices.is_empty() {
+            let _ = writeln!(out, "| rule | action | account | email | reason |\n|---|---|---|---|---|");
+            for a in &p.actions {
+                let target = a.kind.group_id().map(|g| format!(" `{g}`")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "| {} | {}{} | `{}` | {} | {} |",
+                    a.rule,
+                    a.kind.label(),
+                    target,
+                    a.account_id,
+                    a.email.as_deref().unwrap_or("-"),
+                    a.reason.replace('|', "\\|")
+                );
+            }
+            for n in &p.notices {
+                let _ = writeln!(
+                    out,
+                    "| {} | notice ({} ahead) | `{}` | {} | {} |",
+                    n.rule,
+                    n.lead_time,
+                    n.account_id,
+                    n.email.as_deref().unwrap_or("-"),
+                    n.reason.replace('|', "\\|")
+                );
+            }
+            out.push('\n');
+        }
+        if !p.deferred.is_empty() {
+            let _ = writeln!(out, "{} action(s) deferred by the caps.\n", p.deferred.len());
+        }
+        for h in &p.held_back {
+            let _ = writeln!(out, "- held back: {} `{}` ({}): {}", h.kind.label(), h.account_id, h.rule, h.why);
+        }
+        for i in &p.idp_actions {
+            let _ = writeln!(out, "- in the identity provider: {} `{}`: {}", i.kind.label(), i.account_id, i.reason);
+        }
+        if !p.skipped_counts.is_empty() {
+            let counts: Vec<String> = p.skipped_counts.iter().map(|(k, n)| format!("{} {n}", k.label())).collect();
+            let _ = writeln!(out, "- skipped: {}", counts.join(", "));
+        }
+        totals_lines(&p.totals, &mut out, "- ");
+        out.push('\n');
+    }
+    let _ = writeln!(out, "### Totals\n");
+    totals_lines(&plan.totals, &mut out, "- ");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_read_like_a_sentence() {
+        assert_eq!(notices_clause(&[]), "");
+        let nov10 = "2026-11-10T00:00:00Z".parse::<Timestamp>().unwrap().as_second();
+        assert_eq!(notices_clause(&[(Duration::from_days(14), nov10)]), "; notice sent 2026-11-10");
+        assert_eq!(
+            notices_clause(&[(Duration::from_days(14), nov10), (Duration::from_days(3), nov10 + 11 * 86_400)]),
+            "; notices sent 2026-11-10 (14d ahead), 2026-11-21 (3d ahead)"
+        );
+    }
+
+    #[test]
+    fn days_round_down_and_never_go_negative() {
+        assert_eq!(days(86_399), 0);
+        assert_eq!(days(2 * 86_400 + 5), 2);
+        assert_eq!(days(-5), 0);
+    }
+}

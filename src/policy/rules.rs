@@ -1,0 +1,359 @@
+//! Rule triggers (when does a rule target a user, and since when) and the notice schedule (may
+//! the action happen now, must a notice go out first, or is the user waiting out a lead time).
+//!
+//! All instants are whole seconds since the Unix epoch, so the hot loop does integer arithmetic.
+
+use crate::crd::{Duration, Rule, RuleAction};
+use crate::ledger::UserRecord;
+use crate::product::Product;
+use crate::snapshot::{GroupIdx, User, UserStatus};
+
+use super::render::{date, days};
+use super::safety::ActivityHealth;
+use super::savings::Licensing;
+
+/// Why and since when a rule targets a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Trigger {
+    /// The instant the rule's threshold (plus the activity lag margin) is crossed.
+    pub threshold_at: i64,
+    /// Start of the episode the rule measures (last relevant activity, the date added, the
+    /// suspension, or seatwarden's last restoration): notices older than this no longer count.
+    pub episode_start: i64,
+    /// Whole days of the measured inactivity (orders longest-inactive first).
+    pub inactive_days: i64,
+    /// For people, e.g. "no Jira activity for 94 days (threshold 60)".
+    pub facts: String,
+    /// The product of a per-product rule.
+    pub product: Option<Product>,
+    /// For per-product rules: the user's licensed groups of the product, to remove.
+    pub groups: Vec<GroupIdx>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Eval {
+    /// The rule does not concern this user (yet).
+    Not,
+    /// The rule would need activity data that is missing or unreliable for this user.
+    NoData(String),
+    /// The rule targets the user: past its threshold, or inside the warning window before it.
+    Targeted(Trigger),
+}
+
+/// When the user joined the organization: the snapshot's date, else when seatwarden first saw them.
+pub(crate) fn added_at(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
+    user.added_to_org.map(|t| t.as_second()).or_else(|| rec.and_then(|r| r.first_seen).map(|t| t.as_second()))
+}
+
+fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
+    rec.and_then(|r| r.restored_at).map(|t| t.as_second())
+}
+
+/// The largest notice lead time of a rule, in seconds (0 without notices).
+pub(crate) fn max_lead(rule: &Rule) -> i64 {
+    rule.notice_lead_times.iter().map(Duration::as_secs).max().unwrap_or(0).max(0)
+}
+
+/// Whether `user` is someone a rule of this kind may act on at all, by status.
+fn status_allows(rule: &Rule, user: &User) -> bool {
+    if rule.suspended_for.is_some() {
+        user.status == UserStatus::Suspended
+    } else {
+        matches!(user.status, UserStatus::Active | UserStatus::InvitedNeverActive)
+    }
+}
+
+/// Evaluates one rule's trigger for one user at `now`.
+pub(crate) fn evaluate(
+    rule: &Rule,
+    margin: Duration,
+    user: &User,
+    rec: Option<&UserRecord>,
+    health: &ActivityHealth,
+    licensing: &Licensing,
+    now: i64,
+) -> Eval {
+    if !status_allows(rule, user) {
+        return Eval::Not;
+    }
+    let margin = margin.as_secs().max(0);
+    let window = max_lead(rule);
+    let targeted = |threshold_at: i64| now >= threshold_at.saturating_sub(window);
+    let restored = restored_at(rec);
+
+    if let Some(pi) = &rule.product_inactivity {
+        let product = pi.product;
+        if !user.has_access_to(product) {
+            return Eval::Not;
+        }
+        let groups: Vec<GroupIdx> =
+            licensing.licensed_groups_of(product).iter().copied().filter(|g| user.groups.contains(g)).collect();
+        if groups.is_empty() {
+            return Eval::Not;
+        }
+        if let Some(why) = health.product_off(product) {
+            return Eval::NoData(why.to_owned());
+        }
+        let last = user.last_active_on(product).map(|t| t.as_second());
+        let (since, what) = match (last, added_at(user, rec)) {
+            (Some(l), _) => (l, format!("no {product} activity for {} days", days(now - l))),
+            (None, Some(a)) => {
+                (a, format!("never active on {product} since added {} ({} days)", date(a), days(now - a)))
+            }
+            // Neither activity nor a date added: nothing to measure from.
+            (None, None) => return Eval::Not,
+        };
+        let episode_start = since.max(restored.unwrap_or(i64::MIN));
+        let threshold_at = episode_start.saturating_add(pi.inactive_for.as_secs()).saturating_add(margin);
+        if !targeted(threshold_at) {
+            return Eval::Not;
+        }
+        let mut facts = format!("{what} (threshold {})", pi.inactive_for.whole_days());
+        if restored.is_some_and(|r| r > since) {
+            facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
+        }
+        return Eval::Targeted(Trigger {
+            threshold_at,
+            episode_start,
+            inactive_days: days(now - since),
+            facts,
+            product: Some(product),
+            groups,
+        });
+    }
+
+    if let Some(ai) = &rule.account_inactivity {
+        if let Some(why) = health.account_off(user) {
+            return Eval::NoData(why);
+        }
+        let last = user.last_active_any().map(|t| t.as_second());
+        let (since, what) = match (last, added_at(user, rec)) {
+            (Some(l), _) => (l, format!("no activity on any product for {} days", days(now - l))),
+            (None, Some(a)) => {
+                (a, format!("never active on any product since added {} ({} days)", date(a), days(now - a)))
+            }
+            (None, None) => return Eval::Not,
+        };
+        let episode_start = since.max(restored.unwrap_or(i64::MIN));
+        let threshold_at = episode_start.saturating_add(ai.inactive_for.as_secs()).saturating_add(margin);
+        if !targeted(threshold_at) {
+            return Eval::Not;
+        }
+        let mut facts = format!("{what} (threshold {})", ai.inactive_for.whole_days());
+        if restored.is_some_and(|r| r > since) {
+            facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
+        }
+        return Eval::Targeted(Trigger {
+            threshold_at,
+            episode_start,
+            inactive_days: days(now - since),
+            facts,
+            product: None,
+            groups: vec![],
+        });
+    }
+
+    if let Some(na) = &rule.never_active {
+        if user.last_active_any().is_some() {
+            return Eval::Not;
+        }
+        if let Some(why) = health.account_off(user) {
+            return Eval::NoData(why);
+        }
+        let Some(added) = added_at(user, rec) else { return Eval::Not };
+        let episode_start = added.max(restored.unwrap_or(i64::MIN));
+        let threshold_at = episode_start.saturating_add(na.added_for.as_secs()).saturating_add(margin);
+        if !targeted(threshold_at) {
+            return Eval::Not;
+        }
+        return Eval::Targeted(Trigger {
+            threshold_at,
+            episode_start,
+            inactive_days: days(now - added),
+            facts: format!(
+                "never active on any product since added {} ({} days; threshold {})",
+                date(added),
+                days(now - added),
+                na.added_for.whole_days()
+            ),
+            product: None,
+            groups: vec![],
+        });
+    }
+
+    if let Some(sf) = &rule.suspended_for {
+        // Escalation counts from the suspension on record; a suspension seen for the first time
+        // starts now (the plan records it), so nothing escalates on first sight.
+        let Some(susp) = rec.and_then(|r| r.suspension.as_ref()) else { return Eval::Not };
+        let since = susp.since.as_second();
+        let threshold_at = since.saturating_add(sf.duration.as_secs());
+        if !targeted(threshold_at) {
+            return Eval::Not;
+        }
+        let by = if susp.by_seatwarden { "suspended by seatwarden" } else { "found suspended" };
+        return Eval::Targeted(Trigger {
+            threshold_at,
+            episode_start: since,
+            inactive_days: days(now - since),
+            facts: format!(
+                "{by} {} ({} days ago; threshold {})",
+                date(since),
+                days(now - since),
+                sf.duration.whole_days()
+            ),
+            product: None,
+            groups: vec![],
+        });
+    }
+    Eval::Not
+}
+
+/// Whether the rule's action applies to this account at all (deactivation: managed accounts only).
+pub(crate) fn not_applicable(rule: &Rule, user: &User) -> Option<String> {
+    (rule.action == RuleAction::Deactivate && !user.managed).then(|| {
+        "deactivation applies to managed accounts only (it would block the account in every organization)".to_owned()
+    })
+}
+
+/// What the notice schedule allows now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Schedule {
+    /// The action may happen now; the delivered notices it relies on (lead time, delivered at).
+    Act { notices: Vec<(Duration, i64)> },
+    /// Send the notice for `lead` now; the action is due at `due` at the earliest.
+    Notify { lead: Duration, due: i64 },
+    /// Notices are on record; the action waits until `until`.
+    Wait { until: i64 },
+}
+
+/// The notice schedule of one targeted user (invariant 4): every lead time must have its own
+/// delivered notice, each at least its lead time before the action; a user found past the
+/// threshold without notice is warned now and acted on a lead time later.
+pub(crate) fn schedule(policy: &str, rule: &Rule, rec: Option<&UserRecord>, trigger: &Trigger, now: i64) -> Schedule {
+    let mut leads: Vec<Duration> = rule.notice_lead_times.clone();
+    leads.sort_unstable_by(|a, b| b.cmp(a));
+    leads.dedup();
+    let mut due = trigger.threshold_at;
+    let mut delivered = Vec::with_capacity(leads.len());
+    let since = jiff::Timestamp::from_second(trigger.episode_start).unwrap_or(jiff::Timestamp::MIN);
+    for lead in leads {
+        let secs = lead.as_secs().max(0);
+        match rec.and_then(|r| r.delivered_notice(policy, &rule.name, lead, since)) {
+            Some(n) => {
+                let at = n.delivered_at.as_second();
+                due = due.max(at.saturating_add(secs));
+                delivered.push((lead, at));
+            }
+            None if now >= due.saturating_sub(secs) => {
+                return Schedule::Notify { lead, due: due.max(now.saturating_add(secs)) };
+            }
+            None => return Schedule::Wait { until: due.saturating_sub(secs) },
+        }
+    }
+    if now >= due { Schedule::Act { notices: delivered } } else { Schedule::Wait { until: due } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::AccountInactivity;
+    use crate::ledger::NoticeRecord;
+
+    const DAY: i64 = 86_400;
+
+    fn rule(leads: &[i64]) -> Rule {
+        Rule {
+            name: "idle".into(),
+            product_inactivity: None,
+            account_inactivity: Some(AccountInactivity { inactive_for: Duration::from_days(90) }),
+            never_active: None,
+            suspended_for: None,
+            action: RuleAction::Suspend,
+            notice_lead_times: leads.iter().map(|d| Duration::from_days(*d)).collect(),
+        }
+    }
+
+    fn trig(threshold_at: i64) -> Trigger {
+        Trigger {
+            threshold_at,
+            episode_start: 0,
+            inactive_days: 0,
+            facts: String::new(),
+            product: None,
+            groups: vec![],
+        }
+    }
+
+    fn delivered(lead_days: i64, at: i64) -> NoticeRecord {
+        NoticeRecord {
+            policy: "p".into(),
+            rule: "idle".into(),
+            lead_time: Duration::from_days(lead_days),
+            delivered_at: jiff::Timestamp::from_second(at).unwrap(),
+        }
+    }
+
+    #[test]
+    fn without_lead_times_a_past_threshold_user_is_acted_on() {
+        assert_eq!(schedule("p", &rule(&[]), None, &trig(100 * DAY), 100 * DAY), Schedule::Act { notices: vec![] });
+        assert_eq!(schedule("p", &rule(&[]), None, &trig(100 * DAY), 99 * DAY), Schedule::Wait { until: 100 * DAY });
+    }
+
+    #[test]
+    fn a_user_found_past_threshold_without_notice_is_warned_now_and_acted_on_a_lead_time_later() {
+        let now = 200 * DAY;
+        let s = schedule("p", &rule(&[14, 3]), None, &trig(100 * DAY), now);
+        assert_eq!(s, Schedule::Notify { lead: Duration::from_days(14), due: now + 14 * DAY });
+    }
+
+    #[test]
+    fn the_first_notice_goes_out_a_lead_time_before_the_threshold() {
+        let s = schedule("p", &rule(&[14]), None, &trig(100 * DAY), 86 * DAY);
+        assert_eq!(s, Schedule::Notify { lead: Duration::from_days(14), due: 100 * DAY });
+    }
+
+    #[test]
+    fn each_lead_time_needs_its_own_delivered_notice() {
+        let rec = UserRecord { notices: vec![delivered(14, 86 * DAY)], ..Default::default() };
+        // Between the two notices: wait for the 3-day notice's moment.
+        assert_eq!(
+            schedule("p", &rule(&[14, 3]), Some(&rec), &trig(100 * DAY), 90 * DAY),
+            Schedule::Wait { until: 97 * DAY }
+        );
+        // The 3-day notice is due, not yet delivered: send it, act 3 days after it at the earliest.
+        assert_eq!(
+            schedule("p", &rule(&[14, 3]), Some(&rec), &trig(100 * DAY), 98 * DAY),
+            Schedule::Notify { lead: Duration::from_days(3), due: 101 * DAY }
+        );
+        let rec2 = UserRecord { notices: vec![delivered(14, 86 * DAY), delivered(3, 98 * DAY)], ..Default::default() };
+        assert_eq!(
+            schedule("p", &rule(&[14, 3]), Some(&rec2), &trig(100 * DAY), 100 * DAY),
+            Schedule::Wait { until: 101 * DAY }
+        );
+        assert_eq!(
+            schedule("p", &rule(&[14, 3]), Some(&rec2), &trig(100 * DAY), 101 * DAY),
+            Schedule::Act { notices: vec![(Duration::from_days(14), 86 * DAY), (Duration::from_days(3), 98 * DAY)] }
+        );
+    }
+
+    #[test]
+    fn a_notice_from_before_the_episode_does_not_count() {
+        let rec = UserRecord { notices: vec![delivered(14, 10 * DAY)], ..Default::default() };
+        let mut t = trig(100 * DAY);
+        t.episode_start = 20 * DAY; // active again after the old notice
+        assert!(matches!(schedule("p", &rule(&[14]), Some(&rec), &t, 200 * DAY), Schedule::Notify { .. }));
+    }
+
+    #[test]
+    fn a_notice_of_another_rule_or_policy_does_not_count() {
+        let mut other_rule = delivered(14, 50 * DAY);
+        other_rule.rule = "other".into();
+        let mut other_policy = delivered(14, 50 * DAY);
+        other_policy.policy = "q".into();
+        let rec = UserRecord { notices: vec![other_rule, other_policy], ..Default::default() };
+        assert!(matches!(
+            schedule("p", &rule(&[14]), Some(&rec), &trig(100 * DAY), 200 * DAY),
+            Schedule::Notify { .. }
+        ));
+    }
+}

@@ -1,0 +1,160 @@
+//! Safety checks that don't belong to one rule: whether activity data can be trusted (invariant 2)
+//! and the caps (invariant 3).
+
+use std::collections::BTreeMap;
+
+use crate::product::Product;
+use crate::snapshot::{DirectorySnapshot, User, UserStatus};
+
+use super::matching::is_human;
+use super::types::PlanCondition;
+
+/// A product's rules switch off when more than this share (per mille) of the active users with
+/// access to it have never been active on it: that is missing data, not missing people.
+pub const IMPLAUSIBLE_PRODUCT_SHARE_PER_MILLE: u64 = 900;
+/// Account-level rules switch off when more than this share (per mille) of active accounts have
+/// no activity on any product.
+pub const IMPLAUSIBLE_ACCOUNT_SHARE_PER_MILLE: u64 = 500;
+/// Below this many users a share says little; then only "all of them" switches rules off.
+pub const MIN_POPULATION_FOR_SHARE: u64 = 10;
+
+fn implausible(missing: u64, population: u64, per_mille: u64) -> bool {
+    population > 0
+        && (missing == population
+            || (population >= MIN_POPULATION_FOR_SHARE && missing * 1000 > population * per_mille))
+}
+
+/// Which activity data the snapshot can be trusted with.
+#[derive(Debug, Default)]
+pub(crate) struct ActivityHealth {
+    /// Products whose rules are switched off, with why.
+    off: BTreeMap<Product, String>,
+    /// Why account-level activity (any product, never active) can't be trusted, if it can't.
+    any_off: Option<String>,
+}
+
+impl ActivityHealth {
+    pub fn assess(snapshot: &DirectorySnapshot) -> (Self, Vec<PlanCondition>) {
+        let mut health = ActivityHealth::default();
+        let mut conditions = Vec::new();
+        // Per product: (users with access, of whom never active on it), among active humans.
+        let mut per_product: BTreeMap<Product, (u64, u64)> = BTreeMap::new();
+        let (mut active_accounts, mut no_activity) = (0u64, 0u64);
+        for user in snapshot.users.iter().filter(|u| is_human(u) && u.status == UserStatus::Active) {
+            active_accounts += 1;
+            let mut any = false;
+            for pa in &user.product_access {
+                let e = per_product.entry(pa.product).or_default();
+                e.0 += 1;
+                if pa.last_active.is_none() {
+                    e.1 += 1;
+                } else {
+                    any = true;
+                }
+            }
+            if !any {
+                no_activity += 1;
+            }
+        }
+        // Products held by anyone (including invitees), so a product nobody active holds is checked too.
+        for user in snapshot.users.iter().filter(|u| is_human(u)) {
+            for pa in &user.product_access {
+                per_product.entry(pa.product).or_default();
+            }
+        }
+        for (product, (with_access, never)) in per_product {
+            if !snapshot.activity_products.contains(&product) {
+                let why = format!(
+                    "the snapshot has no {product} activity data at all: rules that depend on {product} activity act on no one"
+                );
+                conditions.push(PlanCondition { reason: "NoActivityData".into(), message: why.clone() });
+                health.off.insert(product, why);
+            } else if implausible(never, with_access, IMPLAUSIBLE_PRODUCT_SHARE_PER_MILLE) {
+                let why = format!(
+                    "{never} of {with_access} active users with {product} access have no {product} activity date: \
+                     that is missing data, not inactive people; rules that depend on {product} activity act on no one"
+                );
+                conditions.push(PlanCondition { reason: "ImplausibleActivityData".into(), message: why.clone() });
+                health.off.insert(product, why);
+            }
+        }
+        if snapshot.activity_products.is_empty() && !snapshot.users.is_empty() {
+            let why =
+                "the snapshot has no activity data for any product: inactivity and never-active rules act on no one"
+                    .to_owned();
+            conditions.push(PlanCondition { reason: "NoActivityData".into(), message: why.clone() });
+            health.any_off = Some(why);
+        } else if implausible(no_activity, active_accounts, IMPLAUSIBLE_ACCOUNT_SHARE_PER_MILLE) {
+            let why = format!(
+                "{no_activity} of {active_accounts} active accounts have no activity on any product: that is missing \
+                 data, not inactive people; inactivity and never-active rules act on no one"
+            );
+            conditions.push(PlanCondition { reason: "ImplausibleActivityData".into(), message: why.clone() });
+            health.any_off = Some(why);
+        }
+        (health, conditions)
+    }
+
+    /// Why rules depending on `product`'s activity are off, if they are.
+    pub fn product_off(&self, product: Product) -> Option<&str> {
+        self.off.get(&product).map(String::as_str)
+    }
+
+    /// Why account-level activity can't be judged for this user: account data untrusted, or the
+    /// user has a product whose activity is unknown (they may be active there).
+    pub fn account_off(&self, user: &User) -> Option<String> {
+        if let Some(why) = &self.any_off {
+            return Some(why.clone());
+        }
+        user.product_access.iter().find(|p| self.off.contains_key(&p.product)).map(|p| {
+            format!(
+                "has {} access but {} activity data is missing or unreliable, so inactivity can't be judged",
+                p.product, p.product
+            )
+        })
+    }
+}
+
+/// maxActionPercent: more than `max_percent` % of in-scope users touched halts the run.
+pub(crate) fn percent_exceeded(touched: u32, in_scope: u32, max_percent: i32) -> bool {
+    u64::from(touched) * 100 > u64::from(in_scope) * u64::from(max_percent.max(0) as u32)
+}
+
+/// How many users a policy may act on this run: its own cap, bounded by what is left of the
+/// organization's daily cap.
+pub(crate) fn run_budget(max_actions_per_run: i32, daily_remaining: Option<u32>) -> u32 {
+    let own = max_actions_per_run.max(0) as u32;
+    daily_remaining.map_or(own, |d| own.min(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_halts_only_above_the_limit() {
+        assert!(!percent_exceeded(10, 100, 10));
+        assert!(percent_exceeded(11, 100, 10));
+        assert!(percent_exceeded(1, 100, 0));
+        assert!(!percent_exceeded(0, 0, 0));
+        assert!(!percent_exceeded(100, 100, 100));
+    }
+
+    #[test]
+    fn the_run_budget_is_the_smaller_of_both_caps() {
+        assert_eq!(run_budget(50, None), 50);
+        assert_eq!(run_budget(50, Some(7)), 7);
+        assert_eq!(run_budget(5, Some(70)), 5);
+        assert_eq!(run_budget(-1, None), 0);
+    }
+
+    #[test]
+    fn share_rules() {
+        assert!(implausible(1, 1, 900));
+        assert!(!implausible(0, 1, 900));
+        assert!(!implausible(8, 9, 900)); // small population: only all-missing counts
+        assert!(implausible(10, 10, 900));
+        assert!(implausible(91, 100, 900));
+        assert!(!implausible(90, 100, 900));
+    }
+}

@@ -1,0 +1,202 @@
+//! Seats and money. Follows Atlassian's billing rules (shared/reference/market-anchors.md §(d)):
+//! suspended users are not billed, invitees are; a group removal frees a seat only when no other
+//! group of the user grants the same product; monthly plans (maximum quantity billing) give no
+//! credit mid-cycle, so savings show from the next cycle; annual plans at renewal.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{Timestamp, ToSpan, civil::Date, tz::TimeZone};
+
+use crate::crd::{AtlassianOrganizationSpec, BillingCycle, GroupLicenseMapping};
+use crate::product::Product;
+use crate::snapshot::{DirectorySnapshot, GroupIdx, User, UserStatus};
+
+use super::matching::ResolvedGroups;
+use super::types::{PlannedAction, Savings, Totals};
+
+/// The organization's GroupLicenseMappings and prices, resolved against the snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Licensing {
+    /// Licensed groups per product (the groups a per-product rule removes).
+    pub licensed: BTreeMap<Product, Vec<GroupIdx>>,
+    /// Products each licensed group grants.
+    pub grants: HashMap<GroupIdx, Vec<Product>>,
+    /// Seat price overrides by group (from the mapping listing the group).
+    pub group_price: HashMap<GroupIdx, f64>,
+    /// Seat prices from the organization's billing.
+    pub base_price: BTreeMap<Product, f64>,
+    pub currency: Option<String>,
+    /// Mapping groups that matched nothing in the snapshot: (mapping, group).
+    pub unresolved: Vec<(String, String)>,
+}
+
+impl Licensing {
+    pub fn new(
+        snapshot: &DirectorySnapshot,
+        org: &AtlassianOrganizationSpec,
+        mappings: &[&GroupLicenseMapping],
+    ) -> Self {
+        let mut out = Licensing::default();
+        if let Some(billing) = &org.billing {
+            out.currency = Some(billing.currency.clone());
+            for sp in &billing.seat_prices {
+                out.base_price.insert(sp.product, sp.monthly_price);
+            }
+        }
+        for m in mappings {
+            let name = m.metadata.name.clone().unwrap_or_default();
+            let refs: Vec<String> =
+                m.spec.groups.iter().filter_map(|g| g.id.clone().or_else(|| g.name.clone())).collect();
+            // Prefer the id when both are given; fall back to the name if the id is unknown.
+            let mut resolved = ResolvedGroups::default();
+            for g in &m.spec.groups {
+                let hit =
+                    g.id.as_deref()
+                        .and_then(|id| snapshot.group_by_id(id))
+                        .or_else(|| g.name.as_deref().and_then(|n| snapshot.find_group(n)));
+                match hit {
+                    Some((i, _)) => resolved.idx.push(i),
+                    None => out.unresolved.push((
+                        name.clone(),
+                        g.name.clone().or_else(|| g.id.clone()).unwrap_or_else(|| refs.join(",")),
+                    )),
+                }
+            }
+            let groups = out.licensed.entry(m.spec.product).or_default();
+            for i in resolved.idx {
+                if !groups.contains(&i) {
+                    groups.push(i);
+                }
+                let g = out.grants.entry(i).or_default();
+                if !g.contains(&m.spec.product) {
+                    g.push(m.spec.product);
+                }
+                if let Some(price) = m.spec.seat_price {
+                    out.group_price.entry(i).or_insert(price);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn licensed_groups_of(&self, product: Product) -> &[GroupIdx] {
+        self.licensed.get(&product).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn grants(&self, group: GroupIdx) -> &[Product] {
+        self.grants.get(&group).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Monthly price of one seat of `product` for this user: the override of a mapping group the
+    /// user is in (or `via`), else the organization's price.
+    pub fn price(&self, product: Product, user: &User, via: Option<GroupIdx>) -> Option<f64> {
+        via.into_iter()
+            .chain(user.groups.iter().copied())
+            .filter(|g| self.grants(*g).contains(&product))
+            .find_map(|g| self.group_price.get(&g).copied())
+            .or_else(|| self.base_price.get(&product).copied())
+    }
+}
+
+/// Whether the user is billed at all: suspended and deactivated users are not; invitees are.
+pub(crate) fn is_billed(user: &User) -> bool {
+    matches!(user.status, UserStatus::Active | UserStatus::InvitedNeverActive)
+}
+
+/// Seats an account-level action (suspend, deactivate, remove) frees: every product of a billed user.
+pub(crate) fn seats_for_account_action(user: &User) -> BTreeMap<Product, i32> {
+    if !is_billed(user) {
+        return BTreeMap::new();
+    }
+    user.product_access.iter().map(|p| (p.product, 1)).collect()
+}
+
+/// Seats freed by taking `user` out of `removing`: a product is freed only when none of the
+/// groups the user keeps grants it. Returns, per product, the index in `removing` of the last
+/// group granting it (where the seat is booked).
+pub(crate) fn seats_for_group_removals(
+    licensing: &Licensing,
+    user: &User,
+    removing: &[GroupIdx],
+) -> BTreeMap<Product, usize> {
+    let mut out = BTreeMap::new();
+    if !is_billed(user) {
+        return out;
+    }
+    for (pos, g) in removing.iter().enumerate() {
+        for product in licensing.grants(*g) {
+            let kept = user.groups.iter().any(|k| !removing.contains(k) && licensing.grants(*k).contains(product));
+            if !kept {
+                out.insert(*product, pos);
+            }
+        }
+    }
+    out
+}
+
+/// Adds an action's seats and money into `totals`.
+pub(crate) fn add_to_totals(totals: &mut Totals, action: &PlannedAction, prices: impl Fn(Product) -> Option<f64>) {
+    for (product, n) in &action.seats {
+        let price = prices(*product);
+        if *n > 0 {
+            *totals.seats_freed.entry(*product).or_default() += *n as u32;
+        } else if *n < 0 {
+            *totals.seats_added.entry(*product).or_default() += n.unsigned_abs();
+        }
+        match price {
+            Some(p) => {
+                let amount = p * f64::from(*n);
+                *totals.savings.by_product.entry(*product).or_default() += amount;
+                totals.savings.projected_monthly += amount;
+            }
+            None if *n > 0 && !totals.savings.unpriced_products.contains(product) => {
+                totals.savings.unpriced_products.push(*product);
+                totals.savings.unpriced_products.sort();
+            }
+            None => {}
+        }
+    }
+}
+
+/// When a saving made at `now` shows on the bill.
+pub(crate) fn realized_from(org: &AtlassianOrganizationSpec, now: Timestamp) -> (Option<Date>, String) {
+    let Some(billing) = &org.billing else {
+        return (None, "no billing section in the organization: savings are not priced".to_owned());
+    };
+    let today = now.to_zoned(TimeZone::UTC).date();
+    let given = billing.renewal_date.as_deref().map(|s| (s, s.parse::<Date>()));
+    match (billing.cycle, given) {
+        (_, Some((raw, Err(_)))) => (None, format!("renewalDate {raw:?} is not a date (YYYY-MM-DD)")),
+        (BillingCycle::Monthly, Some((_, Ok(mut date)))) => {
+            while date <= today {
+                date = date.saturating_add(1.month());
+            }
+            (Some(date), format!("monthly plan: from the next cycle, {date} (no credit mid-cycle)"))
+        }
+        (BillingCycle::Monthly, None) => {
+            let date = today.first_of_month().saturating_add(1.month());
+            (Some(date), format!("monthly plan: from the next cycle, assumed {date} (no renewalDate given)"))
+        }
+        (BillingCycle::Annual, Some((_, Ok(mut date)))) => {
+            while date <= today {
+                date = date.saturating_add(1.year());
+            }
+            (Some(date), format!("annual plan: at renewal, {date}"))
+        }
+        (BillingCycle::Annual, None) => {
+            (None, "annual plan: at renewal (no renewalDate given, so the date is unknown)".to_owned())
+        }
+    }
+}
+
+/// Fills the savings header (currency, realization date) of a totals block.
+pub(crate) fn finish_savings(savings: &mut Savings, currency: Option<&str>, realized: &(Option<Date>, String)) {
+    savings.currency = currency.map(str::to_owned);
+    savings.realized_from = realized.0;
+    savings.realized_note = realized.1.clone();
+    // Cents, so reports and comparisons don't show float noise.
+    savings.projected_monthly = (savings.projected_monthly * 100.0).round() / 100.0;
+    for v in savings.by_product.values_mut() {
+        *v = (*v * 100.0).round() / 100.0;
+    }
+}

@@ -1,0 +1,362 @@
+//! The plan: what the planner decided, for whom, why, and what it saves. Built by [`super::plan`],
+//! read by the executor, the status writer, the audit trail and `seatwarden plan`.
+//!
+//! How the executor uses a [`PolicyPlan`]:
+//! 1. apply [`Plan::ledger_updates`] to the ledger (observations: safe in every mode);
+//! 2. if [`PolicyPlan::applies`] is false (DryRun, Paused, halted), write nothing and send nothing;
+//! 3. send [`PolicyPlan::notices`], recording each *delivered* one with `Ledger::record_notice_delivered`;
+//! 4. for each action of [`PolicyPlan::actions`] (already capped and conflict-free, longest-inactive
+//!    first): `Ledger::record_intended`, re-read the user, [`super::recheck`], write, then
+//!    `Ledger::record_outcome`.
+//!
+//! Deferred, held back, skipped and IdP items are for people: they are never applied.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::crd::{Duration, PolicyMode};
+use crate::ledger::LedgerUpdate;
+use crate::product::Product;
+use crate::snapshot::{ManagementSource, UserStatus};
+
+/// One write to Atlassian.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ActionKind {
+    /// Suspend the user's access in the directory (not billed; groups kept).
+    Suspend,
+    /// Lift a suspension seatwarden made (reactivation).
+    Restore,
+    /// Deactivate a managed account (blocks it in every organization).
+    Deactivate,
+    /// Re-enable an account seatwarden deactivated (reactivation).
+    Enable,
+    /// Remove the user from the directory (groups are lost; the user must be re-invited).
+    RemoveFromDirectory,
+    /// Take the user out of one group.
+    #[serde(rename_all = "camelCase")]
+    RemoveGroup { group_id: String },
+    /// Put the user into one group (reactivation, onboarding).
+    #[serde(rename_all = "camelCase")]
+    AddGroup { group_id: String },
+    /// Re-invite a user seatwarden removed from the directory (reactivation named by an admin).
+    Invite,
+}
+
+impl ActionKind {
+    /// Takes access away. At most one destructive decision per user per run; caps count these.
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self,
+            ActionKind::Suspend
+                | ActionKind::Deactivate
+                | ActionKind::RemoveFromDirectory
+                | ActionKind::RemoveGroup { .. }
+        )
+    }
+
+    /// How hard the action is to undo; the lower value wins a conflict (the gentler action goes first).
+    pub fn severity(&self) -> u8 {
+        match self {
+            ActionKind::RemoveGroup { .. } => 1,
+            ActionKind::Suspend => 2,
+            ActionKind::Deactivate => 3,
+            ActionKind::RemoveFromDirectory => 4,
+            _ => 0,
+        }
+    }
+
+    /// Bounded label, as the audit trail and metrics spell it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ActionKind::Suspend => "suspend",
+            ActionKind::Restore => "restore",
+            ActionKind::Deactivate => "deactivate",
+            ActionKind::Enable => "enable",
+            ActionKind::RemoveFromDirectory => "remove-from-directory",
+            ActionKind::RemoveGroup { .. } => "remove-group",
+            ActionKind::AddGroup { .. } => "add-group",
+            ActionKind::Invite => "invite",
+        }
+    }
+
+    pub fn group_id(&self) -> Option<&str> {
+        match self {
+            ActionKind::RemoveGroup { group_id } | ActionKind::AddGroup { group_id } => Some(group_id),
+            _ => None,
+        }
+    }
+}
+
+/// What the user looked like when the action was planned: [`super::recheck`] compares a fresh read
+/// against it right before the write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionBasis {
+    pub status: UserStatus,
+    pub management_source: ManagementSource,
+    /// Last activity on any product, as the snapshot had it.
+    pub last_active_any: Option<Timestamp>,
+    /// Last activity on the rule's product (per-product rules).
+    pub last_active_product: Option<Timestamp>,
+    /// The product of a per-product rule.
+    pub product: Option<Product>,
+}
+
+/// One planned write, with everything a person or the executor needs to know about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedAction {
+    pub account_id: String,
+    pub email: Option<String>,
+    /// The directory the write goes to.
+    pub directory_id: String,
+    pub kind: ActionKind,
+    pub policy: String,
+    /// The rule name; `reactivation` or `onboarding/<name>` for those.
+    pub rule: String,
+    /// For people: "no Jira activity for 94 days (threshold 60); notice sent 2026-11-10".
+    pub reason: String,
+    /// Seats this write frees (positive) or takes (negative), per product. For a user leaving
+    /// several groups of one product the freed seat sits on the last of those group removals.
+    pub seats: BTreeMap<Product, i32>,
+    pub destructive: bool,
+    /// Whole days without the activity the rule measures; orders actions longest-inactive first.
+    pub inactive_days: Option<i64>,
+    /// For RemoveFromDirectory: the group ids the user loses, so the ledger can restore them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups_lost: Vec<String>,
+    pub basis: ActionBasis,
+}
+
+/// A notice to send now, before a destructive action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedNotice {
+    pub account_id: String,
+    pub email: Option<String>,
+    pub policy: String,
+    pub rule: String,
+    /// Which of the rule's lead times this notice stands for.
+    pub lead_time: Duration,
+    /// The earliest instant the action may happen if this notice is delivered now.
+    pub action_due: Timestamp,
+    /// The action that will follow (for the notice text).
+    pub action: ActionKind,
+    pub reason: String,
+}
+
+/// An action the caps pushed to a later run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeferredAction {
+    pub action: PlannedAction,
+    pub why: String,
+}
+
+/// A rule's decision that lost to another decision about the same user in this run (one
+/// destructive decision per user per run). It returns in a later run if it still applies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldBack {
+    pub account_id: String,
+    pub email: Option<String>,
+    pub policy: String,
+    pub rule: String,
+    pub kind: ActionKind,
+    /// Which policy and rule won, and why.
+    pub why: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SkipKind {
+    Protected,
+    OrgAdmin,
+    SiteAdmin,
+    ApiKeyOwner,
+    AppAccount,
+    CustomerAccount,
+    GracePeriod,
+    /// Synced from an identity provider: reported for action there instead.
+    IdpSynced,
+    /// The rule's action doesn't apply to this account (e.g. deactivate an external account).
+    NotApplicable,
+    /// Asked to keep access (opt-in group or named for reactivation by an admin).
+    OptedIn,
+    /// Activity data for this user is missing or unreliable.
+    NoActivityData,
+}
+
+impl SkipKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SkipKind::Protected => "protected",
+            SkipKind::OrgAdmin => "org-admin",
+            SkipKind::SiteAdmin => "site-admin",
+            SkipKind::ApiKeyOwner => "api-key-owner",
+            SkipKind::AppAccount => "app-account",
+            SkipKind::CustomerAccount => "customer-account",
+            SkipKind::GracePeriod => "grace-period",
+            SkipKind::IdpSynced => "idp-synced",
+            SkipKind::NotApplicable => "not-applicable",
+            SkipKind::OptedIn => "opted-in",
+            SkipKind::NoActivityData => "no-activity-data",
+        }
+    }
+}
+
+/// A user a rule would have acted on (or warned), and why it did not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedUser {
+    pub account_id: String,
+    pub email: Option<String>,
+    pub kind: SkipKind,
+    /// The rule that would have fired, when one would have.
+    pub rule: Option<String>,
+    pub why: String,
+}
+
+/// The whole run is halted: nothing of this policy is applied, no notice sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Halt {
+    /// The condition reason, e.g. `MaxActionPercentExceeded`.
+    pub reason: String,
+    pub message: String,
+}
+
+/// Something people must know about the run (becomes a status condition or an event).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanCondition {
+    /// CamelCase reason, e.g. `NoActivityData`, `IncompleteListing`, `UnresolvedGroup`.
+    pub reason: String,
+    pub message: String,
+}
+
+/// A change that must be made in the identity provider, because the user or group is synced from it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdpAction {
+    pub account_id: String,
+    pub email: Option<String>,
+    pub kind: ActionKind,
+    pub rule: String,
+    /// The synced group, when the change is a membership.
+    pub group_name: Option<String>,
+    pub reason: String,
+}
+
+/// Seats and money: what the applied actions would free (and reactivation/onboarding take).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    /// Destructive actions (writes) planned, not counting deferred ones.
+    pub destructive_actions: u32,
+    /// Distinct users those actions touch.
+    pub users_acted_on: u32,
+    pub restorations: u32,
+    pub onboardings: u32,
+    pub notices: u32,
+    /// Users warned earlier who are waiting out a notice lead time.
+    pub waiting: u32,
+    pub deferred: u32,
+    pub skipped: u32,
+    pub held_back: u32,
+    pub idp_actions: u32,
+    /// Seats freed per product (only writes that stop billing count).
+    pub seats_freed: BTreeMap<Product, u32>,
+    /// Seats taken again by restorations and onboarding, per product.
+    pub seats_added: BTreeMap<Product, u32>,
+    pub savings: Savings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Savings {
+    /// ISO 4217 code; None when the organization has no billing section.
+    pub currency: Option<String>,
+    /// Projected monthly saving of the freed seats, net of seats added, in `currency`.
+    pub projected_monthly: f64,
+    /// Per product, in `currency` (freed minus added).
+    pub by_product: BTreeMap<Product, f64>,
+    /// Products with freed seats but no price configured: their saving is not counted.
+    pub unpriced_products: Vec<Product>,
+    /// When the saving shows on the bill: the next cycle (monthly, maximum quantity billing gives
+    /// no mid-cycle credit) or the renewal (annual). None when unknown.
+    pub realized_from: Option<jiff::civil::Date>,
+    /// How `realized_from` was obtained, for people.
+    pub realized_note: String,
+}
+
+/// One policy's part of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyPlan {
+    pub policy: String,
+    pub mode: PolicyMode,
+    /// True when the executor should write: Enforce, not halted, listing complete. DryRun and
+    /// Paused policies never apply, whatever the plan shows.
+    pub applies: bool,
+    /// Human accounts passing the policy's scope (the base of `maxActionPercent`).
+    pub in_scope: u32,
+    /// Ordered longest-inactive first (destructive), then restorations, then onboarding.
+    pub actions: Vec<PlannedAction>,
+    pub notices: Vec<PlannedNotice>,
+    pub deferred: Vec<DeferredAction>,
+    pub held_back: Vec<HeldBack>,
+    /// Users a rule would have targeted but a safety rule kept out, with why.
+    pub skipped: Vec<SkippedUser>,
+    /// Every in-scope user kept out of the policy's actions, by why (not only those a rule targeted).
+    pub skipped_counts: BTreeMap<SkipKind, u32>,
+    pub halt: Option<Halt>,
+    pub conditions: Vec<PlanCondition>,
+    pub idp_actions: Vec<IdpAction>,
+    pub totals: Totals,
+}
+
+impl PolicyPlan {
+    /// What the executor may write: nothing unless the policy applies.
+    pub fn actions_to_apply(&self) -> &[PlannedAction] {
+        if self.applies { &self.actions } else { &[] }
+    }
+
+    /// What the executor may send: nothing unless the policy applies.
+    pub fn notices_to_send(&self) -> &[PlannedNotice] {
+        if self.applies { &self.notices } else { &[] }
+    }
+}
+
+/// The plan for one organization at one instant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub org_id: String,
+    pub now: Timestamp,
+    pub snapshot_taken_at: Timestamp,
+    /// Every policy given, sorted by name (the order the organization's daily cap is spent in).
+    pub policies: Vec<PolicyPlan>,
+    /// Facts about the snapshot that hold for every policy (missing activity data, incomplete listing).
+    pub conditions: Vec<PlanCondition>,
+    /// Observations for the ledger (first seen, suspension first seen, settled in-flight writes).
+    pub ledger_updates: Vec<LedgerUpdate>,
+    /// Actions left of the organization's daily cap after this plan's applying policies.
+    pub daily_cap_remaining: Option<u32>,
+    /// Sums over every policy.
+    pub totals: Totals,
+}
+
+impl Plan {
+    pub fn policy(&self, name: &str) -> Option<&PolicyPlan> {
+        self.policies.iter().find(|p| p.policy == name)
+    }
+
+    /// Every action of every policy, in plan order (including those of policies that don't apply).
+    pub fn all_actions(&self) -> impl Iterator<Item = &PlannedAction> {
+        self.policies.iter().flat_map(|p| p.actions.iter())
+    }
+}

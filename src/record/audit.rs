@@ -1,0 +1,361 @@
+//! The audit trail for people: every planned and applied action with time, account, rule, reason
+//! and outcome. In the cluster it is `LifecycleRun` objects (one run split into pages so none nears
+//! the 1 MiB object limit); without a cluster, one JSON file per run in a folder.
+//!
+//! Each run is written before anything is applied (all actions `Planned`) and again with outcomes,
+//! so a crash in the middle loses no record (DESIGN invariant 5).
+
+use std::path::PathBuf;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams},
+};
+use serde::{Deserialize, Serialize};
+
+use super::RecordError;
+use crate::crd::{ActionOutcome, LifecycleRun, LifecycleRunSpec, LifecycleRunStatus, PolicyMode, RunAction, RunPhase};
+
+/// Actions per LifecycleRun object: ~1,000 actions of ~400 bytes stay far below 1 MiB.
+pub const ACTIONS_PER_PAGE: usize = 1000;
+const FIELD_MANAGER: &str = "seatwarden-audit";
+
+/// One run of one policy, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub policy: String,
+    pub organization: String,
+    pub mode: PolicyMode,
+    pub start_time: jiff::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<jiff::Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RunPhase>,
+    pub actions: Vec<RunAction>,
+}
+
+impl RunRecord {
+    /// Counts by outcome: (planned, applied, failed, deferred, skipped).
+    pub fn counts(&self) -> [i64; 5] {
+        let mut c = [0i64; 5];
+        for a in &self.actions {
+            let i = match a.outcome {
+                ActionOutcome::Planned => 0,
+                ActionOutcome::Applied => 1,
+                ActionOutcome::Failed => 2,
+                ActionOutcome::Deferred => 3,
+                ActionOutcome::Skipped => 4,
+            };
+            c[i] += 1;
+        }
+        c
+    }
+
+    /// Object names of each page: `<policy>-<runId>-<page>`.
+    pub fn page_names(&self) -> Vec<String> {
+        let pages = self.actions.len().div_ceil(ACTIONS_PER_PAGE).max(1);
+        (1..=pages).map(|p| format!("{}-{}-{p}", self.policy, self.run_id)).collect()
+    }
+}
+
+/// A run id that sorts by time and is valid in object names: `20261125t185200z`.
+pub fn run_id(start: jiff::Timestamp) -> String {
+    start.strftime("%Y%m%dt%H%M%Sz").to_string()
+}
+
+/// Where run records go.
+pub trait AuditSink: Send + Sync {
+    /// Writes the record (creating or updating every page) and returns the object names.
+    fn write(&self, run: &RunRecord) -> impl Future<Output = Result<Vec<String>, RecordError>> + Send;
+}
+
+/// LifecycleRun objects in one namespace.
+#[derive(Clone)]
+pub struct ClusterAudit {
+    api: Api<LifecycleRun>,
+}
+
+impl ClusterAudit {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self { api: Api::namespaced(client, namespace) }
+    }
+
+    /// Every record of `policy` (or all policies), pages joined, newest first.
+    pub async fn list(&self, policy: Option<&str>) -> Result<Vec<RunRecord>, RecordError> {
+        let mut lp = ListParams::default();
+        if let Some(p) = policy {
+            lp = lp.labels(&format!("seatwarden.io/policy={p}"));
+        }
+        let runs = self.api.list(&lp).await?;
+        Ok(join_pages(runs.items))
+    }
+
+    /// Deletes runs beyond the newest `keep` of each policy and runs older than `max_age`.
+    pub async fn prune(
+        &self,
+        keep: usize,
+        max_age: jiff::SignedDuration,
+        now: jiff::Timestamp,
+    ) -> Result<usize, RecordError> {
+        let runs = self.api.list(&ListParams::default()).await?.items;
+        let mut by_policy: std::collections::BTreeMap<String, Vec<(String, jiff::Timestamp)>> = Default::default();
+        for r in &runs {
+            let e = by_policy.entry(r.spec.policy.clone()).or_default();
+            if !e.iter().any(|(id, _)| *id == r.spec.run_id) {
+                e.push((r.spec.run_id.clone(), r.spec.start_time.0));
+            }
+        }
+        let mut doomed = std::collections::BTreeSet::new();
+        for (policy, mut ids) in by_policy {
+            ids.sort_by_key(|b| std::cmp::Reverse(b.1));
+            for (i, (id, start)) in ids.into_iter().enumerate() {
+                if i >= keep || now.duration_since(start) > max_age {
+                    doomed.insert((policy.clone(), id));
+                }
+            }
+        }
+        let mut deleted = 0;
+        for r in runs {
+            if doomed.contains(&(r.spec.policy.clone(), r.spec.run_id.clone())) {
+                match self.api.delete(&r.name_any(), &DeleteParams::default()).await {
+                    Ok(_) => deleted += 1,
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+fn join_pages(mut runs: Vec<LifecycleRun>) -> Vec<RunRecord> {
+    runs.sort_by(|a, b| {
+        (&a.spec.policy, &a.spec.run_id, a.spec.page).cmp(&(&b.spec.policy, &b.spec.run_id, b.spec.page))
+    });
+    let mut out: Vec<RunRecord> = vec![];
+    for r in runs {
+        let status = r.status.clone().unwrap_or_default();
+        match out.last_mut() {
+            Some(last) if last.policy == r.spec.policy && last.run_id == r.spec.run_id => {
+                last.actions.extend(r.spec.actions);
+            }
+            _ => out.push(RunRecord {
+                run_id: r.spec.run_id,
+                policy: r.spec.policy,
+                organization: r.spec.organization,
+                mode: r.spec.mode,
+                start_time: r.spec.start_time.0,
+                end_time: status.end_time.map(|t| t.0),
+                phase: status.phase,
+                actions: r.spec.actions,
+            }),
+        }
+    }
+    out.sort_by_key(|b| std::cmp::Reverse(b.start_time));
+    out
+}
+
+impl AuditSink for ClusterAudit {
+    async fn write(&self, run: &RunRecord) -> Result<Vec<String>, RecordError> {
+        let names = run.page_names();
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let [planned, applied, failed, deferred, skipped] = run.counts();
+        let chunks: Vec<&[RunAction]> =
+            if run.actions.is_empty() { vec![&[]] } else { run.actions.chunks(ACTIONS_PER_PAGE).collect() };
+        for (i, (name, actions)) in names.iter().zip(chunks).enumerate() {
+            let spec = LifecycleRunSpec {
+                policy: run.policy.clone(),
+                organization: run.organization.clone(),
+                run_id: run.run_id.clone(),
+                page: i as i32 + 1,
+                mode: run.mode,
+                start_time: Time(run.start_time),
+                actions: actions.to_vec(),
+            };
+            let obj = serde_json::json!({
+                "apiVersion": "seatwarden.io/v1alpha1",
+                "kind": "LifecycleRun",
+                "metadata": {"name": name, "labels": {
+                    "app.kubernetes.io/name": "seatwarden",
+                    "seatwarden.io/policy": run.policy,
+                    "seatwarden.io/run-id": run.run_id,
+                }},
+                "spec": spec,
+            });
+            self.api.patch(name, &pp, &Patch::Apply(&obj)).await?;
+            // Counts are the whole run's, on every page, so any page answers "what happened".
+            let status = LifecycleRunStatus {
+                phase: Some(run.phase.unwrap_or(RunPhase::Running)),
+                end_time: run.end_time.map(Time),
+                planned,
+                applied,
+                failed,
+                deferred,
+                skipped,
+                conditions: vec![],
+            };
+            let st = serde_json::json!({
+                "apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecycleRun", "status": status
+            });
+            self.api.patch_status(name, &pp, &Patch::Apply(&st)).await?;
+        }
+        Ok(names)
+    }
+}
+
+/// One JSON file per run in `<dir>/runs/`, for `demo` and the command line.
+#[derive(Clone)]
+pub struct FolderAudit {
+    dir: PathBuf,
+}
+
+impl FolderAudit {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn list(&self, policy: Option<&str>) -> Result<Vec<RunRecord>, RecordError> {
+        let runs = self.dir.join("runs");
+        let mut out = vec![];
+        let entries = match std::fs::read_dir(&runs) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(RecordError::io(&runs, e)),
+        };
+        for e in entries {
+            let path = e.map_err(|e| RecordError::io(&runs, e))?.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|e| RecordError::io(&path, e))?;
+            let rec: RunRecord = serde_json::from_str(&text)
+                .map_err(|e| RecordError::Corrupt { name: path.display().to_string(), message: e.to_string() })?;
+            if policy.is_none_or(|p| p == rec.policy) {
+                out.push(rec);
+            }
+        }
+        out.sort_by_key(|b| std::cmp::Reverse(b.start_time));
+        Ok(out)
+    }
+}
+
+impl AuditSink for FolderAudit {
+    async fn write(&self, run: &RunRecord) -> Result<Vec<String>, RecordError> {
+        let runs = self.dir.join("runs");
+        std::fs::create_dir_all(&runs).map_err(|e| RecordError::io(&runs, e))?;
+        let name = format!("{}-{}", run.policy, run.run_id);
+        let path = runs.join(format!("{name}.json"));
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_string_pretty(run).expect("run records serialize");
+        std::fs::write(&tmp, json).map_err(|e| RecordError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| RecordError::io(&path, e))?;
+        Ok(vec![name])
+    }
+}
+
+/// The audit trail as CSV for auditors: one row per action.
+pub fn write_csv<W: std::io::Write>(records: &[RunRecord], out: W) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "time",
+        "policy",
+        "runId",
+        "mode",
+        "accountId",
+        "email",
+        "action",
+        "group",
+        "rule",
+        "reason",
+        "outcome",
+        "error",
+    ])?;
+    for r in records {
+        for a in &r.actions {
+            w.write_record([
+                a.time.0.to_string().as_str(),
+                &r.policy,
+                &r.run_id,
+                r.mode.label(),
+                &a.account_id,
+                a.email.as_deref().unwrap_or(""),
+                &a.action,
+                a.group.as_deref().unwrap_or(""),
+                &a.rule,
+                &a.reason,
+                a.outcome.label(),
+                a.error.as_deref().unwrap_or(""),
+            ])?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(i: usize, outcome: ActionOutcome) -> RunAction {
+        RunAction {
+            time: Time("2026-11-25T10:00:00Z".parse().unwrap()),
+            account_id: format!("acc-{i}"),
+            email: Some(format!("u{i}@example.com")),
+            action: "suspend".into(),
+            group: None,
+            rule: "idle".into(),
+            reason: "no activity for 130 days (threshold 120)".into(),
+            outcome,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn large_runs_are_paged_and_counted() {
+        let run = RunRecord {
+            run_id: run_id("2026-11-25T10:00:00Z".parse().unwrap()),
+            policy: "p".into(),
+            organization: "o".into(),
+            mode: PolicyMode::Enforce,
+            start_time: "2026-11-25T10:00:00Z".parse().unwrap(),
+            end_time: None,
+            phase: None,
+            actions: (0..2500)
+                .map(|i| action(i, if i % 2 == 0 { ActionOutcome::Applied } else { ActionOutcome::Failed }))
+                .collect(),
+        };
+        assert_eq!(run.page_names(), vec!["p-20261125t100000z-1", "p-20261125t100000z-2", "p-20261125t100000z-3"]);
+        assert_eq!(run.counts(), [0, 1250, 1250, 0, 0]);
+        // A page of the largest size stays well under the 1 MiB object limit.
+        let page = serde_json::to_vec(&run.actions[..ACTIONS_PER_PAGE]).unwrap();
+        assert!(page.len() < 512 * 1024, "a full page is {} bytes", page.len());
+    }
+
+    #[tokio::test]
+    async fn folder_audit_round_trips_and_exports_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = FolderAudit::new(dir.path());
+        let run = RunRecord {
+            run_id: "20261125t100000z".into(),
+            policy: "p".into(),
+            organization: "o".into(),
+            mode: PolicyMode::DryRun,
+            start_time: "2026-11-25T10:00:00Z".parse().unwrap(),
+            end_time: None,
+            phase: Some(RunPhase::Completed),
+            actions: vec![action(1, ActionOutcome::Planned)],
+        };
+        audit.write(&run).await.unwrap();
+        let back = audit.list(None).unwrap();
+        assert_eq!(back, vec![run.clone()]);
+        assert!(audit.list(Some("other")).unwrap().is_empty());
+        let mut csv = vec![];
+        write_csv(&back, &mut csv).unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        assert!(text.starts_with("time,policy,runId,mode,accountId"));
+        assert!(text.contains("acc-1,u1@example.com,suspend,,idle,no activity for 130 days (threshold 120),planned"));
+    }
+}
