@@ -15,6 +15,7 @@ lint:
 
 crds:
 	cargo run --quiet -- crd > crds/seatwarden.yaml
+	cp crds/seatwarden.yaml charts/seatwarden/crds/seatwarden.yaml
 
 bench:
 	cargo bench

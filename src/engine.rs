@@ -160,7 +160,12 @@ where
 }
 
 /// The notice a person receives for a planned notice: their name, what happens, when and why.
-fn notice_for(n: &PlannedNotice, snapshot: &DirectorySnapshot, org_name: &str, inputs: &OrgInputs<'_>) -> Option<Notice> {
+fn notice_for(
+    n: &PlannedNotice,
+    snapshot: &DirectorySnapshot,
+    org_name: &str,
+    inputs: &OrgInputs<'_>,
+) -> Option<Notice> {
     let email = n.email.clone()?;
     let user = snapshot.user(&n.account_id);
     let product = match &n.action {

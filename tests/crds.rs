@@ -71,7 +71,7 @@ fn committed_crds_match_generated() {
         .expect("crds/seatwarden.yaml is committed");
     assert!(
         committed == crds_yaml(),
-        "crds/seatwarden.yaml differs from `seatwarden crd`: run `make crds` and commit the result"
+        "crds/seatwarden.yaml differs from `seatwarden crd`: run `make crds` (it also refreshes the chart's copy) and commit the result"
     );
 }
 

@@ -150,10 +150,13 @@ async fn operate(args: RunArgs) -> Result<(), String> {
     }
 
     let ready = Arc::new(AtomicBool::new(false));
-    let (addr, http_task) =
-        http::serve(args.metrics_addr, http::HttpState { metrics: metrics.clone(), ready: ready.clone() }, stopped(stop_rx.clone()))
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.metrics_addr))?;
+    let (addr, http_task) = http::serve(
+        args.metrics_addr,
+        http::HttpState { metrics: metrics.clone(), ready: ready.clone() },
+        stopped(stop_rx.clone()),
+    )
+    .await
+    .map_err(|e| format!("cannot listen on {}: {e}", args.metrics_addr))?;
     tracing::info!(%addr, dry_run = args.dry_run, leader_election = args.leader_election, "seatwarden operator started");
     println!("seatwarden run listening metrics=http://{addr}/metrics");
 
@@ -188,7 +191,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -36,7 +36,9 @@ use serde_json::json;
 
 use crate::{
     clock::Clock,
-    crd::{AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, LifecyclePolicyStatus, PolicyMode, ProtectedUser},
+    crd::{
+        AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, LifecyclePolicyStatus, PolicyMode, ProtectedUser,
+    },
     metrics::Metrics,
     record::audit::ClusterAudit,
 };
@@ -79,7 +81,12 @@ impl Context {
         clock: Clock,
         settings: Settings,
         leader: Arc<AtomicBool>,
-        stores: (Store<LifecyclePolicy>, Store<AtlassianOrganization>, Store<ProtectedUser>, Store<GroupLicenseMapping>),
+        stores: (
+            Store<LifecyclePolicy>,
+            Store<AtlassianOrganization>,
+            Store<ProtectedUser>,
+            Store<GroupLicenseMapping>,
+        ),
     ) -> Self {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
@@ -114,7 +121,14 @@ impl Context {
         }
     }
 
-    pub async fn event(&self, obj: &impl Resource<DynamicType = ()>, type_: EventType, reason: &str, action: &str, note: String) {
+    pub async fn event(
+        &self,
+        obj: &impl Resource<DynamicType = ()>,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let mut note = note;
         if note.len() > 1000 {
             note.truncate(note.floor_char_boundary(1000));
@@ -262,10 +276,16 @@ pub async fn run(
     let s2 = policy_store.clone();
     let s3 = policy_store.clone();
     let controller = controller
-        .watches_stream(org_stream, move |org: AtlassianOrganization| policies_of_org(&s1, &org.namespace().unwrap_or_default(), &org.name_any()))
+        .watches_stream(org_stream, move |org: AtlassianOrganization| {
+            policies_of_org(&s1, &org.namespace().unwrap_or_default(), &org.name_any())
+        })
         .watches_stream(pu_stream, move |pu: ProtectedUser| {
             let ns = pu.namespace().unwrap_or_default();
-            s2.state().iter().filter(|p| p.namespace().as_deref() == Some(ns.as_str())).map(|p| ObjectRef::from_obj(p.as_ref())).collect::<Vec<_>>()
+            s2.state()
+                .iter()
+                .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
         })
         .watches_stream(glm_stream, move |m: GroupLicenseMapping| {
             policies_of_org(&s3, &m.namespace().unwrap_or_default(), &m.spec.organization_ref.name)

@@ -59,7 +59,9 @@ async fn secret_value(ctx: &Context, ns: &str, name: &str, key: &str) -> Result<
         .map(|b| b.0.clone())
         .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key)).map(|s| s.clone().into_bytes()))
         .ok_or_else(|| format!("Secret {ns}/{name} has no key {key:?}"))?;
-    String::from_utf8(bytes).map(|s| s.trim().to_owned()).map_err(|_| format!("Secret {ns}/{name} key {key:?} is not UTF-8"))
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| format!("Secret {ns}/{name} key {key:?} is not UTF-8"))
 }
 
 fn short_kube_error(e: &kube::Error) -> String {
@@ -89,13 +91,20 @@ fn in_namespace<K: kube::Resource + Clone>(store: &kube::runtime::reflector::Sto
 where
     K::DynamicType: std::hash::Hash + Eq + Clone + Default,
 {
-    let mut v: Vec<K> = store.state().iter().filter(|o| o.namespace().as_deref() == Some(ns)).map(|o| (**o).clone()).collect();
+    let mut v: Vec<K> =
+        store.state().iter().filter(|o| o.namespace().as_deref() == Some(ns)).map(|o| (**o).clone()).collect();
     v.sort_by_key(|o| o.name_any());
     v
 }
 
 /// Runs every due policy of `ns/org_name` on one snapshot and records the results.
-pub async fn run_organization(ctx: &Context, state: &mut OrgState, ns: &str, org_name: &str, now: Timestamp) -> Result<(), Error> {
+pub async fn run_organization(
+    ctx: &Context,
+    state: &mut OrgState,
+    ns: &str,
+    org_name: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
     let policies: Vec<LifecyclePolicy> = in_namespace(&ctx.policies, ns)
         .into_iter()
         .filter(|p| p.spec.organization_ref.name == org_name)
@@ -111,7 +120,8 @@ pub async fn run_organization(ctx: &Context, state: &mut OrgState, ns: &str, org
     }
     let Some(org) = ctx.organizations.get(&ObjectRef::new(org_name).within(ns)) else {
         for p in &due {
-            let msg = format!("AtlassianOrganization {ns}/{org_name} does not exist; create it or fix spec.organizationRef");
+            let msg =
+                format!("AtlassianOrganization {ns}/{org_name} does not exist; create it or fix spec.organizationRef");
             write_policy_status(&ctx.client, p, status::failed(p, "OrganizationNotFound", &msg, now, false)).await?;
         }
         return Ok(());
@@ -156,7 +166,8 @@ pub async fn run_organization(ctx: &Context, state: &mut OrgState, ns: &str, org
     };
     let inputs = OrgInputs { organization: &org, policies: &policies, protections: &protections, mappings: &mappings };
     let due_names: Vec<String> = due.iter().map(|p| p.name_any()).collect();
-    let (plan, runs) = run_due_policies(&inputs, &due_names, &snapshot, &deps).await.map_err(|e| Error::Run(e.to_string()))?;
+    let (plan, runs) =
+        run_due_policies(&inputs, &due_names, &snapshot, &deps).await.map_err(|e| Error::Run(e.to_string()))?;
 
     let applied_today: i64 = runs.iter().map(|r| r.report.applied).sum();
     write_org_status(ctx, &org, Some(&snapshot), now, None).await?;
@@ -191,13 +202,26 @@ pub async fn run_organization(ctx: &Context, state: &mut OrgState, ns: &str, org
                 .as_ref()
                 .and_then(|s| s.projected_monthly_savings.as_deref())
                 .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
-            if let Some(v) = state.written.get(name).and_then(|s| s.projected_monthly_savings.as_deref()).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).or(value) {
+            if let Some(v) = state
+                .written
+                .get(name)
+                .and_then(|s| s.projected_monthly_savings.as_deref())
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .or(value)
+            {
                 m.projected_monthly_savings.with_label_values(&[name, cur]).set(v);
             }
         }
         if let Some(h) = &run.plan.halt {
             m.safety_halts.with_label_values(&[name]).inc();
-            ctx.event(*p, EventType::Warning, "SafetyHalted", "Reconcile", format!("{}: nothing was applied", h.message)).await;
+            ctx.event(
+                *p,
+                EventType::Warning,
+                "SafetyHalted",
+                "Reconcile",
+                format!("{}: nothing was applied", h.message),
+            )
+            .await;
         } else {
             m.last_successful_run.with_label_values(&[name]).set(end.as_millisecond() as f64 / 1000.0);
             let r = &run.report;
@@ -212,11 +236,22 @@ pub async fn run_organization(ctx: &Context, state: &mut OrgState, ns: &str, org
                 r.notices_sent,
                 if ctx.settings.process_dry_run { " (process --dry-run: nothing written)" } else { "" }
             );
-            let (t, reason) = if r.failed > 0 { (EventType::Warning, "RunCompletedWithFailures") } else { (EventType::Normal, "RunCompleted") };
+            let (t, reason) = if r.failed > 0 {
+                (EventType::Warning, "RunCompletedWithFailures")
+            } else {
+                (EventType::Normal, "RunCompleted")
+            };
             ctx.event(*p, t, reason, "Reconcile", note).await;
         }
     }
-    tracing::info!(organization = org_name, namespace = ns, users = snapshot.users.len(), policies = runs.len(), plan_actions = plan.all_actions().count(), "organization run finished");
+    tracing::info!(
+        organization = org_name,
+        namespace = ns,
+        users = snapshot.users.len(),
+        policies = runs.len(),
+        plan_actions = plan.all_actions().count(),
+        "organization run finished"
+    );
     super::prune_runs(ctx, ns, now).await;
     Ok(())
 }
@@ -228,7 +263,8 @@ async fn take_snapshot(
     now: Timestamp,
 ) -> Result<(AtlassianClient, DirectorySnapshot), (String, String)> {
     let credentials = credentials(ctx, org).await.map_err(|m| ("CredentialsUnavailable".to_owned(), m))?;
-    let mut config = crate::atlassian::ClientConfig::from_spec(&org.spec).map_err(|e| ("InvalidOrganization".to_owned(), e.to_string()))?;
+    let mut config = crate::atlassian::ClientConfig::from_spec(&org.spec)
+        .map_err(|e| ("InvalidOrganization".to_owned(), e.to_string()))?;
     config.api_key_owner = org.spec.credentials.api_key_owner_account_id.clone();
     let client = AtlassianClient::with_observer(config, &credentials, Arc::new(ctx.metrics.clone()))
         .map_err(|e| ("InvalidOrganization".to_owned(), e.to_string()))?;
@@ -273,7 +309,11 @@ async fn write_org_status(
                 snap.users.len(),
                 snap.directories.len(),
                 snap.report.calls,
-                if fallbacks > 0 { format!(" ({fallbacks} fallback calls: {})", snap.report.notes.join("; ")) } else { String::new() }
+                if fallbacks > 0 {
+                    format!(" ({fallbacks} fallback calls: {})", snap.report.notes.join("; "))
+                } else {
+                    String::new()
+                }
             );
             set_condition(&mut s.conditions, "Connected", ConditionStatus::True, "SnapshotTaken", msg, generation, now);
         }
@@ -285,7 +325,12 @@ async fn write_org_status(
     patch_status(ctx, org, &s).await
 }
 
-async fn bump_daily_actions(ctx: &Context, org: &AtlassianOrganization, now: Timestamp, applied: i64) -> Result<(), Error> {
+async fn bump_daily_actions(
+    ctx: &Context,
+    org: &AtlassianOrganization,
+    now: Timestamp,
+    applied: i64,
+) -> Result<(), Error> {
     let api: Api<AtlassianOrganization> = Api::namespaced(ctx.client.clone(), &org.namespace().unwrap_or_default());
     let fresh = api.get(&org.name_any()).await?;
     let mut s = fresh.status.clone().unwrap_or_default();
@@ -297,7 +342,10 @@ async fn bump_daily_actions(ctx: &Context, org: &AtlassianOrganization, now: Tim
 
 async fn patch_status<K>(ctx: &Context, obj: &K, status: &impl serde::Serialize) -> Result<(), Error>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
@@ -305,7 +353,12 @@ where
     Ok(())
 }
 
-async fn write_mapping_statuses(ctx: &Context, mappings: &[GroupLicenseMapping], snap: &DirectorySnapshot, now: Timestamp) -> Result<(), Error> {
+async fn write_mapping_statuses(
+    ctx: &Context,
+    mappings: &[GroupLicenseMapping],
+    snap: &DirectorySnapshot,
+    now: Timestamp,
+) -> Result<(), Error> {
     for m in mappings {
         let mut resolved = vec![];
         let mut missing = vec![];
@@ -314,8 +367,17 @@ async fn write_mapping_statuses(ctx: &Context, mappings: &[GroupLicenseMapping],
             let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
             match snap.find_group(key) {
                 Some((idx, group)) => {
-                    resolved.push(ResolvedGroup { id: group.id.clone(), name: group.name.clone(), members: group.member_count as i64, idp_synced: group.idp_synced });
-                    for u in snap.users.iter().filter(|u| u.groups.contains(&idx) && u.status != UserStatus::Suspended && u.status != UserStatus::Deactivated) {
+                    resolved.push(ResolvedGroup {
+                        id: group.id.clone(),
+                        name: group.name.clone(),
+                        members: group.member_count as i64,
+                        idp_synced: group.idp_synced,
+                    });
+                    for u in snap.users.iter().filter(|u| {
+                        u.groups.contains(&idx)
+                            && u.status != UserStatus::Suspended
+                            && u.status != UserStatus::Deactivated
+                    }) {
                         seat_holders.insert(u.account_id.as_str());
                     }
                 }
@@ -329,9 +391,25 @@ async fn write_mapping_statuses(ctx: &Context, mappings: &[GroupLicenseMapping],
         s.seats_in_use = Some(seat_holders.len() as i64);
         s.resolved_groups = resolved;
         if missing.is_empty() {
-            set_condition(&mut s.conditions, "Ready", ConditionStatus::True, "GroupsResolved", "every group was found", generation, now);
+            set_condition(
+                &mut s.conditions,
+                "Ready",
+                ConditionStatus::True,
+                "GroupsResolved",
+                "every group was found",
+                generation,
+                now,
+            );
         } else {
-            set_condition(&mut s.conditions, "Ready", ConditionStatus::False, "UnresolvedGroup", format!("not found in the organization: {}; fix spec.groups", missing.join(", ")), generation, now);
+            set_condition(
+                &mut s.conditions,
+                "Ready",
+                ConditionStatus::False,
+                "UnresolvedGroup",
+                format!("not found in the organization: {}; fix spec.groups", missing.join(", ")),
+                generation,
+                now,
+            );
         }
         if m.status.as_ref() != Some(&s) {
             patch_status(ctx, m, &s).await?;
@@ -340,7 +418,12 @@ async fn write_mapping_statuses(ctx: &Context, mappings: &[GroupLicenseMapping],
     Ok(())
 }
 
-async fn write_protection_statuses(ctx: &Context, protections: &[ProtectedUser], snap: &DirectorySnapshot, now: Timestamp) -> Result<(), Error> {
+async fn write_protection_statuses(
+    ctx: &Context,
+    protections: &[ProtectedUser],
+    snap: &DirectorySnapshot,
+    now: Timestamp,
+) -> Result<(), Error> {
     let counts = crate::policy::protection_matches(snap, protections, now);
     for p in protections {
         let expired = p.spec.expires_at.as_ref().is_some_and(|t| t.0 <= now);
@@ -351,7 +434,11 @@ async fn write_protection_statuses(ctx: &Context, protections: &[ProtectedUser],
         s.matched_users = Some(matched);
         s.state = Some(if expired { ProtectionState::Expired } else { ProtectionState::Active });
         let (st, reason, msg) = if expired {
-            (ConditionStatus::False, "Expired", "the protection has expired; its users are no longer protected".to_owned())
+            (
+                ConditionStatus::False,
+                "Expired",
+                "the protection has expired; its users are no longer protected".to_owned(),
+            )
         } else {
             (ConditionStatus::True, "Protecting", format!("protecting {matched} users"))
         };
@@ -363,10 +450,21 @@ async fn write_protection_statuses(ctx: &Context, protections: &[ProtectedUser],
     Ok(())
 }
 
-fn record_org_metrics(ctx: &Context, org: &str, snap: &DirectorySnapshot, mappings: &[GroupLicenseMapping], now: Timestamp) {
+fn record_org_metrics(
+    ctx: &Context,
+    org: &str,
+    snap: &DirectorySnapshot,
+    mappings: &[GroupLicenseMapping],
+    now: Timestamp,
+) {
     let c = counts(snap);
     let m = &ctx.metrics;
-    for (status, n) in [("active", c.active), ("suspended", c.suspended), ("deactivated", c.deactivated), ("invited-never-active", c.invited)] {
+    for (status, n) in [
+        ("active", c.active),
+        ("suspended", c.suspended),
+        ("deactivated", c.deactivated),
+        ("invited-never-active", c.invited),
+    ] {
         m.users.with_label_values(&[org, status]).set(n);
     }
     for product in snap.activity_products.iter() {
@@ -386,7 +484,9 @@ fn record_org_metrics(ctx: &Context, org: &str, snap: &DirectorySnapshot, mappin
         for g in &mapping.spec.groups {
             let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
             if let Some((idx, _)) = snap.find_group(key) {
-                for u in snap.users.iter().filter(|u| u.groups.contains(&idx) && matches!(u.status, UserStatus::Active | UserStatus::InvitedNeverActive)) {
+                for u in snap.users.iter().filter(|u| {
+                    u.groups.contains(&idx) && matches!(u.status, UserStatus::Active | UserStatus::InvitedNeverActive)
+                }) {
                     holders.insert(u.account_id.as_str());
                 }
             }

@@ -36,7 +36,8 @@ pub fn after_run(
     if run_now_handled.is_some() {
         s.last_handled_run_now = run_now_handled;
     }
-    let effective_mode = if process_dry_run && plan.mode == PolicyMode::Enforce { PolicyMode::DryRun } else { plan.mode };
+    let effective_mode =
+        if process_dry_run && plan.mode == PolicyMode::Enforce { PolicyMode::DryRun } else { plan.mode };
     s.last_run = Some(RunSummary {
         run_name: run.record_names.first().cloned(),
         mode: effective_mode,
@@ -57,7 +58,11 @@ pub fn after_run(
         would_notify: if plan.applies && !process_dry_run {
             vec![]
         } else {
-            plan.notices.iter().take(SAMPLE).map(|n| format!("{}: {}", n.email.as_deref().unwrap_or(&n.account_id), n.reason)).collect()
+            plan.notices
+                .iter()
+                .take(SAMPLE)
+                .map(|n| format!("{}: {}", n.email.as_deref().unwrap_or(&n.account_id), n.reason))
+                .collect()
         },
         sample_actions: plan
             .actions
@@ -69,7 +74,15 @@ pub fn after_run(
             .idp_actions
             .iter()
             .take(SAMPLE)
-            .map(|a| format!("{} {} ({}): {}", a.kind.label(), a.email.as_deref().unwrap_or(&a.account_id), a.group_name.as_deref().unwrap_or("-"), a.reason))
+            .map(|a| {
+                format!(
+                    "{} {} ({}): {}",
+                    a.kind.label(),
+                    a.email.as_deref().unwrap_or(&a.account_id),
+                    a.group_name.as_deref().unwrap_or("-"),
+                    a.reason
+                )
+            })
             .collect(),
     });
     // Seats reclaimed accumulate over the policy's life (applied actions only).
@@ -101,26 +114,64 @@ pub fn after_run(
             SAFETY_HALTED,
             ConditionStatus::True,
             &h.reason,
-            format!("{} Nothing was applied. Check the policy's scope and rules, or the snapshot, then raise caps.maxActionPercent if this is intended.", h.message),
+            format!(
+                "{} Nothing was applied. Check the policy's scope and rules, or the snapshot, then raise caps.maxActionPercent if this is intended.",
+                h.message
+            ),
             generation,
             now,
         ),
-        None => set_condition(conds, SAFETY_HALTED, ConditionStatus::False, "WithinCaps", "the plan stayed within maxActionPercent", generation, now),
+        None => set_condition(
+            conds,
+            SAFETY_HALTED,
+            ConditionStatus::False,
+            "WithinCaps",
+            "the plan stayed within maxActionPercent",
+            generation,
+            now,
+        ),
     }
     let mut degraded: Vec<String> = plan.conditions.iter().map(|c| format!("{}: {}", c.reason, c.message)).collect();
     if r.failed > 0 {
-        degraded.push(format!("{} actions failed: {}", r.failed, r.failures.iter().take(3).cloned().collect::<Vec<_>>().join("; ")));
+        degraded.push(format!(
+            "{} actions failed: {}",
+            r.failed,
+            r.failures.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        ));
     }
     if r.notices_failed > 0 {
-        degraded.push(format!("{} notices could not be delivered; their actions wait for a delivered notice", r.notices_failed));
+        degraded.push(format!(
+            "{} notices could not be delivered; their actions wait for a delivered notice",
+            r.notices_failed
+        ));
     }
     if degraded.is_empty() {
-        set_condition(conds, DEGRADED, ConditionStatus::False, "AsExpected", "no failures and complete data", generation, now);
+        set_condition(
+            conds,
+            DEGRADED,
+            ConditionStatus::False,
+            "AsExpected",
+            "no failures and complete data",
+            generation,
+            now,
+        );
     } else {
-        let reason = plan.conditions.first().map(|c| c.reason.as_str()).unwrap_or(if r.failed > 0 { "ActionsFailed" } else { "NoticesUndelivered" });
+        let reason = plan.conditions.first().map(|c| c.reason.as_str()).unwrap_or(if r.failed > 0 {
+            "ActionsFailed"
+        } else {
+            "NoticesUndelivered"
+        });
         set_condition(conds, DEGRADED, ConditionStatus::True, reason, degraded.join(" | "), generation, now);
     }
-    set_condition(conds, SYNCED, ConditionStatus::True, "SnapshotTaken", "the organization was read completely for this run", generation, now);
+    set_condition(
+        conds,
+        SYNCED,
+        ConditionStatus::True,
+        "SnapshotTaken",
+        "the organization was read completely for this run",
+        generation,
+        now,
+    );
     let (ready_reason, ready_msg) = match (effective_mode, plan.halt.is_some()) {
         (_, true) => ("SafetyHalted", "the last run halted on maxActionPercent; see SafetyHalted".to_owned()),
         (PolicyMode::DryRun, _) => (
@@ -134,7 +185,13 @@ pub fn after_run(
         (PolicyMode::Paused, _) => ("Paused", "paused: does nothing until spec.mode changes".to_owned()),
         (PolicyMode::Enforce, _) => (
             "ReconciliationSucceeded",
-            format!("{} applied, {} failed, {} deferred, {} notices sent", r.applied, r.failed, plan.deferred.len(), r.notices_sent),
+            format!(
+                "{} applied, {} failed, {} deferred, {} notices sent",
+                r.applied,
+                r.failed,
+                plan.deferred.len(),
+                r.notices_sent
+            ),
         ),
     };
     set_condition(conds, READY, ConditionStatus::True, ready_reason, ready_msg, generation, now);
@@ -142,7 +199,13 @@ pub fn after_run(
 }
 
 /// Status when a run could not happen (the organization could not be read, a bad spec, ...).
-pub fn failed(policy: &LifecyclePolicy, reason: &str, message: &str, now: Timestamp, synced: bool) -> LifecyclePolicyStatus {
+pub fn failed(
+    policy: &LifecyclePolicy,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+    synced: bool,
+) -> LifecyclePolicyStatus {
     let mut s = policy.status.clone().unwrap_or_default();
     let generation = policy.metadata.generation;
     s.observed_generation = generation;
@@ -159,6 +222,14 @@ pub fn paused(policy: &LifecyclePolicy, now: Timestamp) -> LifecyclePolicyStatus
     let mut s = policy.status.clone().unwrap_or_default();
     let generation = policy.metadata.generation;
     s.observed_generation = generation;
-    set_condition(&mut s.conditions, READY, ConditionStatus::True, "Paused", "paused: does nothing until spec.mode changes", generation, now);
+    set_condition(
+        &mut s.conditions,
+        READY,
+        ConditionStatus::True,
+        "Paused",
+        "paused: does nothing until spec.mode changes",
+        generation,
+        now,
+    );
     s
 }

@@ -30,7 +30,9 @@ fn convert(o: ClientOutcome) -> WriteOutcome {
     match o {
         ClientOutcome::Done => WriteOutcome::Done,
         ClientOutcome::AlreadySo => WriteOutcome::AlreadySo,
-        ClientOutcome::Refused { reason, message } => WriteOutcome::Refused { reason: reason.label().to_owned(), message },
+        ClientOutcome::Refused { reason, message } => {
+            WriteOutcome::Refused { reason: reason.label().to_owned(), message }
+        }
         ClientOutcome::Failed { message, .. } => WriteOutcome::Failed { message },
     }
 }
@@ -61,7 +63,9 @@ impl DirectoryWriter for ClientWriter<'_> {
                 ActionKind::Restore => self.client.restore(dir, id, prior).await,
                 ActionKind::RemoveFromDirectory => self.client.remove_from_directory(dir, id, prior).await,
                 ActionKind::Deactivate => {
-                    self.client.deactivate(id, Some("Deactivated for inactivity by your organization's access policy."), prior).await
+                    self.client
+                        .deactivate(id, Some("Deactivated for inactivity by your organization's access policy."), prior)
+                        .await
                 }
                 ActionKind::Enable => self.client.enable(id, prior).await,
                 ActionKind::RemoveGroup { group_id } => self.client.remove_from_group(dir, group_id, id, prior).await,
@@ -70,8 +74,12 @@ impl DirectoryWriter for ClientWriter<'_> {
                     let Some(email) = a.email.clone() else {
                         return WriteOutcome::Failed { message: "no email on record to re-invite".into() };
                     };
-                    let invitation =
-                        Invitation { email, groups: a.groups_lost.clone(), send_notification: true, ..Default::default() };
+                    let invitation = Invitation {
+                        email,
+                        groups: a.groups_lost.clone(),
+                        send_notification: true,
+                        ..Default::default()
+                    };
                     self.client.invite(&invitation).await.outcome
                 }
             };

@@ -34,8 +34,13 @@ pub enum WriteOutcome {
     /// The user was already in the target state: converged, nothing written.
     AlreadySo,
     /// Atlassian refused (license limit, IdP-synced group, not managed): not retried.
-    Refused { reason: String, message: String },
-    Failed { message: String },
+    Refused {
+        reason: String,
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -333,7 +338,11 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                 }
                 Err(e) => {
                     // Without a fresh read there is no write (invariant 9).
-                    return (ActionOutcome::Failed, Some(format!("re-read before write failed: {e}")), Outcome::NotApplied);
+                    return (
+                        ActionOutcome::Failed,
+                        Some(format!("re-read before write failed: {e}")),
+                        Outcome::NotApplied,
+                    );
                 }
             }
         }
