@@ -146,19 +146,31 @@ networkPolicy:
 // ---------------------------------------------------------------------------------------------------
 // Chart structure and values
 
+/// The chart carries a copy of crds/seatwarden.yaml (`make crds` writes both). What a user installs
+/// is checked: the copy and the packaged archive's CRDs are byte for byte what `seatwarden crd`
+/// prints, and helm renders every one.
 #[test]
 fn chart_crds_are_the_generated_crds() {
+    let generated = seatwarden::crd::crds_yaml();
     let chart = std::fs::read_to_string(chart_dir().join("crds/seatwarden.yaml")).expect("the chart carries crds/");
     let repo = std::fs::read_to_string(support::repo_root().join("crds/seatwarden.yaml")).unwrap();
+    assert!(chart == repo, "charts/seatwarden/crds/seatwarden.yaml differs from crds/seatwarden.yaml: run `make crds`");
     assert!(
-        chart == repo,
-        "charts/seatwarden/crds/seatwarden.yaml differs from crds/seatwarden.yaml: \
-         `make crds && cp crds/seatwarden.yaml charts/seatwarden/crds/`"
+        chart == generated,
+        "charts/seatwarden/crds/seatwarden.yaml differs from `seatwarden crd`: run `make crds`"
     );
-    assert!(chart == seatwarden::crd::crds_yaml(), "the chart's CRDs differ from `seatwarden crd`");
 
-    // And helm really ships them: --include-crds renders every CRD the binary defines.
     let Some(helm) = helm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(&helm).arg("package").arg(chart_dir()).arg("--destination").arg(dir.path()));
+    assert!(out.ok, "helm package: {}", out.stderr);
+    let archive = dir.path().join("seatwarden-0.1.0.tgz");
+    let out = run(Command::new("tar").arg("xzf").arg(&archive).arg("-C").arg(dir.path()));
+    assert!(out.ok, "tar: {}", out.stderr);
+    let packaged = std::fs::read_to_string(dir.path().join("seatwarden/crds/seatwarden.yaml"))
+        .expect("the packaged chart has crds/seatwarden.yaml as a file");
+    assert!(packaged == generated, "the packaged chart's CRDs differ from `seatwarden crd`");
+
     let out = helm_template(&helm, "sw", "seatwarden", "", &["--include-crds"]);
     assert!(out.ok, "{}", out.stderr);
     let rendered: BTreeSet<String> = find(&documents(&out.stdout), "CustomResourceDefinition")
