@@ -959,18 +959,19 @@ fn alerts_parse_use_exported_metrics_and_fire_when_they_should() {
         {
             "interval": "1m",
             "input_series": [
-                // p: every run (retried each minute) fails.
-                {"series": r#"seatwarden_reconcile_runs_total{namespace="ns",policy="p"}"#, "values": "0+1x60"},
+                // p: completed one run, then every attempt (retried each minute) fails.
+                {"series": r#"seatwarden_reconcile_runs_total{namespace="ns",policy="p"}"#, "values": "1x60"},
                 {"series": r#"seatwarden_reconcile_errors_total{namespace="ns",policy="p",error="Snapshot"}"#, "values": "0+1x60"},
-                // q: failed three times, then every run succeeds.
-                {"series": r#"seatwarden_reconcile_runs_total{namespace="ns",policy="q"}"#, "values": "0+1x60"},
+                // q: failed three times, then its retry completed and so did later runs.
+                {"series": r#"seatwarden_reconcile_runs_total{namespace="ns",policy="q"}"#, "values": "0 0 0 0+1x57"},
                 {"series": r#"seatwarden_reconcile_errors_total{namespace="ns",policy="q",error="Atlassian"}"#, "values": "0 1 2 3x58"},
-                // r: one run an hour, never failed.
-                {"series": r#"seatwarden_reconcile_runs_total{namespace="ns",policy="r"}"#, "values": "1x30 2x30"},
-                {"series": r#"seatwarden_reconcile_errors_total{namespace="ns",policy="r",error="Atlassian"}"#, "values": "0x60"},
+                // r: one failure, retried with success a minute later, then quiet for an hour.
+                {"series": r#"seatwarden_reconcile_runs_total{namespace="ns",policy="r"}"#, "values": "1x5 2x55"},
+                {"series": r#"seatwarden_reconcile_errors_total{namespace="ns",policy="r",error="Atlassian"}"#, "values": "0x4 1x56"},
             ],
             "alert_rule_test": [
                 case("SeatwardenRunsFailing", "10m", vec![]),
+                case("SeatwardenRunsFailing", "40m", vec![expected("SeatwardenRunsFailing", &p("p"), "")]),
                 case("SeatwardenRunsFailing", "20m", vec![expected("SeatwardenRunsFailing", &p("p"), "")]),
             ],
         },
