@@ -1189,6 +1189,163 @@ fn sample_value(v: &Value) -> f64 {
     v["value"][1].as_str().unwrap().parse().unwrap()
 }
 
+/// A simulated organization (300 users, fixed seed), the examples' organization and license
+/// mappings pointed at it, an Enforce policy, and `seatwarden run` as the chart runs it.
+struct E2e {
+    // Declared first so the processes stop before their folder goes.
+    procs: Vec<Proc>,
+    ns: String,
+    metrics_port: u16,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl E2e {
+    async fn start(client: &Client, helm: &Path, as_chart_service_account: bool) -> E2e {
+        support::install_crds(client).await;
+        let ns = support::namespace(client, "chart-e2e").await;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = env!("CARGO_BIN_EXE_seatwarden");
+
+        // The simulated organization (300 users, fixed seed).
+        let sim_port = free_port();
+        let mut procs = vec![Proc::spawn(
+            "sim",
+            Command::new(bin).args(["sim", "--port", &sim_port.to_string(), "--users", "300", "--seed", "7"]),
+            dir.path(),
+        )];
+        let sim_url = format!("http://127.0.0.1:{sim_port}");
+        wait_for("the simulator", 30, &mut procs, || async {
+            std::net::TcpStream::connect(("127.0.0.1", sim_port)).ok().map(|_| ())
+        })
+        .await;
+
+        // The examples' organization and license mappings, pointed at the simulator, and an Enforce
+        // policy without notice lead times so its first run reclaims seats.
+        let mut objects = vec![json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "atlassian-org-api-key", "namespace": ns},
+            // The simulator's documented default key, not a credential.
+            "stringData": {"api-key": "sim-key"},
+        })];
+        for file in ["examples/01-organization.yaml", "examples/02-license-mappings.yaml"] {
+            let text = std::fs::read_to_string(support::repo_root().join(file)).unwrap();
+            for mut doc in documents(&text).into_iter().filter(|d| d["kind"] != "Secret") {
+                doc["metadata"]["namespace"] = json!(ns);
+                if doc["kind"] == "AtlassianOrganization" {
+                    let spec = doc["spec"].as_object_mut().unwrap();
+                    spec.insert("apiBaseUrl".into(), json!(sim_url));
+                    for site in spec["sites"].as_array_mut().unwrap() {
+                        site["url"] = json!(sim_url);
+                    }
+                    spec["bitbucket"]["apiUrl"] = json!(sim_url);
+                    // No SMTP here: notices would go to the mailbox folder.
+                    spec.remove("mail");
+                }
+                objects.push(doc);
+            }
+        }
+        objects.push(json!({
+            "apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecyclePolicy",
+            "metadata": {"name": "reclaim-jira", "namespace": ns},
+            "spec": {
+                "organizationRef": {"name": "acme"},
+                "mode": "Enforce",
+                "schedule": {"interval": "1h"},
+                "scope": {"accountTypes": ["Managed", "External"]},
+                "rules": [{"name": "jira-idle-60d", "productInactivity": {"product": "JiraSoftware", "inactiveFor": "60d"},
+                           "action": "RemoveLicensedGroups"}],
+                "caps": {"maxActionsPerRun": 20, "maxActionPercent": 50},
+            },
+        }));
+        for doc in &objects {
+            let (api, _) = api_for(client, doc).await;
+            let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+            api.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create {}: {e}", doc["kind"]));
+        }
+
+        // The operator as the chart runs it: the rendered Deployment's args and env (leader election on,
+        // one namespace, named Secrets) and, when asked, only the permissions of the rendered Roles, by
+        // impersonating the chart's ServiceAccount.
+        let release = format!("sw{}", rand::random::<u16>());
+        let chart_values = format!(
+            "watchNamespace: {ns}\ncredentialSecrets: [atlassian-org-api-key]\nleaderElection: {{enabled: true}}\nlogFormat: text\n"
+        );
+        let chart_docs = render(helm, &release, &ns, &chart_values);
+        let kubeconfig_path = PathBuf::from(std::env::var("KUBECONFIG").expect("KUBECONFIG"));
+        let kubeconfig = if as_chart_service_account {
+            assert!(
+                apply_rbac(client, &chart_docs).await.is_empty(),
+                "a namespaced install creates nothing cluster-wide"
+            );
+            let sa = format!("system:serviceaccount:{ns}:{release}-seatwarden");
+            let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig_path).unwrap()).unwrap();
+            for user in config["users"].as_array_mut().expect("kubeconfig users") {
+                user["user"]["as"] = json!(sa);
+            }
+            let path = dir.path().join("kubeconfig-sa");
+            std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+            path
+        } else {
+            kubeconfig_path
+        };
+        let container = &one(&chart_docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+        let metrics_port = free_port();
+        let mut operator = Command::new(bin);
+        operator.arg("run");
+        for arg in container["args"].as_array().unwrap() {
+            let arg = arg.as_str().unwrap();
+            // Everything as rendered, but the metrics address: loopback on a free port, not 0.0.0.0:9464.
+            if arg.starts_with("--metrics-addr=") {
+                operator.arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"));
+            } else {
+                operator.arg(arg);
+            }
+        }
+        for env in container["env"].as_array().unwrap() {
+            let name = env["name"].as_str().unwrap();
+            let value = match env["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => "seatwarden-chart-e2e".to_owned(),
+                Some("metadata.namespace") => ns.clone(),
+                Some(other) => panic!("env {name} from an unexpected field {other}"),
+                None => env["value"].as_str().unwrap().to_owned(),
+            };
+            operator.env(name, value);
+        }
+        operator.arg("--mailbox-dir").arg(dir.path().join("mailbox")).env("KUBECONFIG", &kubeconfig);
+        procs.push(Proc::spawn("operator", &mut operator, dir.path()));
+
+        let mut e2e = E2e { procs, ns, metrics_port, dir, http: reqwest::Client::new() };
+        // The liveness probe's endpoint answers.
+        e2e.wait_endpoint("/healthz").await;
+        e2e
+    }
+
+    async fn wait_endpoint(&mut self, path: &str) {
+        let url = format!("http://127.0.0.1:{}{path}", self.metrics_port);
+        let http = self.http.clone();
+        wait_for(&format!("the operator's {path}"), 60, &mut self.procs, || async {
+            http.get(&url).send().await.ok()?.status().is_success().then_some(())
+        })
+        .await;
+    }
+
+    /// The policy's status once its first run reclaimed seats.
+    async fn wait_for_seats(&mut self, client: &Client) -> Value {
+        let policies = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &self.ns,
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("seatwarden.io", "v1alpha1", "LifecyclePolicy")),
+        );
+        wait_for("the policy's first run", 180, &mut self.procs, || async {
+            let p = policies.get("reclaim-jira").await.ok()?;
+            let status = p.data.get("status")?.clone();
+            (status["seatsReclaimed"].as_i64().unwrap_or(0) > 0).then_some(status)
+        })
+        .await
+    }
+}
+
 /// The operator (`seatwarden run`) reconciles an Enforce policy against the simulator and the real
 /// API server while a real Prometheus (Debian's) scrapes its /metrics and evaluates the chart's
 /// alerts: PromQL returns the seats reclaimed that the policy's status reports, every dashboard
@@ -1198,132 +1355,38 @@ fn sample_value(v: &Value) -> f64 {
 async fn prometheus_scrapes_the_operator_during_a_run_and_reports_the_seats_reclaimed() {
     let Some(client) = support::kube_client().await else { return };
     let (Some(helm), Some(prometheus)) = (helm(), tool("prometheus", "PROMETHEUS", None)) else { return };
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "chart-e2e").await;
-    let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_seatwarden");
-
-    // The simulated organization (300 users, fixed seed).
-    let sim_port = free_port();
-    let mut procs = vec![Proc::spawn(
-        "sim",
-        Command::new(bin).args(["sim", "--port", &sim_port.to_string(), "--users", "300", "--seed", "7"]),
-        dir.path(),
-    )];
-    let sim_url = format!("http://127.0.0.1:{sim_port}");
-    wait_for("the simulator", 30, &mut procs, || async {
-        std::net::TcpStream::connect(("127.0.0.1", sim_port)).ok().map(|_| ())
-    })
-    .await;
-
-    // The examples' organization and license mappings, pointed at the simulator, and an Enforce
-    // policy without notice lead times so its first run reclaims seats.
-    let mut objects = vec![json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "atlassian-org-api-key", "namespace": ns},
-        // The simulator's documented default key, not a credential.
-        "stringData": {"api-key": "sim-key"},
-    })];
-    for file in ["examples/01-organization.yaml", "examples/02-license-mappings.yaml"] {
-        let text = std::fs::read_to_string(support::repo_root().join(file)).unwrap();
-        for mut doc in documents(&text).into_iter().filter(|d| d["kind"] != "Secret") {
-            doc["metadata"]["namespace"] = json!(ns);
-            if doc["kind"] == "AtlassianOrganization" {
-                let spec = doc["spec"].as_object_mut().unwrap();
-                spec.insert("apiBaseUrl".into(), json!(sim_url));
-                for site in spec["sites"].as_array_mut().unwrap() {
-                    site["url"] = json!(sim_url);
-                }
-                spec["bitbucket"]["apiUrl"] = json!(sim_url);
-                // No SMTP here: notices would go to the mailbox folder.
-                spec.remove("mail");
-            }
-            objects.push(doc);
-        }
-    }
-    objects.push(json!({
-        "apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecyclePolicy",
-        "metadata": {"name": "reclaim-jira", "namespace": ns},
-        "spec": {
-            "organizationRef": {"name": "acme"},
-            "mode": "Enforce",
-            "schedule": {"interval": "1h"},
-            "scope": {"accountTypes": ["Managed", "External"]},
-            "rules": [{"name": "jira-idle-60d", "productInactivity": {"product": "JiraSoftware", "inactiveFor": "60d"},
-                       "action": "RemoveLicensedGroups"}],
-            "caps": {"maxActionsPerRun": 20, "maxActionPercent": 50},
-        },
-    }));
-    for doc in &objects {
-        let (api, _) = api_for(&client, doc).await;
-        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
-        api.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create {}: {e}", doc["kind"]));
-    }
-
-    // The operator, as the chart runs it (minus the container).
-    let metrics_port = free_port();
-    procs.push(Proc::spawn(
-        "operator",
-        Command::new(bin)
-            .args(["run", "--watch-namespace", &ns, "--log-format", "text"])
-            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-            .arg("--mailbox-dir")
-            .arg(dir.path().join("mailbox"))
-            .env("POD_NAME", "chart-e2e")
-            .env("RUST_LOG", "info"),
-        dir.path(),
-    ));
-
-    // The liveness probe's endpoint answers.
-    let http = reqwest::Client::new();
-    let probe = |path: &str| {
-        let url = format!("http://127.0.0.1:{metrics_port}{path}");
-        let http = http.clone();
-        move || {
-            let (url, http) = (url.clone(), http.clone());
-            async move { http.get(&url).send().await.ok()?.status().is_success().then_some(()) }
-        }
-    };
-    wait_for("the operator's /healthz", 60, &mut procs, probe("/healthz")).await;
+    let mut e2e = E2e::start(&client, &helm, false).await;
+    let (ns, metrics_port, http) = (e2e.ns.clone(), e2e.metrics_port, e2e.http.clone());
+    let dir = e2e.dir.path().to_owned();
 
     // Prometheus scraping it every second, with the chart's alerts loaded.
     let docs = render(&helm, "sw", &ns, &all_options(""));
     let groups = one(&docs, "PrometheusRule")["spec"]["groups"].clone();
-    std::fs::write(dir.path().join("rules.yaml"), serde_yaml::to_string(&json!({"groups": groups})).unwrap()).unwrap();
+    std::fs::write(dir.join("rules.yaml"), serde_yaml::to_string(&json!({"groups": groups})).unwrap()).unwrap();
     let config = json!({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [dir.path().join("rules.yaml")],
+        "rule_files": [dir.join("rules.yaml")],
         "scrape_configs": [{"job_name": "seatwarden", "static_configs": [{"targets": [format!("127.0.0.1:{metrics_port}")]}]}],
     });
-    std::fs::write(dir.path().join("prometheus.yml"), serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(dir.join("prometheus.yml"), serde_yaml::to_string(&config).unwrap()).unwrap();
     let prom_port = free_port();
-    procs.push(Proc::spawn(
+    e2e.procs.push(Proc::spawn(
         "prometheus",
         Command::new(&prometheus)
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
-        dir.path(),
+        &dir,
     ));
     let base = format!("http://127.0.0.1:{prom_port}");
 
     // The run: the policy's status reports the seats it reclaimed.
-    let policies = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
-        &ns,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk("seatwarden.io", "v1alpha1", "LifecyclePolicy")),
-    );
-    let status = wait_for("the policy's first run", 180, &mut procs, || async {
-        let p = policies.get("reclaim-jira").await.ok()?;
-        let status = p.data.get("status")?.clone();
-        (status["seatsReclaimed"].as_i64().unwrap_or(0) > 0).then_some(status)
-    })
-    .await;
+    let status = e2e.wait_for_seats(&client).await;
     let seats = status["seatsReclaimed"].as_i64().unwrap();
     let by_product: BTreeMap<String, i64> = serde_json::from_value(status["seatsReclaimedByProduct"].clone()).unwrap();
 
     // PromQL returns the same seats, in total and by product, from the scrape.
-    let scraped = wait_for("Prometheus to scrape the seats reclaimed", 60, &mut procs, || async {
+    let scraped = wait_for("Prometheus to scrape the seats reclaimed", 60, &mut e2e.procs, || async {
         let r = prom_query(&http, &base, "sum(seatwarden_seats_reclaimed_total{job=\"seatwarden\"})").await?;
         let v = r.first().map(sample_value)?;
         (v as i64 == seats).then_some(v)
@@ -1372,7 +1435,7 @@ async fn prometheus_scrapes_the_operator_during_a_run_and_reports_the_seats_recl
 
     // Every dashboard query runs on the real engine; those whose metrics were scraped return data
     // (rate() needs at least two samples in its window: wait for a few scrapes).
-    wait_for("five scrapes", 30, &mut procs, || async {
+    wait_for("five scrapes", 30, &mut e2e.procs, || async {
         let r = prom_query(&http, &base, "min(count_over_time(seatwarden_leader[1m]))").await?;
         (r.first().map(sample_value)? >= 5.0).then_some(())
     })
@@ -1413,13 +1476,8 @@ async fn prometheus_scrapes_the_operator_during_a_run_and_reports_the_seats_recl
     let r = prom_query(&http, &base, &q).await.unwrap();
     assert_eq!(r.first().map(sample_value), Some(seats as f64), "`{q}`");
 
-    // The readiness probe's endpoint answers once the caches are filled (long done: a run completed).
-    // Without it the pod never becomes Ready, the Service has no endpoint and the ServiceMonitor
-    // scrapes nothing.
-    wait_for("the operator's /readyz", 30, &mut procs, probe("/readyz")).await;
-
     // The chart's alerts are loaded and evaluated, and a healthy run fires none of them.
-    let rules = wait_for("the alert rules to be evaluated", 30, &mut procs, || async {
+    let rules = wait_for("the alert rules to be evaluated", 30, &mut e2e.procs, || async {
         let data = prom_get(&http, &base, "/api/v1/rules", &[]).await?;
         let rules = data["groups"][0]["rules"].as_array()?.clone();
         rules.iter().all(|r| r["health"] == "ok").then_some(rules)
@@ -1432,4 +1490,38 @@ async fn prometheus_scrapes_the_operator_during_a_run_and_reports_the_seats_recl
         .map(|a| format!("{} {}", a["labels"]["alertname"], a["state"]))
         .collect();
     assert!(active.is_empty(), "a healthy run fired alerts: {active:?}");
+}
+
+/// The operator runs with nothing but the chart's permissions (the rendered Roles, by impersonating
+/// its ServiceAccount, with leader election): the run completes, nothing is forbidden, the audit
+/// trail and the lease are written, and the endpoints of both probes answer.
+#[tokio::test]
+async fn the_operator_runs_with_only_the_charts_permissions_and_its_probes_answer() {
+    let Some(client) = support::kube_client().await else { return };
+    let Some(helm) = helm() else { return };
+    let mut e2e = E2e::start(&client, &helm, true).await;
+    let status = e2e.wait_for_seats(&client).await;
+    let ready = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").cloned();
+    assert_eq!(ready.as_ref().map(|c| &c["status"]), Some(&json!("True")), "Ready: {ready:?}");
+    let log = std::fs::read_to_string(&e2e.procs[1].log).unwrap();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the chart's Roles refused the operator something:\n{}",
+        e2e.procs[1].tail()
+    );
+
+    let runs = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &e2e.ns,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("seatwarden.io", "v1alpha1", "LifecycleRun")),
+    );
+    assert!(!runs.list(&Default::default()).await.unwrap().items.is_empty(), "the audit trail was written");
+    let lease: k8s_openapi::api::coordination::v1::Lease =
+        Api::namespaced(client.clone(), &e2e.ns).get("seatwarden").await.expect("the lease exists");
+    assert_eq!(lease.spec.and_then(|s| s.holder_identity).as_deref(), Some("seatwarden-chart-e2e"));
+
+    // The readiness probe's endpoint answers once the caches are filled (long done: a run completed).
+    // Without it the pod never becomes Ready, the Service has no endpoint and the ServiceMonitor
+    // scrapes nothing.
+    e2e.wait_endpoint("/readyz").await;
 }
