@@ -205,7 +205,11 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
                 *report.seats_reclaimed.entry(*p).or_default() += n;
             }
             if let Some(rec) = &run.record {
-                for a in rec.actions.iter().filter(|a| a.outcome == ActionOutcome::Applied && a.action != "notice") {
+                for a in rec
+                    .actions
+                    .iter()
+                    .filter(|a| a.outcome == ActionOutcome::Applied && a.action != crate::record::audit::NOTICE)
+                {
                     let e = report.by_rule.entry(format!("{}/{}", run.policy, a.rule)).or_default();
                     e.0 += 1;
                     if e.1.len() < 3 {

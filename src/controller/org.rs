@@ -149,7 +149,16 @@ pub async fn run_organization(
     let writer = ClientWriter::new(&client, &snapshot);
     let ledger_store = ConfigMapLedgerStore::new(ctx.client.clone(), ns, org_name);
     let audit = ClusterAudit::new(ctx.client.clone(), ns);
-    let (notifier, summary_recipients) = notifier_for(ctx, &org).await?;
+    // Unusable mail settings don't stop a run: notices fail (so actions that need them wait) and
+    // the policy's status says why.
+    let (notifier, summary_recipients, mail_problem): (Box<dyn crate::notify::Notifier>, _, _) =
+        match notifier_for(ctx, &org).await {
+            Ok((n, s)) => (n, s, None),
+            Err(e) => {
+                let why = format!("mail settings unusable: {e}");
+                (Box::new(UndeliverableNotifier(why.clone())), None, Some(why))
+            }
+        };
     let leader = ctx.leader.clone();
     let is_leader = move || leader.load(std::sync::atomic::Ordering::SeqCst);
     let deps = RunDeps {
@@ -184,6 +193,17 @@ pub async fn run_organization(
         let end = ctx.now().await;
         let next = schedule::next_run(p, end);
         let mut st = status::after_run(p, run, end, next, ctx.settings.process_dry_run, run_now);
+        if let Some(why) = &mail_problem {
+            set_condition(
+                &mut st.conditions,
+                status::DEGRADED,
+                ConditionStatus::True,
+                "MailUnavailable",
+                format!("{why}; notices are not delivered and the actions that need them wait"),
+                p.metadata.generation,
+                end,
+            );
+        }
         if let Some(ls) = st.last_run.as_mut() {
             ls.users_evaluated = snapshot.users.len() as i64;
         }
@@ -257,6 +277,15 @@ pub async fn run_organization(
 }
 
 /// One client per run: the snapshot and the writes share its pacing and connections.
+/// Fails every delivery with the reason the organization's mail can't be used.
+struct UndeliverableNotifier(String);
+
+impl crate::notify::Notifier for UndeliverableNotifier {
+    fn deliver<'a>(&'a self, _message: &'a crate::notify::Message) -> crate::notify::DeliveryFuture<'a> {
+        Box::pin(async move { Err(crate::notify::NotifyError::Transient(self.0.clone())) })
+    }
+}
+
 /// SMTP (and the summary webhook) when the organization has mail settings; else a local mailbox.
 /// Returns the notifier and who receives run summaries.
 async fn notifier_for(

@@ -38,10 +38,10 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Counts by outcome: (planned, applied, failed, deferred, skipped).
+    /// Counts of actions (notices aside) by outcome: (planned, applied, failed, deferred, skipped).
     pub fn counts(&self) -> [i64; 5] {
         let mut c = [0i64; 5];
-        for a in &self.actions {
+        for a in self.actions.iter().filter(|a| a.action != NOTICE) {
             let i = match a.outcome {
                 ActionOutcome::Planned => 0,
                 ActionOutcome::Applied => 1,
@@ -61,6 +61,14 @@ impl RunRecord {
     }
 }
 
+/// The `action` of a notice in the record (notices are listed with the actions they announce).
+pub const NOTICE: &str = "notice";
+
+/// Notices delivered in this run.
+pub fn notices_sent(run: &RunRecord) -> i64 {
+    run.actions.iter().filter(|a| a.action == NOTICE && a.outcome == ActionOutcome::Applied).count() as i64
+}
+
 /// A run id that sorts by time and is valid in object names: `20261125t185200z`.
 pub fn run_id(start: jiff::Timestamp) -> String {
     start.strftime("%Y%m%dt%H%M%Sz").to_string()
@@ -70,6 +78,8 @@ pub fn run_id(start: jiff::Timestamp) -> String {
 pub trait AuditSink: Send + Sync {
     /// Writes the record (creating or updating every page) and returns the object names.
     fn write(&self, run: &RunRecord) -> impl Future<Output = Result<Vec<String>, RecordError>> + Send;
+    /// Records of `policy` still marked Running: runs a crash interrupted (the caller excludes its own).
+    fn running(&self, policy: &str) -> impl Future<Output = Result<Vec<RunRecord>, RecordError>> + Send;
 }
 
 /// LifecycleRun objects in one namespace.
@@ -195,6 +205,7 @@ impl AuditSink for ClusterAudit {
                 failed,
                 deferred,
                 skipped,
+                notices_sent: notices_sent(run),
                 conditions: vec![],
             };
             let st = serde_json::json!({
@@ -203,6 +214,10 @@ impl AuditSink for ClusterAudit {
             self.api.patch_status(name, &pp, &Patch::Apply(&st)).await?;
         }
         Ok(names)
+    }
+
+    async fn running(&self, policy: &str) -> Result<Vec<RunRecord>, RecordError> {
+        Ok(self.list(Some(policy)).await?.into_iter().filter(|r| r.phase == Some(RunPhase::Running)).collect())
     }
 }
 
@@ -253,6 +268,10 @@ impl AuditSink for FolderAudit {
         std::fs::write(&tmp, json).map_err(|e| RecordError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| RecordError::io(&path, e))?;
         Ok(vec![name])
+    }
+
+    async fn running(&self, policy: &str) -> Result<Vec<RunRecord>, RecordError> {
+        Ok(self.list(Some(policy))?.into_iter().filter(|r| r.phase == Some(RunPhase::Running)).collect())
     }
 }
 
