@@ -69,9 +69,11 @@ pub fn notices_sent(run: &RunRecord) -> i64 {
     run.actions.iter().filter(|a| a.action == NOTICE && a.outcome == ActionOutcome::Applied).count() as i64
 }
 
-/// A run id that sorts by time and is valid in object names: `20261125t185200z`.
+/// A run id that sorts by time and is valid in object names: `20261125t185200z-3f9a`. The random
+/// suffix keeps two runs in the same second (a restart after a crash, a frozen test clock) from
+/// overwriting each other's record.
 pub fn run_id(start: jiff::Timestamp) -> String {
-    start.strftime("%Y%m%dt%H%M%Sz").to_string()
+    format!("{}-{:04x}", start.strftime("%Y%m%dt%H%M%Sz"), rand::random::<u16>())
 }
 
 /// Where run records go.
@@ -333,9 +335,18 @@ mod tests {
     }
 
     #[test]
+    fn run_ids_sort_by_time_and_differ_within_a_second() {
+        let t: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let ids: std::collections::BTreeSet<String> = (0..20).map(|_| run_id(t)).collect();
+        assert!(ids.len() > 1, "ids of runs in the same second differ");
+        assert!(ids.iter().all(|id| id.starts_with("20261125t100000z-")));
+        assert!(run_id(t) < run_id("2026-11-25T10:00:01Z".parse().unwrap()));
+    }
+
+    #[test]
     fn large_runs_are_paged_and_counted() {
         let run = RunRecord {
-            run_id: run_id("2026-11-25T10:00:00Z".parse().unwrap()),
+            run_id: "20261125t100000z".into(),
             policy: "p".into(),
             organization: "o".into(),
             mode: PolicyMode::Enforce,
