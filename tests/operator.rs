@@ -8,7 +8,6 @@ mod support;
 use std::{
     collections::{BTreeMap, BTreeSet},
     io::{BufRead, BufReader},
-    path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -114,7 +113,7 @@ fn free_port() -> u16 {
 }
 
 impl OperatorProc {
-    fn start(ns: &str, sim: &SimProc, mailbox: &PathBuf, extra: &[&str]) -> OperatorProc {
+    fn start(ns: &str, sim: &SimProc, mailbox: &std::path::Path, extra: &[&str]) -> OperatorProc {
         let port = free_port();
         let child = Command::new(bin())
             .args(["run", "--watch-namespace", ns, "--metrics-addr", &format!("127.0.0.1:{port}")])
@@ -322,7 +321,7 @@ async fn dry_run_changes_nothing_and_enforce_acts_after_the_notice_lead_time() {
         expected.len()
     );
 
-    let op = OperatorProc::start(&ns, &sim, &mailbox.path().to_owned(), &[]);
+    let op = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
     let t0: Timestamp = T0.parse().unwrap();
     let dry = wait_status(&client, &ns, "report", 90, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
     let enforce =
@@ -407,7 +406,7 @@ async fn a_percentage_cap_halts_the_run_and_says_so() {
         json!({"maxActionsPerRun": 10000, "maxActionPercent": 1}),
     ));
     apply(&client, &ns, objects).await;
-    let _op = OperatorProc::start(&ns, &sim, &mailbox.path().to_owned(), &[]);
+    let _op = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
     let s = wait_status(&client, &ns, "aggressive", 90, |s| s.last_run_time.is_some()).await;
     let halted = condition(&s, "SafetyHalted").expect("SafetyHalted condition");
     assert_eq!(halted.status, "True");
@@ -445,7 +444,7 @@ async fn killed_mid_run_the_restarted_operator_finishes_without_double_action_or
     assert!(expected.len() >= 30, "need enough targets to crash mid-run, found {}", expected.len());
     // Slow Atlassian down so the run is long enough to be killed in the middle.
     sim.faults("latency=150ms").await;
-    let mut op = OperatorProc::start(&ns, &sim, &mailbox.path().to_owned(), &[]);
+    let mut op = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let n = sim.applied_writes().await.len();
@@ -460,7 +459,7 @@ async fn killed_mid_run_the_restarted_operator_finishes_without_double_action_or
     assert!(at_kill < expected.len(), "killed mid-run ({at_kill} of {} written)", expected.len());
     sim.faults("").await;
 
-    let _op2 = OperatorProc::start(&ns, &sim, &mailbox.path().to_owned(), &[]);
+    let _op2 = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
     let t0: Timestamp = T0.parse().unwrap();
     wait_status(&client, &ns, "sweep", 120, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
     let writes = sim.applied_writes().await;
@@ -502,13 +501,13 @@ async fn two_replicas_never_both_write() {
     ));
     let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 90, Some("dept-finance"));
     let lease = ["--leader-election", "--lease-namespace", &ns, "--lease-name", "seatwarden"];
-    let mut a = OperatorProc::start(&ns, &sim, &mailbox.path().to_owned(), &lease);
-    let mut b = OperatorProc::start(&ns, &sim, &mailbox.path().to_owned(), &lease);
+    let mut a = OperatorProc::start(&ns, &sim, mailbox.path(), &lease);
+    let mut b = OperatorProc::start(&ns, &sim, mailbox.path(), &lease);
     // Exactly one leader.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let leaders = loop {
-        let la = a.metrics().await.map(|m| metric_sum(&m, "seatwarden_leader", &[]) as i64 + 0);
-        let lb = b.metrics().await.map(|m| metric_sum(&m, "seatwarden_leader", &[]) as i64 + 0);
+        let la = a.metrics().await.map(|m| metric_sum(&m, "seatwarden_leader", &[]) as i64);
+        let lb = b.metrics().await.map(|m| metric_sum(&m, "seatwarden_leader", &[]) as i64);
         if let (Some(la), Some(lb)) = (la, lb)
             && la + lb == 1
         {
