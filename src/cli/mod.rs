@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod sim;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "seatwarden",
@@ -21,6 +23,8 @@ pub enum Command {
     Crd,
     /// Run a simulated organization through the examples' policies over simulated days.
     Demo,
+    /// Serve a simulated Atlassian Cloud organization (every API seatwarden uses) until stopped.
+    Sim(Box<sim::SimArgs>),
 }
 
 /// Exit codes shared by the subcommands.
@@ -45,6 +49,7 @@ pub fn main() -> ExitCode {
             );
             ExitCode::from(exit::FAILURE)
         }
+        Command::Sim(args) => sim::run(*args),
     }
 }
 

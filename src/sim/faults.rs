@@ -1,0 +1,173 @@
+//! Injected faults: `429=0.1,500=0.01,503=0.02,latency=20ms,fail-page=3,malformed=0.01`.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// What the simulator does wrong on purpose. Rates are probabilities per request (0.0 to 1.0).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Share of requests answered 429 with `Retry-After`.
+    pub rate_429: f64,
+    /// Share of requests answered 500.
+    pub rate_500: f64,
+    /// Share of requests answered 503 with `Retry-After`.
+    pub rate_503: f64,
+    /// Added to every request before it is handled.
+    #[serde(with = "millis")]
+    pub latency: Duration,
+    /// The Nth page (1-based) of every listing fails with 500, every time.
+    pub fail_page: Option<u32>,
+    /// Share of successful JSON responses whose body is cut short (does not parse).
+    pub malformed: f64,
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FaultsError {
+    #[error("fault spec part {part:?}: expected NAME=VALUE (names: 429, 500, 503, latency, fail-page, malformed)")]
+    Syntax { part: String },
+    #[error("fault spec {name}: unknown fault (known: 429, 500, 503, latency, fail-page, malformed)")]
+    UnknownName { name: String },
+    #[error("fault spec {name}={value}: a rate must be a number from 0 to 1")]
+    BadRate { name: String, value: String },
+    #[error("fault spec latency={value}: expected a duration such as 20ms or 1s")]
+    BadLatency { value: String },
+    #[error("fault spec fail-page={value}: expected a page number from 1")]
+    BadPage { value: String },
+}
+
+impl Faults {
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Parses `429=0.1,500=0.01,503=0.02,latency=20ms,fail-page=3,malformed=0.01` (any subset, any
+    /// order; an empty spec means no faults).
+    pub fn parse(spec: &str) -> Result<Self, FaultsError> {
+        let mut faults = Faults::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part.split_once('=').ok_or_else(|| FaultsError::Syntax { part: part.to_string() })?;
+            let (name, value) = (name.trim(), value.trim());
+            let rate = || -> Result<f64, FaultsError> {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(|| FaultsError::BadRate { name: name.to_string(), value: value.to_string() })
+            };
+            match name {
+                "429" => faults.rate_429 = rate()?,
+                "500" => faults.rate_500 = rate()?,
+                "503" => faults.rate_503 = rate()?,
+                "malformed" => faults.malformed = rate()?,
+                "latency" => faults.latency = parse_latency(value)?,
+                "fail-page" => {
+                    let page = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|p| *p >= 1)
+                        .ok_or_else(|| FaultsError::BadPage { value: value.to_string() })?;
+                    faults.fail_page = Some(page);
+                }
+                _ => return Err(FaultsError::UnknownName { name: name.to_string() }),
+            }
+        }
+        Ok(faults)
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == Faults::default()
+    }
+}
+
+fn parse_latency(value: &str) -> Result<Duration, FaultsError> {
+    let bad = || FaultsError::BadLatency { value: value.to_string() };
+    let (number, scale_ms) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (value, 1.0)
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !(0.0..=600_000.0).contains(&(n * scale_ms)) {
+        return Err(bad());
+    }
+    Ok(Duration::from_micros((n * scale_ms * 1000.0).round() as u64))
+}
+
+impl FromStr for Faults {
+    type Err = FaultsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Faults::parse(s)
+    }
+}
+
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        for (name, rate) in [("429", self.rate_429), ("500", self.rate_500), ("503", self.rate_503)] {
+            if rate > 0.0 {
+                parts.push(format!("{name}={rate}"));
+            }
+        }
+        if !self.latency.is_zero() {
+            parts.push(format!("latency={}ms", self.latency.as_millis()));
+        }
+        if let Some(p) = self.fail_page {
+            parts.push(format!("fail-page={p}"));
+        }
+        if self.malformed > 0.0 {
+            parts.push(format!("malformed={}", self.malformed));
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let f = Faults::parse("429=0.1,500=0.01,503=0.02,latency=20ms,fail-page=3,malformed=0.01").unwrap();
+        assert_eq!(f.rate_429, 0.1);
+        assert_eq!(f.rate_500, 0.01);
+        assert_eq!(f.rate_503, 0.02);
+        assert_eq!(f.latency, Duration::from_millis(20));
+        assert_eq!(f.fail_page, Some(3));
+        assert_eq!(f.malformed, 0.01);
+        assert_eq!(Faults::parse(&f.to_string()).unwrap(), f);
+    }
+
+    #[test]
+    fn empty_spec_means_no_faults() {
+        assert!(Faults::parse("").unwrap().is_none());
+        assert_eq!(Faults::parse("latency=1s").unwrap().latency, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_specs_name_the_part() {
+        assert_eq!(Faults::parse("429=2"), Err(FaultsError::BadRate { name: "429".into(), value: "2".into() }));
+        assert!(matches!(Faults::parse("404=0.1"), Err(FaultsError::UnknownName { .. })));
+        assert!(matches!(Faults::parse("latency"), Err(FaultsError::Syntax { .. })));
+        assert!(matches!(Faults::parse("fail-page=0"), Err(FaultsError::BadPage { .. })));
+        assert!(matches!(Faults::parse("latency=fast"), Err(FaultsError::BadLatency { .. })));
+        assert!(Faults::parse("429=0.1,oops").unwrap_err().to_string().contains("oops"));
+    }
+}
