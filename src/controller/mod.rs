@@ -67,6 +67,9 @@ pub struct Context {
     pub organizations: Store<AtlassianOrganization>,
     pub protections: Store<ProtectedUser>,
     pub mappings: Store<GroupLicenseMapping>,
+    /// Set once every watch cache is filled. No run starts before: acting before the ProtectedUsers
+    /// are loaded would act on protected people.
+    pub caches_ready: Arc<AtomicBool>,
     /// One lock per organization (namespace/name): its policies run one at a time, and remember
     /// what they last did before the watch caches catch up with their status writes.
     orgs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<org::OrgState>>>>,
@@ -99,6 +102,7 @@ impl Context {
             organizations: stores.1,
             protections: stores.2,
             mappings: stores.3,
+            caches_ready: Arc::new(AtomicBool::new(false)),
             orgs: Mutex::new(HashMap::new()),
         }
     }
@@ -175,6 +179,9 @@ pub async fn write_policy_status(
 }
 
 async fn reconcile(policy: Arc<LifecyclePolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.caches_ready.load(Ordering::SeqCst) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let now = ctx.now().await;
     let ns = policy.namespace().unwrap_or_default();
     let org_key = format!("{ns}/{}", policy.spec.organization_ref.name);
@@ -303,6 +310,7 @@ pub async fn run(rt: Runtime, shutdown: impl Future<Output = ()> + Send + Sync +
         let _ = ready_ctx.organizations.wait_until_ready().await;
         let _ = ready_ctx.protections.wait_until_ready().await;
         let _ = ready_ctx.mappings.wait_until_ready().await;
+        ready_ctx.caches_ready.store(true, Ordering::SeqCst);
         ready.store(true, Ordering::SeqCst);
     });
 
