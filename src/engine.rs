@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::{
     clock::Clock,
-    crd::{AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, ProtectedUser, RunPhase},
+    crd::{AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, NoticeSettings, ProtectedUser, RunPhase},
     execute::{DirectoryWriter, ExecuteOptions, ExecutionReport, Executor, load_ledger, save_ledger},
     ledger::Ledger,
     metrics::Metrics,
@@ -37,6 +37,8 @@ pub struct RunDeps<'a, D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink
     pub metrics: Option<&'a Metrics>,
     pub process_dry_run: bool,
     pub concurrency: usize,
+    /// Admins who receive a summary after each run that planned or took actions (None: no summary).
+    pub summary_recipients: Option<&'a [String]>,
 }
 
 /// One policy's run.
@@ -87,6 +89,9 @@ where
         evaluate_as_enforce: false,
     };
     let plan = policy::plan(&input);
+    // A crash may have left runs Running with writes in flight: settle their records from what the
+    // snapshot shows (the planner already decided, per in-flight write, whether it took effect).
+    settle_interrupted_runs(due, &ledger, &plan, deps.audit).await?;
     // Observations hold in every mode: they describe the organization, not our actions.
     if !plan.ledger_updates.is_empty() {
         ledger.apply_updates(&plan.ledger_updates);
@@ -94,7 +99,14 @@ where
     }
 
     let org_name = inputs.organization.metadata.name.clone().unwrap_or_else(|| org_id.clone());
-    let render = |n: &PlannedNotice| -> Option<Notice> { notice_for(n, snapshot, &org_name, inputs) };
+    let render = |n: &PlannedNotice| -> Option<(Notice, Option<NoticeSettings>)> {
+        let settings = inputs
+            .policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(n.policy.as_str()))
+            .and_then(|p| p.spec.notices.clone());
+        notice_for(n, snapshot, &org_name, inputs).map(|notice| (notice, settings))
+    };
     let recheck = |a: &policy::PlannedAction, fresh: &crate::snapshot::User| -> Option<String> {
         match policy::recheck(&input, a, fresh) {
             policy::Recheck::Proceed => None,
@@ -154,9 +166,80 @@ where
             RunPhase::Completed
         });
         let record_names = deps.audit.write(&record).await?;
+        if let Some(admins) = deps.summary_recipients {
+            let summary = summary_of(&org_name, pp, &report, &record, record_names.first());
+            // Summaries tell admins; they never hold up a run, and DryRun sends nothing to users only.
+            let delivery = crate::notify::send_summary(deps.notifier, &summary, admins).await;
+            if let crate::notify::Delivery::Failed { error, .. } = delivery {
+                tracing::warn!(policy = %name, error, "run summary not delivered");
+            }
+        }
         runs.push(PolicyRun { policy: name.clone(), plan: pp.clone(), report, record: Some(record), record_names });
     }
     Ok((plan, runs))
+}
+
+/// Closes the records of runs a crash interrupted: each write that was in flight becomes Applied
+/// or Failed as the snapshot shows, every action never started becomes Deferred, and the run Failed.
+async fn settle_interrupted_runs<A: AuditSink>(
+    due: &[String],
+    ledger: &Ledger,
+    plan: &Plan,
+    audit: &A,
+) -> Result<(), EngineError> {
+    use crate::{crd::ActionOutcome, ledger::LedgerUpdate};
+    // (run id, account id, action label) → applied?
+    let mut settled: std::collections::HashMap<(String, String, &'static str), bool> = Default::default();
+    for u in &plan.ledger_updates {
+        let (account, kind, applied) = match u {
+            LedgerUpdate::InFlightApplied { account_id, kind } => (account_id, kind, true),
+            LedgerUpdate::InFlightNotApplied { account_id, kind } => (account_id, kind, false),
+            _ => continue,
+        };
+        for (id, flight) in ledger.in_flight() {
+            if id == account && &flight.kind == kind {
+                settled.insert((flight.run_id.clone(), account.clone(), kind.label()), applied);
+            }
+        }
+    }
+    for policy in due {
+        for mut record in audit.running(policy).await? {
+            for a in record.actions.iter_mut().filter(|a| a.outcome == ActionOutcome::Planned) {
+                let key = (record.run_id.clone(), a.account_id.clone(), label_of(&a.action));
+                match settled.get(&key) {
+                    Some(true) => {
+                        a.outcome = ActionOutcome::Applied;
+                        a.error =
+                            Some("in flight when the run was interrupted; the next snapshot shows it applied".into());
+                    }
+                    Some(false) => {
+                        a.outcome = ActionOutcome::Failed;
+                        a.error = Some(
+                            "in flight when the run was interrupted; the next snapshot shows it not applied".into(),
+                        );
+                    }
+                    None => {
+                        a.outcome = ActionOutcome::Deferred;
+                        a.error = Some(
+                            "the run was interrupted before this action; later runs plan it again if it still applies"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            record.phase = Some(RunPhase::Failed);
+            tracing::warn!(policy, run = %record.run_id, "settled the record of an interrupted run");
+            audit.write(&record).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The static label of an action as the audit trail spells it.
+fn label_of(action: &str) -> &'static str {
+    const LABELS: [&str; 8] =
+        ["suspend", "restore", "deactivate", "enable", "remove-from-directory", "remove-group", "add-group", "invite"];
+    LABELS.iter().find(|l| **l == action).copied().unwrap_or("other")
 }
 
 /// The notice a person receives for a planned notice: their name, what happens, when and why.
@@ -206,4 +289,32 @@ pub fn seats_by_product(report: &ExecutionReport) -> BTreeMap<String, i64> {
 /// When the run started, for status (the record's start, or now when nothing was recorded).
 pub fn started_at(run: &PolicyRun, fallback: Timestamp) -> Timestamp {
     run.record.as_ref().map(|r| r.start_time).unwrap_or(fallback)
+}
+
+fn summary_of(
+    org: &str,
+    pp: &PolicyPlan,
+    r: &ExecutionReport,
+    record: &RunRecord,
+    run_name: Option<&String>,
+) -> crate::notify::RunSummaryMessage {
+    let seats: i64 = r.seats.values().filter(|n| **n > 0).sum();
+    crate::notify::RunSummaryMessage {
+        organization: org.to_owned(),
+        policy: pp.policy.clone(),
+        mode: pp.mode.label().to_owned(),
+        run_name: run_name.cloned().unwrap_or_else(|| format!("{}-{}", record.policy, record.run_id)),
+        planned: pp.actions.len() as i64,
+        applied: r.applied,
+        failed: r.failed,
+        deferred: pp.deferred.len() as i64,
+        notices_sent: r.notices_sent,
+        seats_reclaimed: seats,
+        projected_monthly_savings: match &pp.totals.savings.currency {
+            Some(c) => format!("{:.2} {c}", pp.totals.savings.projected_monthly),
+            None => "no prices configured".to_owned(),
+        },
+        halted: pp.halt.as_ref().map(|h| h.message.clone()),
+        failures: r.failures.iter().take(20).cloned().collect(),
+    }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod controller;
 pub mod crd;
+pub mod demo;
 pub mod engine;
 pub mod execute;
 pub mod ledger;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
 pub mod run;
 pub mod sim;
 
@@ -23,7 +24,7 @@ pub enum Command {
     /// Print every CustomResourceDefinition as one YAML stream.
     Crd,
     /// Run a simulated organization through the examples' policies over simulated days.
-    Demo,
+    Demo(Box<demo::DemoArgs>),
     /// Run the operator: reconcile LifecyclePolicies on schedule in the current cluster.
     Run(Box<run::RunArgs>),
     /// Serve a simulated Atlassian Cloud organization (every API seatwarden uses) until stopped.
@@ -46,12 +47,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::crd::crds_yaml());
             ExitCode::SUCCESS
         }
-        Command::Demo => {
-            eprintln!(
-                "seatwarden demo is not built yet: it arrives with the operator. Try `seatwarden crd` meanwhile."
-            );
-            ExitCode::from(exit::FAILURE)
-        }
+        Command::Demo(args) => demo::run(*args),
         Command::Sim(args) => sim::run(*args),
         Command::Run(args) => run::run(*args),
     }

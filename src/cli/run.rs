@@ -167,18 +167,17 @@ async fn operate(args: RunArgs) -> Result<(), String> {
         mailbox_dir: args.mailbox_dir.clone(),
     };
     let reporter = Reporter { controller: "seatwarden".into(), instance: Some(identity) };
-    controller::run(
+    let runtime = controller::Runtime {
         client,
-        args.watch_namespace.clone(),
+        watch_namespace: args.watch_namespace.clone(),
         metrics,
         reporter,
         clock,
         settings,
-        leader.clone(),
+        leader: leader.clone(),
         ready,
-        stopped(stop_rx.clone()),
-    )
-    .await;
+    };
+    controller::run(runtime, stopped(stop_rx.clone())).await;
     leader.store(false, Ordering::SeqCst);
     if let Some(t) = lease_task {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;

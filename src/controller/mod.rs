@@ -67,6 +67,9 @@ pub struct Context {
     pub organizations: Store<AtlassianOrganization>,
     pub protections: Store<ProtectedUser>,
     pub mappings: Store<GroupLicenseMapping>,
+    /// Set once every watch cache is filled. No run starts before: acting before the ProtectedUsers
+    /// are loaded would act on protected people.
+    pub caches_ready: Arc<AtomicBool>,
     /// One lock per organization (namespace/name): its policies run one at a time, and remember
     /// what they last did before the watch caches catch up with their status writes.
     orgs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<org::OrgState>>>>,
@@ -99,6 +102,7 @@ impl Context {
             organizations: stores.1,
             protections: stores.2,
             mappings: stores.3,
+            caches_ready: Arc::new(AtomicBool::new(false)),
             orgs: Mutex::new(HashMap::new()),
         }
     }
@@ -175,6 +179,9 @@ pub async fn write_policy_status(
 }
 
 async fn reconcile(policy: Arc<LifecyclePolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.caches_ready.load(Ordering::SeqCst) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let now = ctx.now().await;
     let ns = policy.namespace().unwrap_or_default();
     let org_key = format!("{ns}/{}", policy.spec.organization_ref.name);
@@ -221,18 +228,23 @@ fn error_policy(policy: Arc<LifecyclePolicy>, error: &Error, ctx: Arc<Context>) 
     Action::requeue(Duration::from_secs(30))
 }
 
+/// What the controller runs with, assembled by `seatwarden run`.
+pub struct Runtime {
+    pub client: Client,
+    pub watch_namespace: Option<String>,
+    pub metrics: Metrics,
+    pub reporter: Reporter,
+    pub clock: Clock,
+    pub settings: Settings,
+    /// True while this replica holds the lease (always, without leader election).
+    pub leader: Arc<AtomicBool>,
+    /// Set once every watch cache is filled (/readyz).
+    pub ready: Arc<AtomicBool>,
+}
+
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(
-    client: Client,
-    watch_namespace: Option<String>,
-    metrics: Metrics,
-    reporter: Reporter,
-    clock: Clock,
-    settings: Settings,
-    leader: Arc<AtomicBool>,
-    ready: Arc<AtomicBool>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn run(rt: Runtime, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let Runtime { client, watch_namespace, metrics, reporter, clock, settings, leader, ready } = rt;
     fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -298,6 +310,7 @@ pub async fn run(
         let _ = ready_ctx.organizations.wait_until_ready().await;
         let _ = ready_ctx.protections.wait_until_ready().await;
         let _ = ready_ctx.mappings.wait_until_ready().await;
+        ready_ctx.caches_ready.store(true, Ordering::SeqCst);
         ready.store(true, Ordering::SeqCst);
     });
 

@@ -149,20 +149,29 @@ pub async fn run_organization(
     let writer = ClientWriter::new(&client, &snapshot);
     let ledger_store = ConfigMapLedgerStore::new(ctx.client.clone(), ns, org_name);
     let audit = ClusterAudit::new(ctx.client.clone(), ns);
-    let notifier = MailboxNotifier::new(ctx.settings.mailbox_dir.join(ns).join(org_name))
-        .map_err(|e| Error::Run(format!("mailbox: {e}")))?;
+    // Unusable mail settings don't stop a run: notices fail (so actions that need them wait) and
+    // the policy's status says why.
+    let (notifier, summary_recipients, mail_problem): (Box<dyn crate::notify::Notifier>, _, _) =
+        match notifier_for(ctx, &org).await {
+            Ok((n, s)) => (n, s, None),
+            Err(e) => {
+                let why = format!("mail settings unusable: {e}");
+                (Box::new(UndeliverableNotifier(why.clone())), None, Some(why))
+            }
+        };
     let leader = ctx.leader.clone();
     let is_leader = move || leader.load(std::sync::atomic::Ordering::SeqCst);
     let deps = RunDeps {
         directory: &writer,
         ledger_store: &ledger_store,
         audit: &audit,
-        notifier: &notifier,
+        notifier: notifier.as_ref(),
         clock: &ctx.clock,
         is_leader: &is_leader,
         metrics: Some(&ctx.metrics),
         process_dry_run: ctx.settings.process_dry_run,
         concurrency: org.spec.request_budget.concurrency.max(1) as usize,
+        summary_recipients: summary_recipients.as_deref(),
     };
     let inputs = OrgInputs { organization: &org, policies: &policies, protections: &protections, mappings: &mappings };
     let due_names: Vec<String> = due.iter().map(|p| p.name_any()).collect();
@@ -184,6 +193,17 @@ pub async fn run_organization(
         let end = ctx.now().await;
         let next = schedule::next_run(p, end);
         let mut st = status::after_run(p, run, end, next, ctx.settings.process_dry_run, run_now);
+        if let Some(why) = &mail_problem {
+            set_condition(
+                &mut st.conditions,
+                status::DEGRADED,
+                ConditionStatus::True,
+                "MailUnavailable",
+                format!("{why}; notices are not delivered and the actions that need them wait"),
+                p.metadata.generation,
+                end,
+            );
+        }
         if let Some(ls) = st.last_run.as_mut() {
             ls.users_evaluated = snapshot.users.len() as i64;
         }
@@ -257,6 +277,61 @@ pub async fn run_organization(
 }
 
 /// One client per run: the snapshot and the writes share its pacing and connections.
+/// Fails every delivery with the reason the organization's mail can't be used.
+struct UndeliverableNotifier(String);
+
+impl crate::notify::Notifier for UndeliverableNotifier {
+    fn deliver<'a>(&'a self, _message: &'a crate::notify::Message) -> crate::notify::DeliveryFuture<'a> {
+        Box::pin(async move { Err(crate::notify::NotifyError::Transient(self.0.clone())) })
+    }
+}
+
+/// SMTP (and the summary webhook) when the organization has mail settings; else a local mailbox.
+/// Returns the notifier and who receives run summaries.
+async fn notifier_for(
+    ctx: &Context,
+    org: &AtlassianOrganization,
+) -> Result<(Box<dyn crate::notify::Notifier>, Option<Vec<String>>), Error> {
+    let ns = org.namespace().unwrap_or_default();
+    let Some(mail) = &org.spec.mail else {
+        let mailbox = MailboxNotifier::new(ctx.settings.mailbox_dir.join(&ns).join(org.name_any()))
+            .map_err(|e| Error::Run(format!("mailbox: {e}")))?;
+        return Ok((Box::new(mailbox), None));
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let read = |name: String| {
+        let secrets = secrets.clone();
+        let ns = ns.clone();
+        async move {
+            secrets.get(&name).await.map_err(|e| Error::Run(format!("Secret {ns}/{name}: {}", short_kube_error(&e))))
+        }
+    };
+    let credentials = match &mail.credentials_secret_ref {
+        Some(r) => Some(
+            crate::notify::smtp::SmtpCredentials::from_secret(&read(r.name.clone()).await?, r)
+                .map_err(|e| Error::Run(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let webhook = match &mail.summary_webhook_secret_ref {
+        Some(r) => Some(
+            crate::notify::smtp::secret_value(&read(r.name.clone()).await?, &r.name, &r.key)
+                .map_err(|e| Error::Run(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let router = crate::notify::route::RoutingNotifier::for_organization(
+        mail,
+        credentials,
+        webhook.as_deref(),
+        Default::default(),
+        Default::default(),
+    )
+    .map_err(|e| Error::Run(format!("mail settings: {e}")))?;
+    let summaries = router.handles(crate::notify::MessageKind::Summary).then(|| mail.admin_recipients.clone());
+    Ok((Box::new(router), summaries))
+}
+
 async fn take_snapshot(
     ctx: &Context,
     org: &AtlassianOrganization,

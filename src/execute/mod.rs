@@ -43,6 +43,9 @@ pub enum WriteOutcome {
     },
 }
 
+/// One write's result: its index in the batch, the audit outcome, the error, the ledger outcome.
+type WriteResult = (usize, ActionOutcome, Option<String>, Outcome);
+
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The writes and the one-user re-read the executor needs from the Atlassian client.
@@ -55,8 +58,9 @@ pub trait DirectoryWriter: Send + Sync {
 /// Decides, from a fresh read, whether a planned destructive action still applies. Returns why not.
 pub type Recheck<'a> = dyn Fn(&PlannedAction, &User) -> Option<String> + Send + Sync + 'a;
 
-/// How one policy's notices become messages (the Notices issue adds templates).
-pub type NoticeRenderer<'a> = dyn Fn(&PlannedNotice) -> Option<Notice> + Send + Sync + 'a;
+/// The notice a planned notice becomes, with the policy's templates (None: no address to send to).
+pub type NoticeRenderer<'a> =
+    dyn Fn(&PlannedNotice) -> Option<(Notice, Option<crate::crd::NoticeSettings>)> + Send + Sync + 'a;
 
 pub struct ExecuteOptions {
     /// Process-wide --dry-run: nothing is written to Atlassian and no notice is sent.
@@ -193,18 +197,17 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                 report.lost_leadership = true;
                 break;
             }
-            let Some(message) = (self.render_notice)(notice) else { continue };
+            let Some((message, settings)) = (self.render_notice)(notice) else { continue };
             let at = self.now().await;
-            let msg = crate::notify::render_notice_plain(&message);
-            match self.notifier.deliver(&msg).await {
-                Ok(()) => {
+            match crate::notify::send_notice(self.notifier, &message, settings.as_ref()).await {
+                crate::notify::Delivery::Delivered => {
                     ledger.record_notice_delivered(notice, at);
                     report.notices_sent += 1;
                     record.actions.push(RunAction {
                         time: Time(at),
                         account_id: notice.account_id.clone(),
                         email: notice.email.clone(),
-                        action: "notice".into(),
+                        action: crate::record::audit::NOTICE.into(),
                         group: None,
                         rule: notice.rule.clone(),
                         reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
@@ -215,18 +218,18 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                         m.notices.with_label_values(&[&plan.policy, "delivered"]).inc();
                     }
                 }
-                Err(e) => {
+                crate::notify::Delivery::Failed { error, .. } => {
                     report.notices_failed += 1;
                     record.actions.push(RunAction {
                         time: Time(at),
                         account_id: notice.account_id.clone(),
                         email: notice.email.clone(),
-                        action: "notice".into(),
+                        action: crate::record::audit::NOTICE.into(),
                         group: None,
                         rule: notice.rule.clone(),
                         reason: notice.reason.clone(),
                         outcome: ActionOutcome::Failed,
-                        error: Some(e.to_string()),
+                        error: Some(error),
                     });
                     if let Some(m) = self.metrics {
                         m.notices.with_label_values(&[&plan.policy, "failed"]).inc();
@@ -262,7 +265,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
 
             // Futures are built up front (not in a stream closure), which keeps the whole run
             // future Send for the controller.
-            let writes: Vec<BoxFut<'_, (usize, ActionOutcome, Option<String>, Outcome)>> = batch
+            let writes: Vec<BoxFut<'_, WriteResult>> = batch
                 .iter()
                 .enumerate()
                 .map(|(i, a)| -> BoxFut<'_, _> {
@@ -272,7 +275,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                     })
                 })
                 .collect();
-            let results: Vec<(usize, ActionOutcome, Option<String>, Outcome)> =
+            let results: Vec<WriteResult> =
                 futures::stream::iter(writes).buffer_unordered(self.options.concurrency.max(1)).collect().await;
             let at = self.now().await;
             for (i, outcome, error, ledger_outcome) in results {

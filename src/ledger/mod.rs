@@ -50,8 +50,9 @@ pub struct UserRecord {
     /// Account-level actions seatwarden applied (suspend, deactivate, remove), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taken_out: Vec<TakenOut>,
-    /// The last time seatwarden restored this user: inactivity is measured from here, so a user
-    /// who came back through an opt-in group is not removed again at once.
+    /// The last time seatwarden restored this user or granted a group (onboarding): inactivity is
+    /// measured from here, so a user who came back through an opt-in group, or was just given a
+    /// product, is not taken out again at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_at: Option<Timestamp>,
     /// Writes recorded as intended and not yet settled (invariant 5: recorded before applied).
@@ -68,6 +69,11 @@ impl UserRecord {
             && self.taken_out.is_empty()
             && self.restored_at.is_none()
             && self.in_flight.is_empty()
+    }
+
+    /// The latest activity seatwarden saw before it took groups away (see [`RemovedGroup::last_active`]).
+    pub fn last_active_seen(&self) -> Option<Timestamp> {
+        self.removed_groups.iter().filter_map(|g| g.last_active).max()
     }
 
     /// Whether seatwarden took something from this user for inactivity that it has not given back.
@@ -117,6 +123,11 @@ pub struct RemovedGroup {
     pub policy: String,
     pub rule: String,
     pub at: Timestamp,
+    /// The user's last activity (on the group's product, or any) when it was removed: the snapshot
+    /// stops showing activity on a product once access is gone, and a user who lost their only
+    /// product must not look "never active" afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -149,6 +160,9 @@ pub struct InFlight {
     /// Groups the user loses (removal from the directory), carried into `removed_groups`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups_lost: Vec<String>,
+    /// Last activity the plan saw (see [`RemovedGroup::last_active`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<Timestamp>,
 }
 
 /// The outcome of one write, as the executor saw it.
@@ -183,7 +197,7 @@ pub enum LedgerUpdate {
     /// An in-flight write the snapshot shows as not done: drop it (the plan decides afresh).
     #[serde(rename_all = "camelCase")]
     InFlightNotApplied { account_id: String, kind: ActionKind },
-    /// Activity newer than the restoration: inactivity counts from the activity again.
+    /// Activity on every product since the restoration: inactivity counts from the activity again.
     #[serde(rename_all = "camelCase")]
     ReturnSuperseded { account_id: String },
     /// Seatwarden's removals no longer apply (the user is back in the group, or restored by someone).
@@ -316,6 +330,7 @@ impl Ledger {
             at,
             product: action.basis.product.filter(|_| matches!(action.kind, ActionKind::RemoveGroup { .. })),
             groups_lost: action.groups_lost.clone(),
+            last_active: seen_active(action),
         });
     }
 
@@ -334,6 +349,7 @@ impl Ledger {
                 at,
                 product: action.basis.product,
                 groups_lost: action.groups_lost.clone(),
+                last_active: seen_active(action),
             },
         };
         if outcome == Outcome::Applied {
@@ -418,6 +434,14 @@ impl Ledger {
     }
 }
 
+/// The last activity an action's plan saw: on the rule's product for group removals, else any.
+fn seen_active(action: &PlannedAction) -> Option<Timestamp> {
+    match action.kind {
+        ActionKind::RemoveGroup { .. } => action.basis.last_active_product.or(action.basis.last_active_any),
+        _ => action.basis.last_active_any,
+    }
+}
+
 /// The effect of an applied write on the record.
 fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
     let taken = |kind| TakenOut { kind, policy: flight.policy.clone(), rule: flight.rule.clone(), at: flight.at };
@@ -430,6 +454,7 @@ fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
                     policy: flight.policy.clone(),
                     rule: flight.rule.clone(),
                     at: flight.at,
+                    last_active: flight.last_active,
                 });
             }
         }
@@ -449,16 +474,16 @@ fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
                         policy: flight.policy.clone(),
                         rule: flight.rule.clone(),
                         at: flight.at,
+                        last_active: flight.last_active,
                     });
                 }
             }
         }
         ActionKind::AddGroup { group_id } => {
-            let before = rec.removed_groups.len();
             rec.removed_groups.retain(|g| &g.group_id != group_id);
-            if rec.removed_groups.len() != before {
-                rec.restored_at = Some(flight.at);
-            }
+            // Restored or newly granted: inactivity on what the group grants counts from now, not
+            // from the date the user joined the organization.
+            rec.restored_at = Some(flight.at);
             if rec.removed_groups.is_empty() {
                 rec.taken_out.retain(|t| t.kind != TakenOutKind::RemovedFromDirectory);
             }

@@ -1,1 +1,210 @@
+use std::collections::BTreeMap;
 
+use jiff::Timestamp;
+
+use super::*;
+use crate::policy::{ActionBasis, PlannedAction};
+use crate::snapshot::{ManagementSource, UserStatus};
+
+fn t(days: i64) -> Timestamp {
+    Timestamp::from_second(1_790_000_000 + days * 86_400).unwrap()
+}
+
+fn action(account: &str, kind: ActionKind) -> PlannedAction {
+    PlannedAction {
+        account_id: account.into(),
+        email: Some(format!("{account}@acme.test")),
+        directory_id: "dir".into(),
+        kind,
+        policy: "p".into(),
+        rule: "r".into(),
+        reason: String::new(),
+        seats: BTreeMap::new(),
+        destructive: true,
+        inactive_days: Some(100),
+        groups_lost: vec![],
+        basis: ActionBasis {
+            status: UserStatus::Active,
+            management_source: ManagementSource::Invited,
+            last_active_any: None,
+            last_active_product: None,
+            product: Some(Product::Confluence),
+        },
+    }
+}
+
+/// A realistic worst case: every one of 100,000 users has a record of every kind.
+fn big_ledger(users: usize) -> Ledger {
+    let mut l = Ledger::new("org-1");
+    for i in 0..users {
+        let id = format!("712020:{:08x}-1c2d-4e5f-8a9b-{:012x}", i, i * 7919);
+        l.users.insert(
+            id,
+            UserRecord {
+                email: Some(format!("user.number{i}@example-company.com")),
+                first_seen: Some(t(0)),
+                suspension: None,
+                notices: vec![NoticeRecord {
+                    policy: "inactive-users".into(),
+                    rule: "jira-60d".into(),
+                    lead_time: Duration::from_days(14),
+                    delivered_at: t(1),
+                }],
+                removed_groups: vec![],
+                taken_out: vec![],
+                restored_at: None,
+                in_flight: vec![],
+            },
+        );
+    }
+    l
+}
+
+#[test]
+fn json_round_trips() {
+    let mut l = big_ledger(3);
+    l.record_outcome(&action("a", ActionKind::RemoveGroup { group_id: "g".into() }), Outcome::Applied, t(2));
+    let back = Ledger::from_json(&l.to_json()).unwrap();
+    assert_eq!(back, l);
+    assert!(matches!(Ledger::from_json("{not json"), Err(LedgerError::Parse(_))));
+}
+
+#[test]
+fn shards_split_by_account_and_merge_back() {
+    let l = big_ledger(1000);
+    let shards = l.shards(7).unwrap();
+    assert_eq!(shards.len(), 7);
+    assert_eq!(shards.iter().map(|s| s.users.len()).sum::<usize>(), 1000);
+    for (i, s) in shards.iter().enumerate() {
+        assert_eq!(s.org_id, "org-1");
+        // Hashing spreads accounts: no shard is empty or holds more than twice its share.
+        assert!(s.users.len() > 50 && s.users.len() < 290, "shard {i}: {}", s.users.len());
+        assert!(s.users.keys().all(|id| Ledger::shard_index(id, 7) == i as u32));
+    }
+    assert_eq!(Ledger::merge(shards).unwrap(), l);
+    assert_eq!(l.shards(0), Err(LedgerError::ZeroShards));
+}
+
+#[test]
+fn a_hundred_thousand_users_fit_in_shards_well_under_one_mebibyte() {
+    let l = big_ledger(100_000);
+    let n = l.shard_count_for(1024 * 1024);
+    let shards = l.shards(n).unwrap();
+    let largest = shards.iter().map(|s| s.to_json().len()).max().unwrap();
+    assert!(largest < 900 * 1024, "largest shard {largest} bytes with {n} shards");
+    assert!(n <= 64, "{n} shards");
+}
+
+#[test]
+fn shard_index_is_stable() {
+    // Fixed values: the shard of an account must never move between builds.
+    assert_eq!(Ledger::shard_index("", 16), (0xcbf2_9ce4_8422_2325u64 % 16) as u32);
+    assert_eq!(Ledger::shard_index("abc", 1), 0);
+    let a = Ledger::shard_index("5b10ac8d82e05b22cc7d4ef5", 10);
+    assert_eq!(a, Ledger::shard_index("5b10ac8d82e05b22cc7d4ef5", 10));
+}
+
+#[test]
+fn merge_refuses_conflicting_or_foreign_shards() {
+    let mut a = Ledger::new("org-1");
+    a.users.insert("x".into(), UserRecord { first_seen: Some(t(1)), ..Default::default() });
+    let mut b = Ledger::new("org-1");
+    b.users.insert("x".into(), UserRecord { first_seen: Some(t(2)), ..Default::default() });
+    assert_eq!(Ledger::merge([a.clone(), b]), Err(LedgerError::ConflictingShards { account_id: "x".into() }));
+    assert_eq!(Ledger::merge([a.clone(), a.clone()]).unwrap(), a);
+    assert!(matches!(Ledger::merge([a, Ledger::new("org-2")]), Err(LedgerError::MixedOrganizations { .. })));
+    assert_eq!(Ledger::merge(Vec::<Ledger>::new()), Err(LedgerError::ZeroShards));
+}
+
+#[test]
+fn intended_then_applied_records_the_effect_once() {
+    let mut l = Ledger::new("o");
+    let a = action("u", ActionKind::RemoveGroup { group_id: "g1".into() });
+    l.record_intended(&a, "run-1", t(0));
+    l.record_intended(&a, "run-1", t(0));
+    assert_eq!(l.in_flight().count(), 1);
+    l.record_outcome(&a, Outcome::Applied, t(0));
+    assert_eq!(l.in_flight().count(), 0);
+    let r = l.record("u").unwrap();
+    assert_eq!(r.removed_groups.len(), 1);
+    assert_eq!(r.removed_groups[0].product, Some(Product::Confluence));
+    assert!(r.holds_removals());
+    assert_eq!(r.email.as_deref(), Some("u@acme.test"));
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let mut l = Ledger::new("o");
+    let a = action("u", ActionKind::Suspend);
+    l.record_intended(&a, "run-1", t(0));
+    l.record_outcome(&a, Outcome::NotApplied, t(0));
+    assert!(l.record("u").is_none_or(|r| !r.holds_removals() && r.in_flight.is_empty()));
+}
+
+#[test]
+fn suspension_removal_and_restoration_round_trip() {
+    let mut l = Ledger::new("o");
+    l.record_outcome(&action("u", ActionKind::Suspend), Outcome::Applied, t(0));
+    let r = l.record("u").unwrap();
+    assert_eq!(r.suspension, Some(Suspension { since: t(0), by_seatwarden: true }));
+    assert_eq!(r.taken_out[0].kind, TakenOutKind::Suspended);
+    l.record_outcome(&action("u", ActionKind::Restore), Outcome::Applied, t(5));
+    let r = l.record("u").unwrap();
+    assert!(r.suspension.is_none() && r.taken_out.is_empty());
+    assert_eq!(r.restored_at, Some(t(5)));
+
+    let mut remove = action("v", ActionKind::RemoveFromDirectory);
+    remove.groups_lost = vec!["g1".into(), "g2".into()];
+    l.record_outcome(&remove, Outcome::Applied, t(1));
+    let r = l.record("v").unwrap();
+    assert_eq!(r.removed_groups.iter().map(|g| g.group_id.as_str()).collect::<Vec<_>>(), vec!["g1", "g2"]);
+    l.record_outcome(&action("v", ActionKind::AddGroup { group_id: "g1".into() }), Outcome::Applied, t(2));
+    l.record_outcome(&action("v", ActionKind::AddGroup { group_id: "g2".into() }), Outcome::Applied, t(2));
+    let r = l.record("v").unwrap();
+    assert!(!r.holds_removals());
+}
+
+#[test]
+fn delivered_notices_are_found_by_policy_rule_lead_time_and_episode() {
+    let mut l = Ledger::new("o");
+    let notice = crate::policy::PlannedNotice {
+        account_id: "u".into(),
+        email: None,
+        policy: "p".into(),
+        rule: "r".into(),
+        lead_time: Duration::from_days(14),
+        action_due: t(14),
+        action: ActionKind::Suspend,
+        reason: String::new(),
+    };
+    l.record_notice_delivered(&notice, t(0));
+    let r = l.record("u").unwrap();
+    assert!(r.delivered_notice("p", "r", Duration::from_days(14), t(-1)).is_some());
+    assert!(r.delivered_notice("p", "r", Duration::from_days(14), t(1)).is_none(), "older than the episode");
+    assert!(r.delivered_notice("p", "r", Duration::from_days(3), t(-1)).is_none());
+    assert!(r.delivered_notice("q", "r", Duration::from_days(14), t(-1)).is_none());
+    l.apply_updates(&[LedgerUpdate::NoticesStale {
+        account_id: "u".into(),
+        policy: "p".into(),
+        rule: "r".into(),
+        before: t(1),
+    }]);
+    assert!(l.record("u").is_none());
+}
+
+#[test]
+fn observations_apply_and_forget() {
+    let mut l = Ledger::new("o");
+    l.apply_updates(&[
+        LedgerUpdate::FirstSeen { account_id: "a".into(), at: t(0) },
+        LedgerUpdate::FirstSeen { account_id: "a".into(), at: t(9) },
+        LedgerUpdate::SuspensionSeen { account_id: "b".into(), at: t(1) },
+    ]);
+    assert_eq!(l.record("a").unwrap().first_seen, Some(t(0)), "first sight is kept");
+    assert_eq!(l.record("b").unwrap().suspension, Some(Suspension { since: t(1), by_seatwarden: false }));
+    l.apply_updates(&[
+        LedgerUpdate::SuspensionEnded { account_id: "b".into() },
+        LedgerUpdate::Forget { account_id: "a".into() },
+    ]);
+    assert!(l.users.is_empty());
+}

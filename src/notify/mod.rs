@@ -173,11 +173,15 @@ impl<N: Notifier + ?Sized> Notifier for std::sync::Arc<N> {
     }
 }
 
-/// The default notice as fixed text, without templates: for callers that cannot handle a template
-/// error. [`render_notice`] is the templated version the operator uses.
+/// The default notice, for callers that cannot handle an error: the default templates (which
+/// render any notice; property-tested), or the same content as fixed text should they ever fail.
 pub fn render_notice_plain(n: &Notice) -> Message {
+    render_notice(n, None).unwrap_or_else(|_| render_notice_fixed(n))
+}
+
+fn render_notice_fixed(n: &Notice) -> Message {
     let due = n.due_at.strftime("%Y-%m-%d");
-    let subject = format!("Action needed: {} on {due}", n.action);
+    let subject = format!("[{}] Action needed: {} on {due}", n.organization, n.action).replace(['\r', '\n'], " ");
     let mut body = format!(
         "Hello {name},\n\n{org}'s access policy \"{policy}\" will act on your account on or after {due}: {action}.\n\n\
          Why: {reason}.\n\n\

@@ -79,7 +79,9 @@ impl<N: Notifier> Notifier for RetryingNotifier<N> {
                         attempt += 1;
                     }
                     Err(NotifyError::Transient(text)) => {
-                        return Err(NotifyError::Transient(format!("gave up after {attempt} attempts: {text}")));
+                        let attempts =
+                            if attempt == 1 { "1 attempt".to_owned() } else { format!("{attempt} attempts") };
+                        return Err(NotifyError::Transient(format!("gave up after {attempts}: {text}")));
                     }
                     Err(e) => return Err(e),
                 }

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use super::{DeliveryFuture, Message, MessageKind, Notifier, NotifyError};
+use super::{
+    DeliveryFuture, Message, MessageKind, Notifier, NotifyError, RetryPolicy, RetryingNotifier, SmtpCredentials,
+    SmtpNotifier, WebhookNotifier, smtp::SmtpOptions,
+};
+use crate::crd::MailSettings;
 
 #[derive(Clone, Default)]
 pub struct RoutingNotifier {
@@ -24,6 +28,37 @@ impl RoutingNotifier {
     pub fn summaries_to(mut self, sink: Arc<dyn Notifier>) -> Self {
         self.summaries.push(sink);
         self
+    }
+
+    /// The notifier for one organization's mail settings: notices by email; summaries by email
+    /// when the settings name admin recipients, and to the chat webhook when its URL is given.
+    /// Every sink retries its transient failures with `retry`. The SMTP connection settings are
+    /// checked here, so a bad `mail` block is reported before any run depends on it.
+    pub fn for_organization(
+        mail: &MailSettings,
+        smtp_credentials: Option<SmtpCredentials>,
+        summary_webhook_url: Option<&str>,
+        retry: RetryPolicy,
+        smtp_options: SmtpOptions,
+    ) -> Result<Self, NotifyError> {
+        let smtp: Arc<dyn Notifier> = Arc::new(RetryingNotifier::new(
+            SmtpNotifier::with_options(mail, smtp_credentials, smtp_options)?,
+            retry.clone(),
+        ));
+        let mut router = Self::new().notices_to(smtp.clone());
+        if !mail.admin_recipients.is_empty() {
+            router = router.summaries_to(smtp);
+        }
+        if let Some(url) = summary_webhook_url {
+            router = router.summaries_to(Arc::new(RetryingNotifier::new(WebhookNotifier::new(url)?, retry)));
+        }
+        Ok(router)
+    }
+
+    /// Whether messages of this kind have anywhere to go (a summary with neither admin
+    /// recipients nor a webhook is simply not sent).
+    pub fn handles(&self, kind: MessageKind) -> bool {
+        !self.sinks(kind).is_empty()
     }
 
     fn sinks(&self, kind: MessageKind) -> &[Arc<dyn Notifier>] {
@@ -95,8 +130,35 @@ mod tests {
         }
 
         let only_summaries = RoutingNotifier::new().summaries_to(admins.clone());
+        assert!(only_summaries.handles(MessageKind::Summary) && !only_summaries.handles(MessageKind::Notice));
         let e = only_summaries.deliver(&render_notice_plain(&notice)).await.unwrap_err();
         assert!(e.to_string().contains("no sink configured for Notice"), "{e}");
+    }
+
+    #[test]
+    fn an_organization_without_admins_or_webhook_sends_no_summaries() {
+        let mut mail = MailSettings {
+            host: "smtp.example.com".into(),
+            port: 587,
+            tls: crate::crd::SmtpTls::StartTls,
+            from: "it@example.com".into(),
+            reply_to: None,
+            admin_recipients: vec![],
+            credentials_secret_ref: None,
+            summary_webhook_secret_ref: None,
+        };
+        let build = |mail: &MailSettings, url: Option<&str>| {
+            RoutingNotifier::for_organization(mail, None, url, RetryPolicy::default(), SmtpOptions::default()).unwrap()
+        };
+        let router = build(&mail, None);
+        assert!(router.handles(MessageKind::Notice) && !router.handles(MessageKind::Summary));
+        assert!(build(&mail, Some("https://hooks.example.com/x")).handles(MessageKind::Summary));
+        mail.admin_recipients.push("admin@example.com".into());
+        assert_eq!(build(&mail, Some("https://hooks.example.com/x")).summaries.len(), 2);
+
+        mail.from = "nobody".into();
+        let e = RoutingNotifier::for_organization(&mail, None, None, RetryPolicy::default(), SmtpOptions::default());
+        assert!(e.is_err_and(|e| e.to_string().contains("mail.from")));
     }
 
     #[tokio::test]

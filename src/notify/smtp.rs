@@ -10,7 +10,10 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
+    message::{
+        Mailbox,
+        header::{ContentType, HeaderName, HeaderValue},
+    },
     transport::smtp::{
         authentication::Credentials,
         client::{Certificate, Tls, TlsParameters},
@@ -205,7 +208,10 @@ impl SmtpNotifier {
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())
             .subject(message.subject.clone())
-            .header(ContentType::TEXT_PLAIN);
+            .header(ContentType::TEXT_PLAIN)
+            // RFC 3834: out-of-office responders must not answer automated mail, or every run
+            // would fill the reply-to mailbox.
+            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".into()));
         for to in &message.to {
             builder = builder.to(parse_address(to, "recipient")?);
         }
@@ -225,7 +231,7 @@ impl SmtpNotifier {
     /// change), with the secret scrubbed from the text.
     fn classify(&self, e: lettre::transport::smtp::Error) -> NotifyError {
         let text = self.scrub(&format!("SMTP {}:{}: {e}", self.host, self.port));
-        if e.is_permanent() || e.is_tls() || e.is_client() {
+        if e.is_permanent() || e.is_tls() || e.is_client() || caused_by_tls(&e) {
             NotifyError::Permanent(text)
         } else {
             NotifyError::Transient(text)
@@ -244,6 +250,24 @@ impl Notifier for SmtpNotifier {
             self.transport.send(email).await.map(|_| ()).map_err(|e| self.classify(e))
         })
     }
+}
+
+/// An implicit-TLS handshake failure (an untrusted certificate, no common protocol) reaches us as
+/// a connection error; find the TLS error beneath it, since retrying will not change the answer.
+fn caused_by_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 fn parse_address(address: &str, what: &str) -> Result<Mailbox, NotifyError> {

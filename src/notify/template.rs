@@ -303,6 +303,39 @@ mod tests {
         assert_eq!(lead_time_text("soon"), "soon");
     }
 
+    proptest::proptest! {
+        /// The default templates render every notice, whatever people put in their names and
+        /// whatever a rule says: `render_notice_plain` relies on it.
+        #[test]
+        fn default_templates_render_any_notice(
+            name in "\\PC{0,40}",
+            org in "\\PC{1,40}",
+            action in "\\PC{1,60}",
+            reason in "\\PC{0,80}",
+            lead in "[0-9]{1,3}[dhm]|\\PC{0,8}",
+            reply_to in proptest::option::of("[a-z]{1,8}@[a-z]{1,8}\\.example"),
+            due_secs in 0i64..4_000_000_000,
+        ) {
+            let n = Notice {
+                display_name: name.clone(),
+                organization: org,
+                action,
+                reason: reason.clone(),
+                lead_time: lead,
+                reply_to,
+                due_at: jiff::Timestamp::from_second(due_secs).unwrap(),
+                ..notice()
+            };
+            let m = render_notice(&n, None).unwrap();
+            proptest::prop_assert!(!m.subject.is_empty() && !m.subject.contains('\n'));
+            let why = format!("Why: {reason}.");
+            let hello = format!("Hello {name},");
+            proptest::prop_assert!(m.body.contains(&why), "body lacks {:?}", why);
+            proptest::prop_assert!(m.body.contains(&hello), "body lacks {:?}", hello);
+            proptest::prop_assert_eq!(&crate::notify::render_notice_plain(&n), &m);
+        }
+    }
+
     #[test]
     fn summary_carries_counts_seats_savings_halt_failures_and_run_name() {
         let s = RunSummaryMessage {

@@ -58,9 +58,12 @@ impl WebhookNotifier {
     }
 }
 
-/// The chat text: the subject as a bold first line, then the body.
+/// The chat text: the subject as a bold first line, then the body. `&`, `<` and `>` are escaped
+/// as Slack requires: otherwise a display name such as `<!channel>` in a failure line would ping
+/// the whole channel, and `<url|text>` would become a link.
 pub fn webhook_text(message: &Message) -> String {
-    format!("*{}*\n{}", message.subject, message.body)
+    let escape = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    format!("*{}*\n{}", escape(&message.subject), escape(&message.body))
 }
 
 impl Notifier for WebhookNotifier {
@@ -102,6 +105,21 @@ mod tests {
             assert!(e.to_string().contains("summary webhook URL"), "{e}");
             assert!(!e.to_string().contains("token-123"), "{e}");
         }
+    }
+
+    #[test]
+    fn chat_text_cannot_mention_the_channel_or_smuggle_links() {
+        let message = Message {
+            to: vec![],
+            subject: "R&D <run>".into(),
+            body: "failed: <!channel> <https://evil.example|click>".into(),
+            reply_to: None,
+            kind: crate::notify::MessageKind::Summary,
+        };
+        assert_eq!(
+            webhook_text(&message),
+            "*R&amp;D &lt;run&gt;*\nfailed: &lt;!channel&gt; &lt;https://evil.example|click&gt;"
+        );
     }
 
     #[test]

@@ -215,7 +215,11 @@ impl Protections {
         let mut emails: HashMap<String, Vec<u16>> = HashMap::new();
         let mut patterns: Vec<(String, u16)> = Vec::new();
         let mut by_group: HashMap<GroupIdx, Vec<u16>> = HashMap::new();
-        for p in protections {
+        // By namespace and name, so the protection a skip names doesn't depend on input order.
+        let mut sorted: Vec<&ProtectedUser> = protections.iter().collect();
+        sorted
+            .sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+        for p in sorted {
             let name = p.metadata.name.clone().unwrap_or_default();
             let expires_at = p.spec.expires_at.as_ref().map(|t| t.0);
             if expires_at.is_some_and(|e| e <= now) {
@@ -324,7 +328,8 @@ pub(crate) struct AccountGuards {
 }
 
 impl AccountGuards {
-    pub fn compute(snapshot: &DirectorySnapshot) -> Vec<AccountGuards> {
+    /// `key_owner` is the organization spec's API-key owner, in case the snapshot lacks it.
+    pub fn compute(snapshot: &DirectorySnapshot, key_owner: Option<&str>) -> Vec<AccountGuards> {
         let admin_groups: HashSet<GroupIdx> =
             snapshot.groups.iter().enumerate().filter(|(_, g)| g.site_admin).map(|(i, _)| i as GroupIdx).collect();
         let mut guards: Vec<AccountGuards> = snapshot
@@ -333,7 +338,8 @@ impl AccountGuards {
             .map(|u| AccountGuards {
                 org_admin: u.org_admin,
                 site_admin: u.site_admin || u.groups.iter().any(|g| admin_groups.contains(g)),
-                api_key_owner: snapshot.api_key_owner.as_deref() == Some(u.account_id.as_str()),
+                api_key_owner: snapshot.api_key_owner.as_deref() == Some(u.account_id.as_str())
+                    || key_owner == Some(u.account_id.as_str()),
             })
             .collect();
         // Users are sorted by account id: OR the flags over each run of equal ids.

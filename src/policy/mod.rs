@@ -28,6 +28,8 @@ mod savings;
 pub mod types;
 
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;
@@ -161,7 +163,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     };
     ledger_updates.extend(observe(snapshot, ledger, &recs, incomplete));
 
-    let (health, health_conditions) = ActivityHealth::assess(snapshot);
+    let (health, health_conditions) = ActivityHealth::assess(snapshot, &recs);
     conditions.extend(health_conditions);
 
     let mut mappings: Vec<&GroupLicenseMapping> =
@@ -193,7 +195,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         now,
         health,
         licensing,
-        guards: AccountGuards::compute(snapshot),
+        guards: AccountGuards::compute(
+            snapshot,
+            input.organization.spec.credentials.api_key_owner_account_id.as_deref(),
+        ),
         protections,
         recs,
         ledger,
@@ -1174,8 +1179,10 @@ fn observe(
             _ => {}
         }
         let Some(rec) = rec else { continue };
-        if let (Some(r), Some(l)) = (rec.restored_at, user.last_active_any())
-            && l >= r
+        // The restoration stops mattering once every product the user holds shows activity since.
+        if let Some(r) = rec.restored_at
+            && !user.product_access.is_empty()
+            && user.product_access.iter().all(|p| p.last_active.is_some_and(|l| l >= r))
         {
             out.push(LedgerUpdate::ReturnSuperseded { account_id: id() });
         }

@@ -29,7 +29,10 @@ pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> R
     if fresh.org_admin || fresh.site_admin {
         return drop("the user is an admin now");
     }
-    if input.snapshot.api_key_owner.as_deref() == Some(fresh.account_id.as_str()) {
+    let spec_owner = input.organization.spec.credentials.api_key_owner_account_id.as_deref();
+    if input.snapshot.api_key_owner.as_deref() == Some(fresh.account_id.as_str())
+        || spec_owner == Some(fresh.account_id.as_str())
+    {
         return drop("the user owns the API key");
     }
     // Protection, site-admin groups: evaluated on a one-user snapshot sharing the group table.
@@ -39,7 +42,7 @@ pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> R
         api_key_owner: input.snapshot.api_key_owner.clone(),
         ..Default::default()
     };
-    if AccountGuards::compute(&one)[0].site_admin {
+    if AccountGuards::compute(&one, None)[0].site_admin {
         return drop("the user is in a site-admin group now");
     }
     let policy = input.policies.iter().find(|p| p.metadata.name.as_deref() == Some(action.policy.as_str()));

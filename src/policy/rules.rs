@@ -45,6 +45,13 @@ pub(crate) fn added_at(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
     user.added_to_org.map(|t| t.as_second()).or_else(|| rec.and_then(|r| r.first_seen).map(|t| t.as_second()))
 }
 
+/// Last activity on any product: the snapshot's, or what the ledger saw before seatwarden took a
+/// product away (the snapshot no longer lists activity on a product the user lost).
+pub(crate) fn last_active_any(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
+    let seen = rec.and_then(UserRecord::last_active_seen).map(|t| t.as_second());
+    user.last_active_any().map(|t| t.as_second()).max(seen)
+}
+
 fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
     rec.and_then(|r| r.restored_at).map(|t| t.as_second())
 }
@@ -126,7 +133,7 @@ pub(crate) fn evaluate(
         if let Some(why) = health.account_off(user) {
             return Eval::NoData(why);
         }
-        let last = user.last_active_any().map(|t| t.as_second());
+        let last = last_active_any(user, rec);
         let (since, what) = match (last, added_at(user, rec)) {
             (Some(l), _) => (l, format!("no activity on any product for {} days", days(now - l))),
             (None, Some(a)) => {
@@ -154,7 +161,7 @@ pub(crate) fn evaluate(
     }
 
     if let Some(na) = &rule.never_active {
-        if user.last_active_any().is_some() {
+        if last_active_any(user, rec).is_some() {
             return Eval::Not;
         }
         if let Some(why) = health.account_off(user) {

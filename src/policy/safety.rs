@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ledger::UserRecord;
 use crate::product::Product;
 use crate::snapshot::{DirectorySnapshot, User, UserStatus};
 
@@ -34,13 +35,22 @@ pub(crate) struct ActivityHealth {
 }
 
 impl ActivityHealth {
-    pub fn assess(snapshot: &DirectorySnapshot) -> (Self, Vec<PlanCondition>) {
+    /// `recs` are the users' ledger records: users seatwarden just granted a product (onboarding,
+    /// restoration) are left out of the shares, since they can't have used it yet.
+    pub fn assess(snapshot: &DirectorySnapshot, recs: &[Option<&UserRecord>]) -> (Self, Vec<PlanCondition>) {
         let mut health = ActivityHealth::default();
         let mut conditions = Vec::new();
-        // Per product: (users with access, of whom never active on it), among active humans.
+        // Per product: (users with access, of whom never active on it), among active or suspended humans.
         let mut per_product: BTreeMap<Product, (u64, u64)> = BTreeMap::new();
         let (mut active_accounts, mut no_activity) = (0u64, 0u64);
-        for user in snapshot.users.iter().filter(|u| is_human(u) && u.status == UserStatus::Active) {
+        let judged = snapshot.users.iter().zip(recs).filter(|(u, rec)| {
+            // Suspended users keep their activity dates (and are mostly the inactive ones seatwarden
+            // suspended): leaving them out would make each suspension skew the share.
+            is_human(u)
+                && matches!(u.status, UserStatus::Active | UserStatus::Suspended)
+                && rec.is_none_or(|r| r.restored_at.is_none())
+        });
+        for (user, _) in judged {
             active_accounts += 1;
             let mut any = false;
             for pa in &user.product_access {
@@ -71,7 +81,7 @@ impl ActivityHealth {
                 health.off.insert(product, why);
             } else if implausible(never, with_access, IMPLAUSIBLE_PRODUCT_SHARE_PER_MILLE) {
                 let why = format!(
-                    "{never} of {with_access} active users with {product} access have no {product} activity date: \
+                    "{never} of {with_access} active or suspended users with {product} access have no {product} activity date: \
                      that is missing data, not inactive people; rules that depend on {product} activity act on no one"
                 );
                 conditions.push(PlanCondition { reason: "ImplausibleActivityData".into(), message: why.clone() });
@@ -86,7 +96,7 @@ impl ActivityHealth {
             health.any_off = Some(why);
         } else if implausible(no_activity, active_accounts, IMPLAUSIBLE_ACCOUNT_SHARE_PER_MILLE) {
             let why = format!(
-                "{no_activity} of {active_accounts} active accounts have no activity on any product: that is missing \
+                "{no_activity} of {active_accounts} active or suspended accounts have no activity on any product: that is missing \
                  data, not inactive people; inactivity and never-active rules act on no one"
             );
             conditions.push(PlanCondition { reason: "ImplausibleActivityData".into(), message: why.clone() });

@@ -19,7 +19,7 @@ use super::types::{PlannedAction, Savings, Totals};
 pub(crate) struct Licensing {
     /// Licensed groups per product (the groups a per-product rule removes).
     pub licensed: BTreeMap<Product, Vec<GroupIdx>>,
-    /// Products each licensed group grants.
+    /// Products each group grants: from the mappings (primary), completed by the snapshot's grants.
     pub grants: HashMap<GroupIdx, Vec<Product>>,
     /// Seat price overrides by group (from the mapping listing the group).
     pub group_price: HashMap<GroupIdx, f64>,
@@ -73,6 +73,16 @@ impl Licensing {
                 }
                 if let Some(price) = m.spec.seat_price {
                     out.group_price.entry(i).or_insert(price);
+                }
+            }
+        }
+        // The snapshot's own grants (from Atlassian's role data) complete the picture: a group the
+        // mappings don't list may still grant a product, and then keeps the user's seat.
+        for (i, g) in snapshot.groups.iter().enumerate() {
+            for product in &g.grants {
+                let list = out.grants.entry(i as GroupIdx).or_default();
+                if !list.contains(product) {
+                    list.push(*product);
                 }
             }
         }

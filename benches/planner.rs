@@ -1,0 +1,370 @@
+//! Planner benchmark: a 1,000,000-user organization against 3 policies, on one core.
+//! Target: under 1 s per plan; snapshot memory under 400 bytes per user (printed before the runs).
+//!
+//! The organization comes from a deterministic generator (no simulator): realistic id, email and
+//! name lengths, 1–2 products per user, ~10% long inactive, ~2% never active, 200 team groups.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use seatwarden::crd::*;
+use seatwarden::ledger::{Ledger, NoticeRecord, UserRecord};
+use seatwarden::policy::{PlanInput, plan};
+use seatwarden::product::Product;
+use seatwarden::snapshot::*;
+
+/// Counts live heap bytes (as requested) and allocations, to report the snapshot's memory.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static CHUNKS: AtomicUsize = AtomicUsize::new(0);
+static CHUNK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// What glibc malloc really takes for a request: 8 bytes of header, 16-byte rounding, 32 minimum.
+fn malloc_chunk(size: usize) -> usize {
+    (size + 8).div_ceil(16).max(2) * 16
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        CHUNKS.fetch_add(1, Ordering::Relaxed);
+        CHUNK_BYTES.fetch_add(malloc_chunk(layout.size()), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        CHUNKS.fetch_sub(1, Ordering::Relaxed);
+        CHUNK_BYTES.fetch_sub(malloc_chunk(layout.size()), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const USERS: usize = 1_000_000;
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn now() -> Timestamp {
+    "2026-11-25T12:00:00Z".parse().unwrap()
+}
+
+fn ago(days: u64) -> Option<Timestamp> {
+    Timestamp::from_second(now().as_second() - days as i64 * 86_400).ok()
+}
+
+fn snapshot() -> DirectorySnapshot {
+    let mut rng = Rng(0x5eed_cafe_f00d_0001);
+    let mut groups = vec![
+        Group {
+            id: "g-jira".into(),
+            name: "jira-software-users".into(),
+            directory: 0,
+            idp_synced: false,
+            member_count: 0,
+            site_admin: false,
+            grants: vec![],
+        },
+        Group {
+            id: "g-conf".into(),
+            name: "confluence-users".into(),
+            directory: 0,
+            idp_synced: false,
+            member_count: 0,
+            site_admin: false,
+            grants: vec![],
+        },
+        Group {
+            id: "g-admins".into(),
+            name: "site-admins".into(),
+            directory: 0,
+            idp_synced: false,
+            member_count: 0,
+            site_admin: true,
+            grants: vec![],
+        },
+    ];
+    for t in 0..200 {
+        groups.push(Group {
+            id: format!("7c3f2a10-team-{t:04}"),
+            name: format!("team-{t}"),
+            directory: 0,
+            idp_synced: t % 50 == 0,
+            member_count: 0,
+            site_admin: false,
+            grants: vec![],
+        });
+    }
+    let mut users = Vec::with_capacity(USERS);
+    for i in 0..USERS {
+        // Activity: 88% recent, 10% long inactive, 2% never active.
+        let roll = rng.below(100);
+        let days = match roll {
+            0..=87 => rng.below(30),
+            88..=97 => 90 + rng.below(400),
+            _ => u64::MAX,
+        };
+        let last = if days == u64::MAX { None } else { ago(days) };
+        let mut product_access = Vec::with_capacity(2);
+        let mut member = Vec::with_capacity(3);
+        if rng.below(100) < 90 {
+            let jira_days = if last.is_some() && rng.below(10) == 0 { Some(60 + rng.below(200)) } else { None };
+            product_access.push(ProductActivity {
+                product: Product::JiraSoftware,
+                last_active: jira_days.and_then(ago).or(last),
+            });
+            member.push(0);
+        }
+        if rng.below(100) < 60 {
+            product_access.push(ProductActivity { product: Product::Confluence, last_active: last });
+            member.push(1);
+        }
+        member.push(3 + rng.below(200) as u32);
+        users.push(User {
+            // Modern Atlassian account ids: "712020:" + a UUID.
+            account_id: format!(
+                "712020:{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                i,
+                rng.below(1 << 16),
+                rng.below(1 << 12),
+                rng.below(1 << 12),
+                rng.below(1 << 48)
+            ),
+            email: Some(format!("user.{i}@example-corp.com")),
+            name: format!("User Number {i}"),
+            account_type: if i % 500 == 0 { AccountType::App } else { AccountType::Atlassian },
+            managed: rng.below(10) != 0,
+            status: if last.is_none() && rng.below(2) == 0 {
+                UserStatus::InvitedNeverActive
+            } else {
+                UserStatus::Active
+            },
+            added_to_org: ago(30 + rng.below(2000)),
+            product_access,
+            groups: member,
+            org_admin: i % 10_000 == 0,
+            site_admin: false,
+            management_source: if i % 20 == 0 { ManagementSource::Synced } else { ManagementSource::Invited },
+            directory: 0,
+        });
+    }
+    users.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    DirectorySnapshot {
+        org_id: "org-bench".into(),
+        directories: vec![DirectoryInfo { id: "dir-1".into(), name: "Main".into() }],
+        taken_at: now(),
+        users,
+        groups,
+        api_key_owner: None,
+        activity_products: BTreeSet::from([Product::JiraSoftware, Product::Confluence]),
+        report: SnapshotReport::default(),
+        incomplete: None,
+    }
+}
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta { name: Some(name.into()), namespace: Some("sw".into()), ..Default::default() }
+}
+
+fn rule(name: &str, action: RuleAction, leads: &[i64]) -> Rule {
+    Rule {
+        name: name.into(),
+        product_inactivity: None,
+        account_inactivity: None,
+        never_active: None,
+        suspended_for: None,
+        action,
+        notice_lead_times: leads.iter().map(|d| Duration::from_days(*d)).collect(),
+    }
+}
+
+fn policy(name: &str, rules: Vec<Rule>) -> LifecyclePolicy {
+    LifecyclePolicy {
+        metadata: meta(name),
+        spec: LifecyclePolicySpec {
+            organization_ref: LocalRef { name: "acme".into() },
+            mode: PolicyMode::Enforce,
+            schedule: Schedule::default(),
+            scope: Scope { exclude_groups: vec!["team-7".into()], ..Scope::default() },
+            rules,
+            reactivation: Some(Reactivation {
+                on_activity: true,
+                opt_in_groups: vec!["team-9".into()],
+                account_ids: vec![],
+                restore_suspended: true,
+            }),
+            onboarding: vec![],
+            notices: None,
+            caps: Caps { max_actions_per_run: 500, max_action_percent: 100 },
+            new_account_grace_period: Duration::from_days(14),
+            activity_lag_margin: Duration::from_days(1),
+        },
+        status: None,
+    }
+}
+
+struct World {
+    snapshot: DirectorySnapshot,
+    org: AtlassianOrganization,
+    policies: Vec<LifecyclePolicy>,
+    protections: Vec<ProtectedUser>,
+    mappings: Vec<GroupLicenseMapping>,
+    ledger: Ledger,
+}
+
+static WORLD: LazyLock<World> = LazyLock::new(|| {
+    let before = (LIVE.load(Ordering::Relaxed), CHUNK_BYTES.load(Ordering::Relaxed));
+    let snapshot = snapshot();
+    let after = (LIVE.load(Ordering::Relaxed), CHUNK_BYTES.load(Ordering::Relaxed));
+    let inline = std::mem::size_of::<User>();
+    let requested = (after.0 - before.0) as f64 / USERS as f64;
+    let with_malloc = (after.1 - before.1) as f64 / USERS as f64;
+    eprintln!(
+        "snapshot memory: {requested:.0} bytes/user as requested ({inline} inline in the Vec), \
+         {with_malloc:.0} bytes/user with glibc malloc chunk overhead (target < 400)"
+    );
+    let mut p_jira = rule("jira-60d", RuleAction::RemoveLicensedGroups, &[14]);
+    p_jira.product_inactivity =
+        Some(ProductInactivity { product: Product::JiraSoftware, inactive_for: Duration::from_days(60) });
+    let mut p_idle = rule("idle-90d", RuleAction::Suspend, &[14, 3]);
+    p_idle.account_inactivity = Some(AccountInactivity { inactive_for: Duration::from_days(90) });
+    let mut p_never = rule("never-30d", RuleAction::RemoveFromDirectory, &[]);
+    p_never.never_active = Some(NeverActive { added_for: Duration::from_days(30) });
+    let policies = vec![
+        policy("jira-seats", vec![p_jira]),
+        policy("idle-accounts", vec![p_idle]),
+        policy("never-active", vec![p_never]),
+    ];
+    let protections = vec![ProtectedUser {
+        metadata: meta("break-glass"),
+        spec: ProtectedUserSpec {
+            reason: "break glass".into(),
+            account_ids: snapshot.users.iter().step_by(50_000).map(|u| u.account_id.clone()).collect(),
+            emails: vec!["user.42@example-corp.com".into()],
+            email_patterns: vec!["user.1?@example-corp.com".into()],
+            groups: vec!["team-3".into()],
+            expires_at: None,
+            policies: vec![],
+        },
+        status: None,
+    }];
+    let mapping = |name: &str, product, group: &str| GroupLicenseMapping {
+        metadata: meta(name),
+        spec: GroupLicenseMappingSpec {
+            organization_ref: LocalRef { name: "acme".into() },
+            product,
+            site: None,
+            groups: vec![GroupRef { name: Some(group.into()), id: None }],
+            seat_price: None,
+        },
+        status: None,
+    };
+    let mappings = vec![
+        mapping("jira", Product::JiraSoftware, "jira-software-users"),
+        mapping("confluence", Product::Confluence, "confluence-users"),
+    ];
+    // A ledger as after a few weeks: delivered notices for a slice of the inactive.
+    let mut ledger = Ledger::new("org-bench");
+    for u in snapshot.users.iter().step_by(97) {
+        ledger.users.insert(
+            u.account_id.clone(),
+            UserRecord {
+                notices: vec![NoticeRecord {
+                    policy: "idle-accounts".into(),
+                    rule: "idle-90d".into(),
+                    lead_time: Duration::from_days(14),
+                    delivered_at: ago(20).unwrap(),
+                }],
+                ..Default::default()
+            },
+        );
+    }
+    let org = AtlassianOrganization {
+        metadata: meta("acme"),
+        spec: AtlassianOrganizationSpec {
+            org_id: "org-bench".into(),
+            directories: vec![],
+            api_base_url: default_api_base_url(),
+            sites: vec![],
+            bitbucket: None,
+            credentials: Credentials::default(),
+            membership_api: MembershipApi::Organization,
+            billing: Some(Billing {
+                cycle: BillingCycle::Annual,
+                renewal_date: Some("2027-03-01".into()),
+                currency: "USD".into(),
+                seat_prices: vec![
+                    SeatPrice { product: Product::JiraSoftware, monthly_price: 7.91 },
+                    SeatPrice { product: Product::Confluence, monthly_price: 6.05 },
+                ],
+            }),
+            request_budget: RequestBudget::default(),
+            mail: None,
+            max_actions_per_day: Some(1000),
+        },
+        status: None,
+    };
+    World { snapshot, org, policies, protections, mappings, ledger }
+});
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn plan_1m_users_3_policies(bencher: divan::Bencher) {
+    let w = &*WORLD;
+    let input = PlanInput {
+        snapshot: &w.snapshot,
+        organization: &w.org,
+        policies: &w.policies,
+        protections: &w.protections,
+        mappings: &w.mappings,
+        ledger: &w.ledger,
+        now: now(),
+        daily_actions_remaining: Some(1000),
+        evaluate_as_enforce: false,
+    };
+    bencher.bench(|| {
+        let p = plan(divan::black_box(&input));
+        divan::black_box(p.totals.destructive_actions)
+    });
+}
+
+fn main() {
+    let w = &*WORLD;
+    let p = plan(&PlanInput {
+        snapshot: &w.snapshot,
+        organization: &w.org,
+        policies: &w.policies,
+        protections: &w.protections,
+        mappings: &w.mappings,
+        ledger: &w.ledger,
+        now: now(),
+        daily_actions_remaining: Some(1000),
+        evaluate_as_enforce: false,
+    });
+    eprintln!(
+        "plan: {} destructive actions, {} notices, {} deferred, {} held back, {} skipped, {} IdP items",
+        p.totals.destructive_actions,
+        p.totals.notices,
+        p.totals.deferred,
+        p.totals.held_back,
+        p.totals.skipped,
+        p.totals.idp_actions
+    );
+    divan::main();
+}
