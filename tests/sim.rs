@@ -798,6 +798,85 @@ async fn operations_missing_from_the_specs_match_api_md_shapes() {
     assert_eq!((r.status, r.body["type"].as_str()), (404, Some("error")));
 }
 
+#[tokio::test]
+async fn several_directories_are_listed_and_addressed_separately() {
+    let api = Api::start(SimConfig { directories: 2, ..config(200) }).await;
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories", api.org)).await;
+    let ids: Vec<&str> =
+        r.body["data"].as_array().unwrap().iter().map(|d| d["directoryId"].as_str().unwrap()).collect();
+    assert_eq!(ids, api.sim.directory_ids());
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories?limit=1", api.org)).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    let next = r.body["links"]["next"].as_str().unwrap().to_string();
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories?cursor={next}", api.org)).await;
+    assert_eq!(r.body["data"][0]["directoryId"], ids[1]);
+    let path = format!("/admin/v2/orgs/{}/directories/{}/users/search", api.org, ids[1]);
+    let second: Vec<String> = api.post(&path, json!({"limit": 100})).await.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["accountId"].as_str().unwrap().to_string())
+        .collect();
+    let in_second = api.sim.with_state(|s| s.users.iter().filter(|u| u.directory == 1).count());
+    assert_eq!(second.len(), in_second.min(100));
+    assert!(api.sim.with_state(|s| second.iter().all(|id| s.user(id).unwrap().directory == 1)));
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/admin/v2/orgs/{}/directories/{}/users/{}/suspend", api.org, ids[0], second[0]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "a user is suspended in the directory that holds them");
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/admin/v2/orgs/{}/directories/{}/users/{}/suspend", api.org, ids[1], second[0]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories?accountId={}", api.org, second[0])).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["data"][0]["directoryId"], ids[1]);
+    let r = api.post(&format!("/admin/v2/orgs/{}/directories/unknown/users/search", api.org), json!({})).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn an_invite_with_a_permission_rule_grants_the_product() {
+    let api = Api::start(config(100)).await;
+    let inst = api.sim.with_state(|s| s.instance_of(Product::Confluence)[1]);
+    let resource = api.sim.with_state(|s| s.products[inst as usize].resource_id(&s.sites));
+    let r = api
+        .post(
+            &format!("/admin/v2/orgs/{}/users/invite", api.org),
+            json!({"emails": ["guest@contractors-partner.example"], "permissionRules": [{"resource": resource, "role": "atlassian/user"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.body["data"][0]["id"].as_str().unwrap().to_string();
+    api.sim.with_state(|s| {
+        let u = s.user(&id).unwrap();
+        assert!(!u.managed, "an external domain stays unmanaged");
+        assert_eq!(s.access_of(u), vec![inst]);
+        assert_eq!(u.added_to_org, START.parse::<Timestamp>().unwrap());
+    });
+    let r = api
+        .post(
+            &format!("/admin/v2/orgs/{}/users/invite", api.org),
+            json!({"emails": ["x@acme.example"], "permissionRules": [{"resource": "ari:cloud:trello::site/none", "role": "atlassian/user"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("ari:cloud:trello::site/none"));
+    let ev = api.sim.events();
+    assert_eq!(
+        (ev.len(), ev[0].operation.as_str(), ev[0].account_id.as_deref()),
+        (1, "user.invite", Some(id.as_str()))
+    );
+}
+
 // ------------------------------------------------------------------ stateful scenarios
 
 /// Seats of Jira Software (first site) as the client sees them: users with access who are billed.

@@ -266,6 +266,13 @@ struct LoadedState {
     state: SimState,
 }
 
+/// The server-side work of one `POST .../users/search` page, without HTTP: parse and validate the
+/// JSON `body`, filter, page and serialize. What the page-latency benchmark measures; also handy to
+/// see what a page looks like. `directory_id` `None` means all directories.
+pub fn users_search_page(state: &SimState, directory_id: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
+    http::users_search_page(state, directory_id, body)
+}
+
 /// Reads a state saved by [`SimHandle::save_state`] (or on shutdown), with the clock it stopped at.
 pub fn load_state(path: &Path) -> Result<(SimState, Timestamp), SimError> {
     let bytes = std::fs::read(path).map_err(|e| SimError::StateIo { path: path.to_path_buf(), source: e })?;

@@ -10,6 +10,8 @@ mod admin;
 mod control;
 mod site;
 
+pub(crate) use admin::users_search_page;
+
 use std::sync::Arc;
 
 use axum::{
