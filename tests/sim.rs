@@ -1158,19 +1158,22 @@ async fn the_rate_limit_is_per_credential_on_the_simulators_clock() {
     assert_eq!(remaining, [4, 3, 2, 1, 0]);
     let r = api.post(&api.v2("/users/search"), json!({})).await;
     assert_eq!(r.status, 429, "across all paths");
-    assert_eq!(r.header("retry-after"), Some("61"), "frozen at :00, the window resets at :01 (rounded up)");
+    assert_eq!(r.header("retry-after"), Some("60"), "frozen at :00, the window resets at :01");
     assert_eq!(r.body, json!({"code": 429, "message": "Rate limit exceeded: too many requests."}));
     // Another credential has its own budget.
     let r = api.site(Method::GET, "/rest/api/3/users/search?maxResults=1", None).await;
     assert_eq!((r.status, r.header("x-ratelimit-remaining")), (200, Some("4")));
-    api.sim.advance(SignedDuration::from_secs(60));
+    api.sim.advance(SignedDuration::from_millis(30_500));
+    let r = api.get("/admin/v1/orgs").await;
+    assert_eq!(r.header("retry-after"), Some("30"), "29.5 s left, rounded up");
+    api.sim.advance(SignedDuration::from_millis(29_500));
     let r = api.get("/admin/v1/orgs").await;
     assert_eq!((r.status, r.header("x-ratelimit-remaining")), (200, Some("4")));
     let counts = api.sim.request_counts();
-    assert_eq!((counts.total, counts.org_api_key, counts.site_token), (8, 7, 1));
+    assert_eq!((counts.total, counts.org_api_key, counts.site_token), (9, 8, 1));
     let log = api.sim.request_log();
     assert_eq!(log.last().unwrap().time, START.parse::<Timestamp>().unwrap() + SignedDuration::from_secs(60));
-    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 1);
+    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 2);
 }
 
 // ------------------------------------------------------------------ control API and saved state

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Cursor, decode_cursor, encode_cursor, invalid_cursor, json, no_content};
 use crate::sim::state::{
-    AccountStatus, InstanceIdx, Membership, SimAccountType, SimGroup, SimOutcome, SimState, SimUser, WriteError,
-    v2_status,
+    AccountStatus, InstanceIdx, SimAccountType, SimGroup, SimOutcome, SimState, SimUser, WriteError, v2_status,
 };
 
 pub(super) fn route(ctx: &Ctx<'_>, method: &Method, segs: &[&str]) -> Option<Response> {
@@ -974,10 +973,4 @@ fn lifecycle_conflict(acct: &str, message: &str) -> Response {
         &serde_json::json!({"key": "conflict.lifecycleErrors", "context": {
             "message": message, "accountId": acct, "errorCodes": [{"code": "lifecycle.notEligible", "message": message}]}}),
     )
-}
-
-/// Users whose membership is not `None`, for listings that show directory members.
-#[allow(dead_code)]
-pub(super) fn is_listed(u: &SimUser) -> bool {
-    u.membership != Membership::None
 }
