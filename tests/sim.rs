@@ -446,6 +446,15 @@ async fn organizations_api_reads_validate_against_the_spec() {
         let r = api.get(&api.v2(&format!("/groups/{gid}"))).await;
         spec.check("/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}", "get", 200, &r.body);
     }
+    let r = api.get(&api.v2("/groups/nope")).await;
+    assert_eq!(r.status, 404);
+    spec.check("/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}", "get", 404, &r.body);
+    let r = api.send(Method::GET, &format!("/admin/v2/orgs/{}/directories", api.org), None, Auth::None).await;
+    assert_eq!(r.status, 401);
+    spec.check("/v2/orgs/{orgId}/directories", "get", 401, &r.body);
+    let r = api.get(&api.v1("/events?cursor=nonsense")).await;
+    assert_eq!(r.status, 400);
+    spec.check("/v1/orgs/{orgId}/events", "get", 400, &r.body);
     let r = api.get(&api.v2("/groups/nope/role-assignments")).await;
     assert_eq!(r.status, 404);
     spec.check("/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments", "get", 404, &r.body);
@@ -519,6 +528,16 @@ async fn v1_writes_answer_as_removed_unless_legacy_v1() {
     assert_eq!(r.status, 409);
     spec.check(mpath, "post", 409, &r.body);
     assert_eq!(r.body["errors"][0]["code"], "ADMIN-409-3");
+    // Restoring into a full product: v1 answers 400 ADMIN-400-32 (too many license breaches).
+    let holder = api.find_user(|u| active_managed(u) && u.groups.contains(&0) && !u.org_admin);
+    api.sim.with_state_mut(|s| {
+        s.user_mut(&holder).unwrap().membership = Membership::Suspended;
+        s.products[inst as usize].license_limit = s.seats_used(inst);
+    });
+    let r = api.call(Method::POST, &api.v1(&format!("/directory/users/{holder}/restore-access")), None).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    spec.check(&format!("{path}/restore-access"), "post", 400, &r.body);
+    assert_eq!(r.body["errors"][0]["code"], "ADMIN-400-32");
     let r = api
         .call(Method::DELETE, &api.v1(&format!("/directory/groups/{confluence}/memberships/{outsider}")), None)
         .await;
