@@ -1301,7 +1301,9 @@ async fn paging_100000_users_under_concurrent_writes_yields_each_once() {
             .collect()
     });
     let confluence = api.group_id("labs-confluence-users");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
+        let done = done.clone();
         let base = api.sim.base_url();
         let key = api.sim.api_key();
         let v2 = api.v2("");
@@ -1329,6 +1331,7 @@ async fn paging_100000_users_under_concurrent_writes_yields_each_once() {
                 let status = req.send().await.unwrap().status().as_u16();
                 assert!(status < 500, "write {path}: {status}");
                 writes += 1;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             writes
         })
@@ -1336,20 +1339,28 @@ async fn paging_100000_users_under_concurrent_writes_yields_each_once() {
     let mut seen: HashMap<String, u32> = HashMap::with_capacity(110_000);
     let mut cursor: Option<String> = None;
     let mut pages = 0;
+    let mut writes_at_first_page = None;
+    let writes_at_last_page;
     loop {
         let body = cursor.as_ref().map(|c| json!({"cursor": c})).unwrap_or(json!({"limit": 100}));
         let r = api.post(&api.v2("/users/search"), body).await;
         assert_eq!(r.status, 200);
         pages += 1;
+        writes_at_first_page.get_or_insert(done.load(std::sync::atomic::Ordering::SeqCst));
         for u in r.body["data"].as_array().unwrap() {
             *seen.entry(u["accountId"].as_str().unwrap().to_string()).or_default() += 1;
         }
         match r.body["links"]["next"].as_str() {
             Some(n) => cursor = Some(n.to_string()),
-            None => break,
+            None => {
+                writes_at_last_page = done.load(std::sync::atomic::Ordering::SeqCst);
+                break;
+            }
         }
     }
     let writes = writer.await.unwrap();
+    let during = writes_at_last_page - writes_at_first_page.unwrap();
+    assert!(during >= 100, "writes landed while paging: {during}");
     assert!(writes > 1000, "writes ran alongside: {writes}");
     assert!(pages >= 1000);
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
