@@ -121,8 +121,9 @@ impl OperatorProc {
             .args(extra)
             .env("SEATWARDEN_SIM_API_KEY", API_KEY)
             .env("RUST_LOG", "info,kube=warn")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(mailbox.join(format!("operator-{port}.log"))).unwrap())
             .spawn()
             .expect("start seatwarden run");
         OperatorProc { child, metrics_url: format!("http://127.0.0.1:{port}/metrics") }
@@ -648,4 +649,173 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
     assert_eq!(skipped.outcome, ActionOutcome::Skipped);
     assert!(skipped.error.as_deref().unwrap_or("").contains("active"), "the record says why: {:?}", skipped.error);
     sim.shutdown().await.unwrap();
+}
+
+/// A minimal real SMTP server (aiosmtpd, installed by `make deps`) on a given port: each message is
+/// written as one JSON file. None (skip) outside CI when aiosmtpd is missing.
+struct Smtpd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+const SMTPD: &str = r#"
+import asyncio, email, email.policy, json, os, sys, warnings
+from aiosmtpd.smtp import SMTP
+warnings.simplefilter("ignore")
+out, port = sys.argv[1], int(sys.argv[2])
+class H:
+    n = 0
+    async def handle_DATA(self, server, session, envelope):
+        m = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        H.n += 1
+        rec = {"to": envelope.rcpt_tos, "subject": str(m["Subject"]), "body": m.get_content()}
+        with open(os.path.join(out, "%06d.json" % H.n), "w") as f:
+            json.dump(rec, f)
+        return "250 OK"
+async def main():
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(lambda: SMTP(H(), hostname="localhost", loop=loop), "127.0.0.1", port)
+    print("READY", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"#;
+
+impl Smtpd {
+    fn start(port: u16) -> Option<Smtpd> {
+        let python = std::env::var("SEATWARDEN_SMTPD_PYTHON")
+            .unwrap_or_else(|_| "/var/cache/seatwarden-ci/aiosmtpd-venv/bin/python".to_owned());
+        let ok = Command::new(&python).args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but {python} has no aiosmtpd: `make deps` installs it"
+            );
+            eprintln!("skipping: no aiosmtpd");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("smtpd.py");
+        std::fs::write(&script, SMTPD).unwrap();
+        let mail = dir.path().join("mail");
+        std::fs::create_dir(&mail).unwrap();
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg(&mail)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "READY", "aiosmtpd did not start");
+        Some(Smtpd { child, dir })
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<_> =
+            std::fs::read_dir(self.dir.path().join("mail")).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect()
+    }
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_wait_for_a_delivered_notice_and_the_ledger_survives_a_restart() {
+    let Some(client) = support::kube_client().await else { return };
+    if Smtpd::start(free_port()).is_none() {
+        return;
+    }
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "e2e-smtp").await;
+    let sim = SimProc::start(240, 21);
+    let mailbox = tempfile::Builder::new().prefix("smtp-e2e").tempdir_in("/tmp").unwrap();
+    let mailbox = mailbox.keep();
+    // The mail server's port is known, but nothing listens there yet: SMTP is down.
+    let smtp_port = free_port();
+    let mut objects = organization(&sim);
+    objects[1]["spec"]["mail"] = json!({"host": "127.0.0.1", "port": smtp_port, "tls": "None",
+        "from": "Acme IT <it@acme.example>", "replyTo": "helpdesk@acme.example"});
+    objects.push(policy(
+        "enforce",
+        "Enforce",
+        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "150d"}, "action": "Suspend", "noticeLeadTimes": ["3d"]}),
+        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
+    ));
+    apply(&client, &ns, objects).await;
+    let snapshot = sim.snapshot(T0).await;
+    let expected = expected_inactive(&snapshot, T0.parse().unwrap(), 150, Some("dept-finance"));
+    let emails: BTreeMap<String, String> = snapshot
+        .users
+        .iter()
+        .filter(|u| expected.contains(&u.account_id))
+        .map(|u| (u.email.clone().unwrap(), u.account_id.clone()))
+        .collect();
+
+    // Day 0, SMTP down: no notice is delivered, so nothing may happen; status says why.
+    let mut op = OperatorProc::start(&ns, &sim, &mailbox, &[]);
+    let t0: Timestamp = T0.parse().unwrap();
+    let s = wait_status(&client, &ns, "enforce", 120, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
+    assert_eq!(s.last_run.as_ref().unwrap().notices_sent, 0);
+    let degraded = condition(&s, "Degraded").unwrap();
+    assert_eq!(degraded.status, "True", "undelivered notices show in status: {degraded:?}");
+    assert!(degraded.message.contains("notices"), "{}", degraded.message);
+
+    // Day 4 (past the lead time counted from day 0), SMTP still down: still nothing, because no
+    // notice was ever delivered.
+    sim.advance("4d").await;
+    run_now(&client, &ns, "enforce", "day4-down").await;
+    wait_status(&client, &ns, "enforce", 90, |s| s.last_handled_run_now.as_deref() == Some("day4-down")).await;
+    assert!(sim.applied_writes().await.is_empty(), "no action without a delivered notice");
+
+    // Day 5, SMTP up: notices are delivered, with recipient, subject, lead time and reason.
+    let smtpd = Smtpd::start(smtp_port).expect("aiosmtpd");
+    sim.advance("1d").await;
+    run_now(&client, &ns, "enforce", "day5-up").await;
+    wait_status(&client, &ns, "enforce", 90, |s| s.last_handled_run_now.as_deref() == Some("day5-up")).await;
+    assert!(sim.applied_writes().await.is_empty(), "the lead time starts at delivery");
+    let received = smtpd.messages();
+    let recipients: BTreeSet<String> = received
+        .iter()
+        .flat_map(|m| m["to"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()))
+        .collect();
+    let expected_emails: BTreeSet<String> = emails.keys().cloned().collect();
+    assert!(expected_emails.is_subset(&recipients), "every user past the threshold is warned by mail");
+    assert_eq!(received.len(), recipients.len(), "one notice per person");
+    for m in &received {
+        let body = m["body"].as_str().unwrap();
+        assert!(body.contains("no activity") || body.contains("never active"), "the reason is in the notice: {body}");
+        assert!(body.contains("2026-11-10"), "the notice says when (delivered day 5 + 3 days): {body}");
+        assert!(!m["subject"].as_str().unwrap().is_empty());
+    }
+
+    // The operator restarts: the ledger of delivered notices lives in the cluster, so day 8 acts
+    // on exactly the warned users, without warning them again.
+    op.kill();
+    let _op2 = OperatorProc::start(&ns, &sim, &mailbox, &[]);
+    sim.advance("3d").await;
+    run_now(&client, &ns, "enforce", "day8").await;
+    wait_status(&client, &ns, "enforce", 120, |s| s.last_handled_run_now.as_deref() == Some("day8")).await;
+    let suspended: BTreeSet<String> =
+        sim.applied_writes().await.into_iter().filter(|(op, _)| op == "user.suspend").map(|(_, a)| a).collect();
+    assert_same(&suspended, &expected, "after the restart, exactly the warned users are suspended");
+    let again = smtpd.messages().len() - received.len();
+    let warned_again = smtpd.messages()[received.len()..]
+        .iter()
+        .flat_map(|m| m["to"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect::<Vec<_>>())
+        .filter(|e| expected_emails.contains(e))
+        .count();
+    assert_eq!(warned_again, 0, "no one is warned twice after a restart ({again} new notices to others)");
+    let ledger = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/component=ledger"))
+        .await
+        .unwrap();
+    assert!(!ledger.items.is_empty(), "the ledger is kept in ConfigMaps");
 }

@@ -306,10 +306,22 @@ pub async fn run(rt: Runtime, shutdown: impl Future<Output = ()> + Send + Sync +
 
     let ready_ctx = ctx.clone();
     tokio::spawn(async move {
-        let _ = ready_ctx.policies.wait_until_ready().await;
-        let _ = ready_ctx.organizations.wait_until_ready().await;
-        let _ = ready_ctx.protections.wait_until_ready().await;
-        let _ = ready_ctx.mappings.wait_until_ready().await;
+        // kube's readiness signal wakes only its most recent waiter, so poll with a timeout. The
+        // policy store is not waited on here: the controller itself waits on it (and holds every
+        // reconcile until it is filled), and a second waiter could take its wake-up.
+        async fn filled<K: Resource + Clone>(store: &Store<K>)
+        where
+            K::DynamicType: std::hash::Hash + Eq + Clone,
+        {
+            while !matches!(
+                tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await,
+                Ok(Ok(()))
+            ) {}
+        }
+        filled(&ready_ctx.organizations).await;
+        filled(&ready_ctx.protections).await;
+        filled(&ready_ctx.mappings).await;
+        tracing::info!("caches filled: organizations, protections, mappings");
         ready_ctx.caches_ready.store(true, Ordering::SeqCst);
         ready.store(true, Ordering::SeqCst);
     });

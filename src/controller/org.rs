@@ -324,7 +324,14 @@ async fn notifier_for(
         mail,
         credentials,
         webhook.as_deref(),
-        Default::default(),
+        // Short in-run retries: a notice that still fails is retried by the next run, and its
+        // action waits until then.
+        crate::notify::retry::RetryPolicy {
+            max_attempts: 2,
+            initial_delay: std::time::Duration::from_secs(1),
+            max_delay: std::time::Duration::from_secs(5),
+            multiplier: 2,
+        },
         Default::default(),
     )
     .map_err(|e| Error::Run(format!("mail settings: {e}")))?;
