@@ -1161,10 +1161,10 @@ where
             return v;
         }
         // A process that died will not bring what we wait for: say so now, with its log.
-        for p in procs.iter_mut() {
-            if let Ok(Some(code)) = p.child.try_wait() {
-                panic!("{} exited ({code}) while waiting for {what}\n{}", p.name, p.tail());
-            }
+        let exited = procs.iter_mut().find_map(|p| p.child.try_wait().ok().flatten().map(|code| (p.name, code)));
+        if let Some((name, code)) = exited {
+            let logs: Vec<String> = procs.iter().map(|p| p.tail()).collect();
+            panic!("{name} exited ({code}) while waiting for {what}\n{}", logs.join("\n"));
         }
         if std::time::Instant::now() > deadline {
             let logs: Vec<String> = procs.iter().map(|p| p.tail()).collect();
