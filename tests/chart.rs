@@ -509,6 +509,18 @@ async fn allowed(client: &Client, sa: &str, ns: &str, attrs: Value) -> bool {
     res.status.expect("status").allowed
 }
 
+/// The API server's RBAC authorizer reads Roles through a cache: wait until a rule just created
+/// grants what it should, so the checks that follow see the Roles in effect.
+async fn rbac_in_effect(client: &Client, sa: &str, ns: &str, attrs: Value) {
+    for _ in 0..100 {
+        if allowed(client, sa, ns, attrs.clone()).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the rendered Roles never allowed {attrs} for {sa}");
+}
+
 /// Creates the rendered ServiceAccount and RBAC objects for real and returns the cluster-scoped
 /// ones, for removal.
 async fn apply_rbac(client: &Client, docs: &[Value]) -> Vec<(Api<DynamicObject>, String)> {
@@ -551,6 +563,7 @@ async fn rendered_rbac_grants_what_the_operator_needs_and_nothing_more() {
     let cleanup = apply_rbac(&client, &docs).await;
     assert!(cleanup.is_empty(), "a namespaced install creates nothing cluster-wide");
     let sa = format!("{release}-seatwarden");
+    rbac_in_effect(&client, &sa, &ns, sw("list", "lifecyclepolicies", &watched)).await;
     let w = watched.as_str();
     let expect = [
         (sw("list", "lifecyclepolicies", w), true),
@@ -592,6 +605,7 @@ async fn rendered_rbac_grants_what_the_operator_needs_and_nothing_more() {
     let cleanup = apply_rbac(&client, &docs).await;
     assert_eq!(cleanup.len(), 2, "a ClusterRole and its binding");
     let sa2 = format!("{release2}-seatwarden");
+    rbac_in_effect(&client, &sa2, &ns2, sw("list", "lifecyclepolicies", "any-namespace")).await;
     let expect = [
         (sw("list", "lifecyclepolicies", "any-namespace"), true),
         (sub("patch", "lifecyclepolicies", "status", "any-namespace"), true),
@@ -1278,6 +1292,9 @@ impl E2e {
                 apply_rbac(client, &chart_docs).await.is_empty(),
                 "a namespaced install creates nothing cluster-wide"
             );
+            let attrs =
+                json!({"group": "seatwarden.io", "verb": "list", "resource": "lifecyclepolicies", "namespace": ns});
+            rbac_in_effect(client, &format!("{release}-seatwarden"), &ns, attrs).await;
             let sa = format!("system:serviceaccount:{ns}:{release}-seatwarden");
             let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig_path).unwrap()).unwrap();
             for user in config["users"].as_array_mut().expect("kubeconfig users") {
@@ -1402,23 +1419,9 @@ async fn prometheus_scrapes_the_operator_during_a_run_and_reports_the_seats_recl
             .collect();
     assert_eq!(per_product, by_product, "seats by product: Prometheus vs the policy's status");
 
-    // What was really scraped: only METRIC_NAMES (and histogram series of them).
-    let names = prom_get(&http, &base, "/api/v1/label/__name__/values", &[]).await.unwrap();
-    let scraped_names: BTreeSet<String> = names
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap().to_owned())
-        .filter(|n| n.starts_with("seatwarden_"))
-        .collect();
-    for name in &scraped_names {
-        let base_name = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
-        assert!(
-            seatwarden::metrics::METRIC_NAMES.contains(&base_name),
-            "the operator exports {name}, which METRIC_NAMES does not list"
-        );
-    }
-    for core in [
+    // What was really scraped. The operator sets a run's metrics one after the other, after the
+    // status write, so wait until those a run always sets are all there.
+    const RUN_METRICS: &[&str] = &[
         "seatwarden_seats_reclaimed_total",
         "seatwarden_projected_monthly_savings",
         "seatwarden_inactive_users",
@@ -1426,18 +1429,44 @@ async fn prometheus_scrapes_the_operator_during_a_run_and_reports_the_seats_recl
         "seatwarden_actions_total",
         "seatwarden_pending_notices",
         "seatwarden_reconcile_runs_total",
+        "seatwarden_reconcile_duration_seconds_bucket",
         "seatwarden_last_successful_run_timestamp_seconds",
         "seatwarden_atlassian_requests_total",
         "seatwarden_atlassian_request_duration_seconds_bucket",
-    ] {
-        assert!(scraped_names.contains(core), "{core} was not in the operator's scrape: {scraped_names:?}");
+    ];
+    let scraped_names: BTreeSet<String> = wait_for("a run's metrics in Prometheus", 60, &mut e2e.procs, || async {
+        let names = prom_get(&http, &base, "/api/v1/label/__name__/values", &[]).await?;
+        let names: BTreeSet<String> = names
+            .as_array()?
+            .iter()
+            .filter_map(|n| n.as_str())
+            .filter(|n| n.starts_with("seatwarden_"))
+            .map(str::to_owned)
+            .collect();
+        RUN_METRICS.iter().all(|m| names.contains(*m)).then_some(names)
+    })
+    .await;
+    // Only METRIC_NAMES (and the series of their histograms).
+    for name in &scraped_names {
+        let base_name = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(
+            seatwarden::metrics::METRIC_NAMES.contains(&base_name),
+            "the operator exports {name}, which METRIC_NAMES does not list"
+        );
     }
 
     // Every dashboard query runs on the real engine; those whose metrics were scraped return data
-    // (rate() needs at least two samples in its window: wait for a few scrapes).
-    wait_for("five scrapes", 30, &mut e2e.procs, || async {
-        let r = prom_query(&http, &base, "min(count_over_time(seatwarden_leader[1m]))").await?;
-        (r.first().map(sample_value)? >= 5.0).then_some(())
+    // (rate() needs at least two samples in its window: wait until the run's series, born at its
+    // end, have been scraped a few times).
+    wait_for("three scrapes of the run's series", 30, &mut e2e.procs, || async {
+        for m in RUN_METRICS {
+            // One metric at a time: count_over_time drops the name, so series of two metrics collide.
+            let r = prom_query(&http, &base, &format!("min(count_over_time({m}[1m]))")).await?;
+            if r.first().map(sample_value)? < 3.0 {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     let cm = one(&docs, "ConfigMap");
