@@ -698,7 +698,7 @@ fn get_group(ctx: &Ctx<'_>, dir: &str, group: &str) -> Response {
     };
     let idx = state.group_idx(group).unwrap_or(0) as usize;
     let count = state.member_counts()[idx];
-    json(200, &group_json(&state, g, Some(count), true))
+    json(200, &serde_json::json!({"data": group_json(&state, g, Some(count), true)}))
 }
 
 fn group_role_assignments(ctx: &Ctx<'_>, dir: &str, group: &str) -> Response {
