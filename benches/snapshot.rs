@@ -56,9 +56,17 @@ fn minimum_calls(sim: &SimHandle) -> u64 {
         let directories = s.directories.len() as u64;
         let mut pages = directories.div_ceil(limit).max(1);
         for d in 0..s.directories.len() {
-            let members = s.users.iter().filter(|u| u.is_member() && usize::from(u.directory) == d).count() as u64;
+            let members = |managed: bool| {
+                s.users
+                    .iter()
+                    .filter(|u| u.is_member() && usize::from(u.directory) == d && u.managed == managed)
+                    .count() as u64
+            };
             let groups = s.groups.iter().filter(|g| usize::from(g.directory) == d).count() as u64;
-            pages += members.div_ceil(limit).max(1) + groups.div_ceil(limit).max(1) + groups;
+            // Users are listed in two parts (managed, unmanaged): at most one page more than one
+            // listing would take, and the calls counted are the ones a complete listing needs.
+            pages += members(true).div_ceil(limit).max(1) + members(false).div_ceil(limit).max(1);
+            pages += groups.div_ceil(limit).max(1) + groups;
         }
         pages
     })

@@ -167,11 +167,19 @@ async fn snapshot_of_20000_users_equals_the_simulator_state() {
     assert_eq!(snap.report.calls, made, "the report counts every call the simulator saw");
     assert_eq!(snap.report.calls, snap.report.pages, "no faults: one call per page, no retries");
     assert_eq!(snap.report.v1_fallback_calls + snap.report.last_active_fallback_calls, 0);
-    // Users pages: ceil(members per directory / 100), the API's maximum page size.
-    let per_dir: Vec<u64> = sim.with_state(|s| {
-        (0..2).map(|d| s.users.iter().filter(|u| u.is_member() && u.directory == d).count() as u64).collect()
+    // Users pages: per directory, managed and unmanaged users are listed concurrently, each at the
+    // API's maximum page size: ceil(n / 100) per part.
+    let user_pages: u64 = sim.with_state(|s| {
+        let mut pages = 0;
+        for d in 0..2 {
+            for managed in [true, false] {
+                let n =
+                    s.users.iter().filter(|u| u.is_member() && u.directory == d && u.managed == managed).count() as u64;
+                pages += n.div_ceil(100).max(1);
+            }
+        }
+        pages
     });
-    let user_pages: u64 = per_dir.iter().map(|n| n.div_ceil(100).max(1)).sum();
     let log = sim.request_log();
     let searched = log.iter().filter(|r| r.path.ends_with("/users/search")).count() as u64;
     assert_eq!(searched, user_pages, "one users/search call per page of 100");
@@ -233,6 +241,7 @@ async fn configured_directories_only_and_unknown_ones_are_named() {
     let dirs = sim.directory_ids();
     let mut config = config_for(&sim);
     config.directories = vec![dirs[1].clone()];
+    config.split_user_listing = false; // one sequential listing: same users
     let snap = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
     assert_eq!(snap.directories.len(), 1);
     assert_eq!(snap.directories[0].id, dirs[1]);

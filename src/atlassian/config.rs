@@ -208,6 +208,10 @@ pub struct ClientConfig {
     pub fallbacks: FallbackPolicy,
     /// The account that owns the org API key: no documented endpoint returns it.
     pub api_key_owner: Option<String>,
+    /// List each directory's users as two concurrent listings, `claimStatus` managed and unmanaged
+    /// (the API's documented default is "both"), so a large directory isn't bound by one sequential
+    /// cursor. Users are de-duplicated and a server ignoring the filter is noted.
+    pub split_user_listing: bool,
 }
 
 impl ClientConfig {
@@ -224,6 +228,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             fallbacks: FallbackPolicy::default(),
             api_key_owner: None,
+            split_user_listing: true,
         })
     }
 
