@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use seatwarden::atlassian::config::SiteConfig;
 use seatwarden::atlassian::observer::outcome;
 use seatwarden::atlassian::{
     AtlassianClient, AtlassianError, ClientConfig, ClientObserver, Credentials, Operation, RefusalReason, Secret,
-    WriteOutcome,
+    SiteUser, WriteOutcome,
 };
+use seatwarden::crd::MembershipApi;
 use seatwarden::product::Product;
 use seatwarden::sim::state::{
     AccountStatus, Membership, SimAccountType, SimManagementSource, SimState, SimUser, v2_status,
@@ -395,6 +397,49 @@ async fn refusals_are_typed_with_atlassians_message() {
 }
 
 #[tokio::test]
+async fn memberships_go_through_jira_or_confluence_when_configured() {
+    const SITE_TOKEN: &str = "site-TOKEN-5d1e0a7c93";
+    let sim = sim(600, 1, |c| c.site_token = Some(SITE_TOKEN.to_owned())).await;
+    for (api, api_name) in [(MembershipApi::Jira, "jira"), (MembershipApi::Confluence, "confluence")] {
+        let mut config = config_for(&sim);
+        config.membership_api = api;
+        config.budget.site_requests_per_minute = 600_000;
+        config.sites.push(SiteConfig {
+            name: "sim".into(),
+            url: reqwest::Url::parse(&sim.base_url()).unwrap(),
+            products: vec![Product::JiraSoftware, Product::Confluence],
+        });
+        let creds = Credentials {
+            org_api_key: Secret::new(KEY),
+            site_user: Some(SiteUser { email: sim.site_email(), api_token: Secret::new(SITE_TOKEN) }),
+        };
+        let client = AtlassianClient::new(config, &creds).unwrap();
+        let (dir, id, group) = sim.with_state(|s| {
+            let u = s
+                .users
+                .iter()
+                .find(|u| {
+                    u.membership == Membership::Active
+                        && u.account_type == SimAccountType::Atlassian
+                        && u.groups.iter().any(|g| !s.groups[*g as usize].idp_synced)
+                })
+                .unwrap();
+            let g = u.groups.iter().find(|g| !s.groups[**g as usize].idp_synced).unwrap();
+            (s.directories[u.directory as usize].id.clone(), u.account_id.clone(), s.groups[*g as usize].id.clone())
+        });
+        assert_eq!(client.remove_from_group(&dir, &group, &id, None).await, WriteOutcome::Done, "{api_name}");
+        assert!(!client.read_user(&dir, &id).await.unwrap().unwrap().in_group(&group));
+        assert_eq!(client.add_to_group(&dir, &group, &id, None).await, WriteOutcome::Done, "{api_name}");
+        assert!(client.read_user(&dir, &id).await.unwrap().unwrap().in_group(&group));
+        let events = sim.events();
+        assert!(
+            events.iter().any(|e| e.api == api_name && e.account_id.as_deref() == Some(id.as_str())),
+            "the write went through {api_name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn invite_returns_the_account() {
     let sim = sim(300, 1, |_| {}).await;
     let client = client(&sim);
@@ -536,7 +581,25 @@ async fn secrets_never_appear_in_errors_debug_output_metrics_or_logs() {
     let bad_write = bad.suspend(&dir, &id, None).await;
     assert!(matches!(bad_write, WriteOutcome::Failed { status: Some(401), .. }), "{bad_write:?}");
 
-    let mut rendered = String::new();
+    // A Jira write with a site token the simulator doesn't know: refused, and the token stays out.
+    const WRONG_SITE_TOKEN: &str = "site-WRONG-TOKEN-31415926";
+    let mut config = config_for(&sim);
+    config.membership_api = MembershipApi::Jira;
+    config.sites.push(SiteConfig {
+        name: "sim".into(),
+        url: reqwest::Url::parse(&sim.base_url()).unwrap(),
+        products: vec![],
+    });
+    let site_creds = Credentials {
+        org_api_key: Secret::new(KEY),
+        site_user: Some(SiteUser { email: sim.site_email(), api_token: Secret::new(WRONG_SITE_TOKEN) }),
+    };
+    let jira = AtlassianClient::new(config, &site_creds).unwrap();
+    let group = sim.with_state(|s| s.groups.iter().find(|g| !g.idp_synced).unwrap().id.clone());
+    let jira_write = jira.add_to_group(&dir, &group, &id, None).await;
+    assert!(matches!(jira_write, WriteOutcome::Failed { status: Some(401), .. }), "{jira_write:?}");
+
+    let mut rendered = format!("{jira_write:?} {jira:?} {site_creds:?}");
     for text in [
         format!("{err} {err:?}"),
         format!("{bad_write:?} {write:?}"),
@@ -549,7 +612,9 @@ async fn secrets_never_appear_in_errors_debug_output_metrics_or_logs() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("retrying Atlassian call"), "the capture saw the client's logs");
     assert!(logs.contains("Atlassian write"), "the capture saw the writes: {logs}");
-    for secret in [KEY, WRONG] {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{WRONG_SITE_TOKEN}", sim.site_email()));
+    for secret in [KEY, WRONG, WRONG_SITE_TOKEN, basic.as_str()] {
         assert!(!rendered.contains(secret), "secret in rendered output: {rendered}");
         assert!(!logs.contains(secret), "secret in logs");
     }
