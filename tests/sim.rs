@@ -446,6 +446,15 @@ async fn organizations_api_reads_validate_against_the_spec() {
         let r = api.get(&api.v2(&format!("/groups/{gid}"))).await;
         spec.check("/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}", "get", 200, &r.body);
     }
+    let r = api.get(&api.v2("/groups/nope")).await;
+    assert_eq!(r.status, 404);
+    spec.check("/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}", "get", 404, &r.body);
+    let r = api.send(Method::GET, &format!("/admin/v2/orgs/{}/directories", api.org), None, Auth::None).await;
+    assert_eq!(r.status, 401);
+    spec.check("/v2/orgs/{orgId}/directories", "get", 401, &r.body);
+    let r = api.get(&api.v1("/events?cursor=nonsense")).await;
+    assert_eq!(r.status, 400);
+    spec.check("/v1/orgs/{orgId}/events", "get", 400, &r.body);
     let r = api.get(&api.v2("/groups/nope/role-assignments")).await;
     assert_eq!(r.status, 404);
     spec.check("/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments", "get", 404, &r.body);
@@ -519,6 +528,16 @@ async fn v1_writes_answer_as_removed_unless_legacy_v1() {
     assert_eq!(r.status, 409);
     spec.check(mpath, "post", 409, &r.body);
     assert_eq!(r.body["errors"][0]["code"], "ADMIN-409-3");
+    // Restoring into a full product: v1 answers 400 ADMIN-400-32 (too many license breaches).
+    let holder = api.find_user(|u| active_managed(u) && u.groups.contains(&0) && !u.org_admin);
+    api.sim.with_state_mut(|s| {
+        s.user_mut(&holder).unwrap().membership = Membership::Suspended;
+        s.products[inst as usize].license_limit = s.seats_used(inst);
+    });
+    let r = api.call(Method::POST, &api.v1(&format!("/directory/users/{holder}/restore-access")), None).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    spec.check(&format!("{path}/restore-access"), "post", 400, &r.body);
+    assert_eq!(r.body["errors"][0]["code"], "ADMIN-400-32");
     let r = api
         .call(Method::DELETE, &api.v1(&format!("/directory/groups/{confluence}/memberships/{outsider}")), None)
         .await;
@@ -796,6 +815,85 @@ async fn operations_missing_from_the_specs_match_api_md_shapes() {
     assert!(r.body["next"].as_str().unwrap().contains("page=2"));
     let r = api.site(Method::GET, "/2.0/workspaces/elsewhere/members", None).await;
     assert_eq!((r.status, r.body["type"].as_str()), (404, Some("error")));
+}
+
+#[tokio::test]
+async fn several_directories_are_listed_and_addressed_separately() {
+    let api = Api::start(SimConfig { directories: 2, ..config(200) }).await;
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories", api.org)).await;
+    let ids: Vec<&str> =
+        r.body["data"].as_array().unwrap().iter().map(|d| d["directoryId"].as_str().unwrap()).collect();
+    assert_eq!(ids, api.sim.directory_ids());
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories?limit=1", api.org)).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    let next = r.body["links"]["next"].as_str().unwrap().to_string();
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories?cursor={next}", api.org)).await;
+    assert_eq!(r.body["data"][0]["directoryId"], ids[1]);
+    let path = format!("/admin/v2/orgs/{}/directories/{}/users/search", api.org, ids[1]);
+    let second: Vec<String> = api.post(&path, json!({"limit": 100})).await.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["accountId"].as_str().unwrap().to_string())
+        .collect();
+    let in_second = api.sim.with_state(|s| s.users.iter().filter(|u| u.directory == 1).count());
+    assert_eq!(second.len(), in_second.min(100));
+    assert!(api.sim.with_state(|s| second.iter().all(|id| s.user(id).unwrap().directory == 1)));
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/admin/v2/orgs/{}/directories/{}/users/{}/suspend", api.org, ids[0], second[0]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "a user is suspended in the directory that holds them");
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/admin/v2/orgs/{}/directories/{}/users/{}/suspend", api.org, ids[1], second[0]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories?accountId={}", api.org, second[0])).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["data"][0]["directoryId"], ids[1]);
+    let r = api.post(&format!("/admin/v2/orgs/{}/directories/unknown/users/search", api.org), json!({})).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn an_invite_with_a_permission_rule_grants_the_product() {
+    let api = Api::start(config(100)).await;
+    let inst = api.sim.with_state(|s| s.instance_of(Product::Confluence)[1]);
+    let resource = api.sim.with_state(|s| s.products[inst as usize].resource_id(&s.sites));
+    let r = api
+        .post(
+            &format!("/admin/v2/orgs/{}/users/invite", api.org),
+            json!({"emails": ["guest@contractors-partner.example"], "permissionRules": [{"resource": resource, "role": "atlassian/user"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.body["data"][0]["id"].as_str().unwrap().to_string();
+    api.sim.with_state(|s| {
+        let u = s.user(&id).unwrap();
+        assert!(!u.managed, "an external domain stays unmanaged");
+        assert_eq!(s.access_of(u), vec![inst]);
+        assert_eq!(u.added_to_org, START.parse::<Timestamp>().unwrap());
+    });
+    let r = api
+        .post(
+            &format!("/admin/v2/orgs/{}/users/invite", api.org),
+            json!({"emails": ["x@acme.example"], "permissionRules": [{"resource": "ari:cloud:trello::site/none", "role": "atlassian/user"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("ari:cloud:trello::site/none"));
+    let ev = api.sim.events();
+    assert_eq!(
+        (ev.len(), ev[0].operation.as_str(), ev[0].account_id.as_deref()),
+        (1, "user.invite", Some(id.as_str()))
+    );
 }
 
 // ------------------------------------------------------------------ stateful scenarios
@@ -1079,19 +1177,22 @@ async fn the_rate_limit_is_per_credential_on_the_simulators_clock() {
     assert_eq!(remaining, [4, 3, 2, 1, 0]);
     let r = api.post(&api.v2("/users/search"), json!({})).await;
     assert_eq!(r.status, 429, "across all paths");
-    assert_eq!(r.header("retry-after"), Some("61"), "frozen at :00, the window resets at :01 (rounded up)");
+    assert_eq!(r.header("retry-after"), Some("60"), "frozen at :00, the window resets at :01");
     assert_eq!(r.body, json!({"code": 429, "message": "Rate limit exceeded: too many requests."}));
     // Another credential has its own budget.
     let r = api.site(Method::GET, "/rest/api/3/users/search?maxResults=1", None).await;
     assert_eq!((r.status, r.header("x-ratelimit-remaining")), (200, Some("4")));
-    api.sim.advance(SignedDuration::from_secs(60));
+    api.sim.advance(SignedDuration::from_millis(30_500));
+    let r = api.get("/admin/v1/orgs").await;
+    assert_eq!(r.header("retry-after"), Some("30"), "29.5 s left, rounded up");
+    api.sim.advance(SignedDuration::from_millis(29_500));
     let r = api.get("/admin/v1/orgs").await;
     assert_eq!((r.status, r.header("x-ratelimit-remaining")), (200, Some("4")));
     let counts = api.sim.request_counts();
-    assert_eq!((counts.total, counts.org_api_key, counts.site_token), (8, 7, 1));
+    assert_eq!((counts.total, counts.org_api_key, counts.site_token), (9, 8, 1));
     let log = api.sim.request_log();
     assert_eq!(log.last().unwrap().time, START.parse::<Timestamp>().unwrap() + SignedDuration::from_secs(60));
-    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 1);
+    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 2);
 }
 
 // ------------------------------------------------------------------ control API and saved state
@@ -1200,7 +1301,9 @@ async fn paging_100000_users_under_concurrent_writes_yields_each_once() {
             .collect()
     });
     let confluence = api.group_id("labs-confluence-users");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
+        let done = done.clone();
         let base = api.sim.base_url();
         let key = api.sim.api_key();
         let v2 = api.v2("");
@@ -1228,6 +1331,7 @@ async fn paging_100000_users_under_concurrent_writes_yields_each_once() {
                 let status = req.send().await.unwrap().status().as_u16();
                 assert!(status < 500, "write {path}: {status}");
                 writes += 1;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             writes
         })
@@ -1235,20 +1339,28 @@ async fn paging_100000_users_under_concurrent_writes_yields_each_once() {
     let mut seen: HashMap<String, u32> = HashMap::with_capacity(110_000);
     let mut cursor: Option<String> = None;
     let mut pages = 0;
+    let mut writes_at_first_page = None;
+    let writes_at_last_page;
     loop {
         let body = cursor.as_ref().map(|c| json!({"cursor": c})).unwrap_or(json!({"limit": 100}));
         let r = api.post(&api.v2("/users/search"), body).await;
         assert_eq!(r.status, 200);
         pages += 1;
+        writes_at_first_page.get_or_insert(done.load(std::sync::atomic::Ordering::SeqCst));
         for u in r.body["data"].as_array().unwrap() {
             *seen.entry(u["accountId"].as_str().unwrap().to_string()).or_default() += 1;
         }
         match r.body["links"]["next"].as_str() {
             Some(n) => cursor = Some(n.to_string()),
-            None => break,
+            None => {
+                writes_at_last_page = done.load(std::sync::atomic::Ordering::SeqCst);
+                break;
+            }
         }
     }
     let writes = writer.await.unwrap();
+    let during = writes_at_last_page - writes_at_first_page.unwrap();
+    assert!(during >= 100, "writes landed while paging: {during}");
     assert!(writes > 1000, "writes ran alongside: {writes}");
     assert!(pages >= 1000);
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
