@@ -237,6 +237,50 @@ async fn slow_answers_time_out_and_fail_the_snapshot() {
     assert!(err.to_string().contains("directories.list page 1"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_v2_lacks_activity_the_fallbacks_fill_it_counted_and_noted() {
+    let sim = sim(1_200, 1, |_| {}).await;
+    let mut config = config_for(&sim);
+    config.fallbacks.v2_product_access = false;
+    config.fallbacks.max_last_active_calls = 10_000;
+    let snap = AtlassianClient::new(config.clone(), &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
+    let unmanaged = snap.users.iter().filter(|u| !u.managed).count() as u64;
+    assert!(unmanaged > 0 && snap.users.iter().any(|u| u.managed));
+    assert!(snap.report.v1_fallback_calls > 0, "{:?}", snap.report);
+    assert_eq!(snap.report.last_active_fallback_calls, unmanaged, "one last-active-dates call per external user");
+    assert_eq!(
+        snap.report.calls,
+        snap.report.pages + snap.report.v1_fallback_calls + snap.report.last_active_fallback_calls,
+        "every call is accounted for"
+    );
+    assert!(snap.report.notes.iter().any(|n| n.contains("v1 users list")), "{:?}", snap.report.notes);
+    assert!(snap.report.notes.iter().any(|n| n.contains("last-active-dates")), "{:?}", snap.report.notes);
+    sim.with_state(|state| {
+        let expected = expected_users(state);
+        assert_eq!(snap.users.len(), expected.len());
+        for (got, want) in snap.users.iter().zip(&expected) {
+            assert_eq!(got.status, want.status, "status of {}", want.account_id);
+            if got.managed {
+                // The v1 list has the same date-times and access entries as v2.
+                assert_eq!(got.product_access, want.product_access, "activity of {}", want.account_id);
+            } else {
+                // last-active-dates has dates only: read as the end of that day, never earlier.
+                let day_end = want.last_active_any().map(|t| {
+                    let date = t.to_zoned(jiff::tz::TimeZone::UTC).date();
+                    date.at(23, 59, 59, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp()
+                });
+                assert_eq!(got.last_active_any(), day_end, "activity of {}", want.account_id);
+            }
+        }
+    });
+
+    // Too many users to read one by one: the snapshot fails rather than guess.
+    config.fallbacks.max_last_active_calls = 3;
+    let err = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap_err();
+    assert!(matches!(err, AtlassianError::Incomplete { .. }), "{err:?}");
+    assert!(err.to_string().contains("limit of 3"), "{err}");
+}
+
 #[tokio::test]
 async fn configured_directories_only_and_unknown_ones_are_named() {
     let sim = sim(600, 3, |_| {}).await;

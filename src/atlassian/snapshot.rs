@@ -27,6 +27,7 @@ pub const PAGE_LIMIT: u32 = 100;
 /// A listing longer than this is taken to be a server looping on its cursor.
 const MAX_PAGES: u64 = 1_000_000;
 const USER_EXPAND: [&str; 3] = ["productAccess", "groups", "platformRoles"];
+const USER_EXPAND_WITHOUT_ACTIVITY: [&str; 2] = ["groups", "platformRoles"];
 
 /// One directory's users and groups as listed.
 #[derive(Debug, Default)]
@@ -241,7 +242,9 @@ async fn list_user_stream(
     let mut cursor: Option<String> = None;
     for page in 1..=MAX_PAGES {
         let call = CallSite::new(Operation::UsersSearch).directory(directory).listing(part).page(page);
-        let mut body = json!({ "limit": PAGE_LIMIT, "expand": USER_EXPAND });
+        let expand: &[&str] =
+            if http.config.fallbacks.v2_product_access { &USER_EXPAND } else { &USER_EXPAND_WITHOUT_ACTIVITY };
+        let mut body = json!({ "limit": PAGE_LIMIT, "expand": expand });
         if let Some(c) = claim_status {
             body["claimStatus"] = json!(c);
         }
