@@ -520,6 +520,27 @@ async fn a_write_with_an_unknown_outcome_is_re_read_before_retrying() {
     let log = sim.request_log();
     assert!(log.iter().any(|r| r.path.ends_with("/users/search")), "the state was re-read");
     assert_eq!(log.iter().filter(|r| r.path.ends_with("/suspend")).count(), 1, "not retried blindly");
+
+    // A third of the answers are 500s: every suspend ends Done (directly, or found in place by the
+    // re-read), each applied exactly once.
+    sim.set_faults(Faults { rate_500: 0.3, ..Faults::default() });
+    let client = AtlassianClient::new(config_for(&sim), &credentials(KEY)).unwrap();
+    let targets: Vec<(String, String)> = sim.with_state(|s| {
+        s.users
+            .iter()
+            .filter(|u| u.membership == Membership::Active && u.account_id != id)
+            .take(10)
+            .map(|u| (s.directories[u.directory as usize].id.clone(), u.account_id.clone()))
+            .collect()
+    });
+    for (dir, account) in &targets {
+        assert_eq!(client.suspend(dir, account, None).await, WriteOutcome::Done, "{account}");
+    }
+    sim.set_faults(Faults::none());
+    for (_, account) in &targets {
+        assert_eq!(applied(&sim, "user.suspend", account), 1, "{account} suspended once");
+        assert!(sim.with_state(|s| s.user(account).unwrap().membership == Membership::Suspended));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
