@@ -563,6 +563,24 @@ async fn the_budget_holds_on_the_simulators_clock() {
     assert!(minute_rate <= 1_200.0 * 1.05, "rate {minute_rate:.0}/min over budget");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_calls_in_flight_than_configured() {
+    // Every answer takes 100 ms: with two permits, no 100 ms span sees a third request arrive.
+    let sim = sim(300, 3, |c| c.faults = Faults { latency: Duration::from_millis(100), ..Faults::default() }).await;
+    let mut config = config_for(&sim);
+    config.budget.concurrency = 2;
+    let snap = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
+    assert_eq!(snap.directories.len(), 3);
+    let times: Vec<Timestamp> = sim.request_log().iter().map(|r| r.time).collect();
+    let mut most = 0;
+    for (i, t) in times.iter().enumerate() {
+        let overlapping =
+            times[i..].iter().take_while(|x| x.duration_since(*t) < jiff::SignedDuration::from_millis(90)).count();
+        most = most.max(overlapping);
+    }
+    assert_eq!(most, 2, "two in flight at most, and the permits are used");
+}
+
 /// Counts hook calls and checks every label is from the bounded sets.
 #[derive(Default)]
 struct Recorder {
