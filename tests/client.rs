@@ -282,6 +282,17 @@ async fn where_v2_lacks_activity_the_fallbacks_fill_it_counted_and_noted() {
 }
 
 #[tokio::test]
+async fn the_credential_self_test_names_a_wrong_org() {
+    let sim = sim(50, 1, |_| {}).await;
+    client(&sim).check_org().await.expect("right org, right key");
+    let mut config = config_for(&sim);
+    config.org_id = "not-our-org".into();
+    let err = AtlassianClient::new(config, &credentials(KEY)).unwrap().check_org().await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    assert!(err.to_string().contains("org.read"), "{err}");
+}
+
+#[tokio::test]
 async fn configured_directories_only_and_unknown_ones_are_named() {
     let sim = sim(600, 3, |_| {}).await;
     let dirs = sim.directory_ids();
