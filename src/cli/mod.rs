@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod plan;
 pub mod run;
 pub mod sim;
 
@@ -25,6 +26,10 @@ pub enum Command {
     Crd,
     /// Run a simulated organization through the examples' policies over simulated days.
     Demo(Box<demo::DemoArgs>),
+    /// Print what the policies would do now (each as Enforce would act, marked with its mode).
+    /// Writes nothing, ever. Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 the
+    /// organization could not be read.
+    Plan(Box<plan::PlanArgs>),
     /// Run the operator: reconcile LifecyclePolicies on schedule in the current cluster.
     Run(Box<run::RunArgs>),
     /// Serve a simulated Atlassian Cloud organization (every API seatwarden uses) until stopped.
@@ -49,6 +54,7 @@ pub fn main() -> ExitCode {
         }
         Command::Demo(args) => demo::run(*args),
         Command::Sim(args) => sim::run(*args),
+        Command::Plan(args) => plan::run(*args),
         Command::Run(args) => run::run(*args),
     }
 }
