@@ -1107,3 +1107,421 @@ fn dockerfile_runs_the_operator_non_root_without_a_shell() {
     let ignore = std::fs::read_to_string(support::repo_root().join(".dockerignore")).expect(".dockerignore");
     assert!(ignore.lines().any(|l| l.trim() == "target/"), "the build context leaves target/ out");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// End to end: a real Prometheus scrapes the operator during a run
+
+/// A child process, killed (by its own handle) when the test ends, passes or panics.
+struct Proc {
+    name: &'static str,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, cmd: &mut Command, dir: &Path) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { name, child, log }
+    }
+
+    fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!("--- {} log (last 30 lines) ---\n{}", self.name, lines[lines.len().saturating_sub(30)..].join("\n"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` every 500 ms until it returns Some, or panics after `secs` with the processes' logs.
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, procs: &mut [Proc], mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        // A process that died will not bring what we wait for: say so now, with its log.
+        let exited = procs.iter_mut().find_map(|p| p.child.try_wait().ok().flatten().map(|code| (p.name, code)));
+        if let Some((name, code)) = exited {
+            let logs: Vec<String> = procs.iter().map(|p| p.tail()).collect();
+            panic!("{name} exited ({code}) while waiting for {what}\n{}", logs.join("\n"));
+        }
+        if std::time::Instant::now() > deadline {
+            let logs: Vec<String> = procs.iter().map(|p| p.tail()).collect();
+            panic!("timed out after {secs} s waiting for {what}\n{}", logs.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn prom_get(http: &reqwest::Client, base: &str, path: &str, params: &[(&str, &str)]) -> Option<Value> {
+    let url = reqwest::Url::parse_with_params(&format!("{base}{path}"), params).unwrap();
+    let body: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+    (body["status"] == "success").then(|| body["data"].clone())
+}
+
+/// An instant query's result vector.
+async fn prom_query(http: &reqwest::Client, base: &str, q: &str) -> Option<Vec<Value>> {
+    prom_get(http, base, "/api/v1/query", &[("query", q)]).await.map(|d| d["result"].as_array().unwrap().clone())
+}
+
+fn sample_value(v: &Value) -> f64 {
+    v["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// A simulated organization (300 users, fixed seed), the examples' organization and license
+/// mappings pointed at it, an Enforce policy, and `seatwarden run` as the chart runs it.
+struct E2e {
+    // Declared first so the processes stop before their folder goes.
+    procs: Vec<Proc>,
+    ns: String,
+    metrics_port: u16,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl E2e {
+    async fn start(client: &Client, helm: &Path, as_chart_service_account: bool) -> E2e {
+        support::install_crds(client).await;
+        let ns = support::namespace(client, "chart-e2e").await;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = env!("CARGO_BIN_EXE_seatwarden");
+
+        // The simulated organization (300 users, fixed seed).
+        let sim_port = free_port();
+        let mut procs = vec![Proc::spawn(
+            "sim",
+            Command::new(bin).args(["sim", "--port", &sim_port.to_string(), "--users", "300", "--seed", "7"]),
+            dir.path(),
+        )];
+        let sim_url = format!("http://127.0.0.1:{sim_port}");
+        wait_for("the simulator", 30, &mut procs, || async {
+            std::net::TcpStream::connect(("127.0.0.1", sim_port)).ok().map(|_| ())
+        })
+        .await;
+
+        // The examples' organization and license mappings, pointed at the simulator, and an Enforce
+        // policy without notice lead times so its first run reclaims seats.
+        let mut objects = vec![json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "atlassian-org-api-key", "namespace": ns},
+            // The simulator's documented default key, not a credential.
+            "stringData": {"api-key": "sim-key"},
+        })];
+        for file in ["examples/01-organization.yaml", "examples/02-license-mappings.yaml"] {
+            let text = std::fs::read_to_string(support::repo_root().join(file)).unwrap();
+            for mut doc in documents(&text).into_iter().filter(|d| d["kind"] != "Secret") {
+                doc["metadata"]["namespace"] = json!(ns);
+                if doc["kind"] == "AtlassianOrganization" {
+                    let spec = doc["spec"].as_object_mut().unwrap();
+                    spec.insert("apiBaseUrl".into(), json!(sim_url));
+                    for site in spec["sites"].as_array_mut().unwrap() {
+                        site["url"] = json!(sim_url);
+                    }
+                    spec["bitbucket"]["apiUrl"] = json!(sim_url);
+                    // No SMTP here: notices would go to the mailbox folder.
+                    spec.remove("mail");
+                }
+                objects.push(doc);
+            }
+        }
+        objects.push(json!({
+            "apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecyclePolicy",
+            "metadata": {"name": "reclaim-jira", "namespace": ns},
+            "spec": {
+                "organizationRef": {"name": "acme"},
+                "mode": "Enforce",
+                "schedule": {"interval": "1h"},
+                "scope": {"accountTypes": ["Managed", "External"]},
+                "rules": [{"name": "jira-idle-60d", "productInactivity": {"product": "JiraSoftware", "inactiveFor": "60d"},
+                           "action": "RemoveLicensedGroups"}],
+                "caps": {"maxActionsPerRun": 20, "maxActionPercent": 50},
+            },
+        }));
+        for doc in &objects {
+            let (api, _) = api_for(client, doc).await;
+            let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+            api.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("create {}: {e}", doc["kind"]));
+        }
+
+        // The operator as the chart runs it: the rendered Deployment's args and env (leader election on,
+        // one namespace, named Secrets) and, when asked, only the permissions of the rendered Roles, by
+        // impersonating the chart's ServiceAccount.
+        let release = format!("sw{}", rand::random::<u16>());
+        let chart_values = format!(
+            "watchNamespace: {ns}\ncredentialSecrets: [atlassian-org-api-key]\nleaderElection: {{enabled: true}}\nlogFormat: text\n"
+        );
+        let chart_docs = render(helm, &release, &ns, &chart_values);
+        let kubeconfig_path = PathBuf::from(std::env::var("KUBECONFIG").expect("KUBECONFIG"));
+        let kubeconfig = if as_chart_service_account {
+            assert!(
+                apply_rbac(client, &chart_docs).await.is_empty(),
+                "a namespaced install creates nothing cluster-wide"
+            );
+            let sa = format!("system:serviceaccount:{ns}:{release}-seatwarden");
+            let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig_path).unwrap()).unwrap();
+            for user in config["users"].as_array_mut().expect("kubeconfig users") {
+                user["user"]["as"] = json!(sa);
+            }
+            let path = dir.path().join("kubeconfig-sa");
+            std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+            path
+        } else {
+            kubeconfig_path
+        };
+        let container = &one(&chart_docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+        let metrics_port = free_port();
+        let mut operator = Command::new(bin);
+        operator.arg("run");
+        for arg in container["args"].as_array().unwrap() {
+            let arg = arg.as_str().unwrap();
+            // Everything as rendered, but the metrics address: loopback on a free port, not 0.0.0.0:9464.
+            if arg.starts_with("--metrics-addr=") {
+                operator.arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"));
+            } else {
+                operator.arg(arg);
+            }
+        }
+        for env in container["env"].as_array().unwrap() {
+            let name = env["name"].as_str().unwrap();
+            let value = match env["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => "seatwarden-chart-e2e".to_owned(),
+                Some("metadata.namespace") => ns.clone(),
+                Some(other) => panic!("env {name} from an unexpected field {other}"),
+                None => env["value"].as_str().unwrap().to_owned(),
+            };
+            operator.env(name, value);
+        }
+        operator.arg("--mailbox-dir").arg(dir.path().join("mailbox")).env("KUBECONFIG", &kubeconfig);
+        procs.push(Proc::spawn("operator", &mut operator, dir.path()));
+
+        let mut e2e = E2e { procs, ns, metrics_port, dir, http: reqwest::Client::new() };
+        // The liveness probe's endpoint answers.
+        e2e.wait_endpoint("/healthz").await;
+        e2e
+    }
+
+    async fn wait_endpoint(&mut self, path: &str) {
+        let url = format!("http://127.0.0.1:{}{path}", self.metrics_port);
+        let http = self.http.clone();
+        wait_for(&format!("the operator's {path}"), 60, &mut self.procs, || async {
+            http.get(&url).send().await.ok()?.status().is_success().then_some(())
+        })
+        .await;
+    }
+
+    /// The policy's status once its first run reclaimed seats.
+    async fn wait_for_seats(&mut self, client: &Client) -> Value {
+        let policies = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &self.ns,
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("seatwarden.io", "v1alpha1", "LifecyclePolicy")),
+        );
+        wait_for("the policy's first run", 180, &mut self.procs, || async {
+            let p = policies.get("reclaim-jira").await.ok()?;
+            let status = p.data.get("status")?.clone();
+            (status["seatsReclaimed"].as_i64().unwrap_or(0) > 0).then_some(status)
+        })
+        .await
+    }
+}
+
+/// The operator (`seatwarden run`) reconciles an Enforce policy against the simulator and the real
+/// API server while a real Prometheus (Debian's) scrapes its /metrics and evaluates the chart's
+/// alerts: PromQL returns the seats reclaimed that the policy's status reports, every dashboard
+/// query runs on the real engine and returns data where the operator exported its metrics, every
+/// scraped metric is one METRIC_NAMES lists, and a healthy run fires no alert.
+#[tokio::test]
+async fn prometheus_scrapes_the_operator_during_a_run_and_reports_the_seats_reclaimed() {
+    let Some(client) = support::kube_client().await else { return };
+    let (Some(helm), Some(prometheus)) = (helm(), tool("prometheus", "PROMETHEUS", None)) else { return };
+    let mut e2e = E2e::start(&client, &helm, false).await;
+    let (ns, metrics_port, http) = (e2e.ns.clone(), e2e.metrics_port, e2e.http.clone());
+    let dir = e2e.dir.path().to_owned();
+
+    // Prometheus scraping it every second, with the chart's alerts loaded.
+    let docs = render(&helm, "sw", &ns, &all_options(""));
+    let groups = one(&docs, "PrometheusRule")["spec"]["groups"].clone();
+    std::fs::write(dir.join("rules.yaml"), serde_yaml::to_string(&json!({"groups": groups})).unwrap()).unwrap();
+    let config = json!({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [dir.join("rules.yaml")],
+        "scrape_configs": [{"job_name": "seatwarden", "static_configs": [{"targets": [format!("127.0.0.1:{metrics_port}")]}]}],
+    });
+    std::fs::write(dir.join("prometheus.yml"), serde_yaml::to_string(&config).unwrap()).unwrap();
+    let prom_port = free_port();
+    e2e.procs.push(Proc::spawn(
+        "prometheus",
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
+        &dir,
+    ));
+    let base = format!("http://127.0.0.1:{prom_port}");
+
+    // The run: the policy's status reports the seats it reclaimed.
+    let status = e2e.wait_for_seats(&client).await;
+    let seats = status["seatsReclaimed"].as_i64().unwrap();
+    let by_product: BTreeMap<String, i64> = serde_json::from_value(status["seatsReclaimedByProduct"].clone()).unwrap();
+
+    // PromQL returns the same seats, in total and by product, from the scrape.
+    let scraped = wait_for("Prometheus to scrape the seats reclaimed", 60, &mut e2e.procs, || async {
+        let r = prom_query(&http, &base, "sum(seatwarden_seats_reclaimed_total{job=\"seatwarden\"})").await?;
+        let v = r.first().map(sample_value)?;
+        (v as i64 == seats).then_some(v)
+    })
+    .await;
+    assert_eq!(scraped as i64, seats);
+    let per_product: BTreeMap<String, i64> =
+        prom_query(&http, &base, "sum by (product) (seatwarden_seats_reclaimed_total)")
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| (s["metric"]["product"].as_str().unwrap().to_owned(), sample_value(s) as i64))
+            .collect();
+    assert_eq!(per_product, by_product, "seats by product: Prometheus vs the policy's status");
+
+    // What was really scraped: only METRIC_NAMES (and histogram series of them).
+    let names = prom_get(&http, &base, "/api/v1/label/__name__/values", &[]).await.unwrap();
+    let scraped_names: BTreeSet<String> = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .filter(|n| n.starts_with("seatwarden_"))
+        .collect();
+    for name in &scraped_names {
+        let base_name = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(
+            seatwarden::metrics::METRIC_NAMES.contains(&base_name),
+            "the operator exports {name}, which METRIC_NAMES does not list"
+        );
+    }
+    for core in [
+        "seatwarden_seats_reclaimed_total",
+        "seatwarden_projected_monthly_savings",
+        "seatwarden_inactive_users",
+        "seatwarden_licensed_seats",
+        "seatwarden_actions_total",
+        "seatwarden_pending_notices",
+        "seatwarden_reconcile_runs_total",
+        "seatwarden_last_successful_run_timestamp_seconds",
+        "seatwarden_atlassian_requests_total",
+        "seatwarden_atlassian_request_duration_seconds_bucket",
+    ] {
+        assert!(scraped_names.contains(core), "{core} was not in the operator's scrape: {scraped_names:?}");
+    }
+
+    // Every dashboard query runs on the real engine; those whose metrics were scraped return data
+    // (rate() needs at least two samples in its window: wait for a few scrapes).
+    wait_for("five scrapes", 30, &mut e2e.procs, || async {
+        let r = prom_query(&http, &base, "min(count_over_time(seatwarden_leader[1m]))").await?;
+        (r.first().map(sample_value)? >= 5.0).then_some(())
+    })
+    .await;
+    let cm = one(&docs, "ConfigMap");
+    let dash: Value = serde_json::from_str(cm["data"]["seatwarden.json"].as_str().unwrap()).unwrap();
+    let mut exprs = vec![];
+    let mut stack: Vec<Value> = dash["panels"].as_array().unwrap().clone();
+    while let Some(p) = stack.pop() {
+        if let Some(inner) = p["panels"].as_array() {
+            stack.extend(inner.iter().cloned());
+        }
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push((p["title"].as_str().unwrap().to_owned(), t["expr"].as_str().unwrap().to_owned()));
+        }
+    }
+    let mut with_data = 0;
+    for (title, expr) in &exprs {
+        let q = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$__interval", "15s")
+            .replace("$__range", "1h")
+            .replace("$inactive_for", "90d")
+            .replace("$organization", ".*")
+            .replace("$policy", ".*");
+        let result = prom_query(&http, &base, &q).await.unwrap_or_else(|| panic!("{title}: Prometheus refused `{q}`"));
+        let all_scraped = selectors(&q).iter().all(|(m, _)| scraped_names.contains(m));
+        if all_scraped {
+            assert!(!result.is_empty(), "{title}: `{q}` returned nothing although its metrics were scraped");
+            with_data += 1;
+        }
+    }
+    assert!(with_data * 4 >= exprs.len() * 3, "only {with_data} of {} dashboard queries had data", exprs.len());
+    // The dashboard's headline number is the seats the run reclaimed, though the operator started
+    // (and its counter was born) inside the time range.
+    let (_, headline) = exprs.iter().find(|(t, _)| t == "Seats reclaimed (time range)").expect("the headline panel");
+    let q = headline.replace("$__range", "1h").replace("$policy", ".*");
+    let r = prom_query(&http, &base, &q).await.unwrap();
+    assert_eq!(r.first().map(sample_value), Some(seats as f64), "`{q}`");
+
+    // The chart's alerts are loaded and evaluated, and a healthy run fires none of them.
+    let rules = wait_for("the alert rules to be evaluated", 30, &mut e2e.procs, || async {
+        let data = prom_get(&http, &base, "/api/v1/rules", &[]).await?;
+        let rules = data["groups"][0]["rules"].as_array()?.clone();
+        rules.iter().all(|r| r["health"] == "ok").then_some(rules)
+    })
+    .await;
+    assert_eq!(rules.len(), groups[0]["rules"].as_array().unwrap().len());
+    let active: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r["alerts"].as_array().cloned().unwrap_or_default())
+        .map(|a| format!("{} {}", a["labels"]["alertname"], a["state"]))
+        .collect();
+    assert!(active.is_empty(), "a healthy run fired alerts: {active:?}");
+}
+
+/// The operator runs with nothing but the chart's permissions (the rendered Roles, by impersonating
+/// its ServiceAccount, with leader election): the run completes, nothing is forbidden, the audit
+/// trail and the lease are written, and the endpoints of both probes answer.
+#[tokio::test]
+async fn the_operator_runs_with_only_the_charts_permissions_and_its_probes_answer() {
+    let Some(client) = support::kube_client().await else { return };
+    let Some(helm) = helm() else { return };
+    let mut e2e = E2e::start(&client, &helm, true).await;
+    let status = e2e.wait_for_seats(&client).await;
+    let ready = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").cloned();
+    assert_eq!(ready.as_ref().map(|c| &c["status"]), Some(&json!("True")), "Ready: {ready:?}");
+    let log = std::fs::read_to_string(&e2e.procs[1].log).unwrap();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the chart's Roles refused the operator something:\n{}",
+        e2e.procs[1].tail()
+    );
+
+    let runs = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &e2e.ns,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("seatwarden.io", "v1alpha1", "LifecycleRun")),
+    );
+    assert!(!runs.list(&Default::default()).await.unwrap().items.is_empty(), "the audit trail was written");
+    let lease: k8s_openapi::api::coordination::v1::Lease =
+        Api::namespaced(client.clone(), &e2e.ns).get("seatwarden").await.expect("the lease exists");
+    assert_eq!(lease.spec.and_then(|s| s.holder_identity).as_deref(), Some("seatwarden-chart-e2e"));
+
+    // The readiness probe's endpoint answers once the caches are filled (long done: a run completed).
+    // Without it the pod never becomes Ready, the Service has no endpoint and the ServiceMonitor
+    // scrapes nothing.
+    e2e.wait_endpoint("/readyz").await;
+}
