@@ -512,16 +512,24 @@ async fn finish(
     }
     let sink = CliAudit::open(audit).await?;
     let start = Timestamp::now();
+    let run_id = users::apply::cli_run_id(start);
     // Recorded before anything is applied, so an interruption leaves a trace of what was under way.
-    let planned = users::audit_record(policy, &snapshot.org_id, source, start, changes, None);
+    let planned = users::audit_record(&run_id, policy, &snapshot.org_id, source, start, changes, None);
     sink.write(&planned)
         .await
         .map_err(|e| CommandError::failure(format!("cannot write the audit trail ({e}): nothing was changed")))?;
     let pb = bar(io, Some(changes.len() as u64), "applying");
     let applied = users::apply_changes(client, changes, |_| pb.inc(1)).await;
     pb.finish_and_clear();
-    let record =
-        users::audit_record(policy, &snapshot.org_id, source, start, changes, Some((&applied, Timestamp::now())));
+    let record = users::audit_record(
+        &run_id,
+        policy,
+        &snapshot.org_id,
+        source,
+        start,
+        changes,
+        Some((&applied, Timestamp::now())),
+    );
     let recorded = sink.write(&record).await;
     let failed: Vec<&AppliedChange> = applied.iter().filter(|a| !a.outcome.is_converged()).collect();
     for a in &failed {

@@ -10,7 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::atlassian::{AtlassianClient, Invitation, WriteOutcome};
 use crate::crd::{ActionOutcome, PolicyMode, RunAction, RunPhase};
 use crate::record::RunRecord;
-use crate::record::audit::run_id;
 use crate::users::import::{Change, ChangeKind};
 
 /// One change and what Atlassian made of it.
@@ -71,10 +70,17 @@ async fn apply_one(client: &AtlassianClient, change: &Change) -> AppliedChange {
     AppliedChange { change: change.clone(), outcome, invited_account_id }
 }
 
+/// A run id for a command-line run: the start time (as policies' runs have) and a random suffix,
+/// since two commands may start within one second and must not overwrite each other's record.
+pub fn cli_run_id(start: Timestamp) -> String {
+    format!("{}-{:04x}", crate::record::audit::run_id(start), rand::random::<u16>())
+}
+
 /// The audit record of a command-line run: every change `Planned` when `applied` is None (written
 /// before anything is applied), with outcomes after. `policy` is `cli-import` or `cli-activate`;
 /// `source` says where the changes came from (`users.csv`), for the reason column.
 pub fn audit_record(
+    run_id: &str,
     policy: &str,
     organization: &str,
     source: &str,
@@ -113,7 +119,7 @@ pub fn audit_record(
         })
         .collect();
     RunRecord {
-        run_id: run_id(start),
+        run_id: run_id.to_owned(),
         policy: policy.to_owned(),
         organization: organization.to_owned(),
         mode: PolicyMode::Enforce,
@@ -130,6 +136,14 @@ mod tests {
     use crate::atlassian::RefusalReason;
 
     #[test]
+    fn cli_run_ids_sort_by_time_and_do_not_collide_within_a_second() {
+        let start: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let ids: std::collections::BTreeSet<String> = (0..20).map(|_| cli_run_id(start)).collect();
+        assert!(ids.len() > 15, "{ids:?}");
+        assert!(ids.iter().all(|id| id.starts_with("20261125t100000z-") && id.len() == 21));
+    }
+
+    #[test]
     fn the_record_says_what_was_planned_then_what_happened() {
         let change = |kind, account: Option<&str>| Change {
             line: 4,
@@ -144,7 +158,7 @@ mod tests {
             change(ChangeKind::Invite { group_ids: vec![], group_names: vec![] }, None),
         ];
         let start: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
-        let before = audit_record("cli-import", "org", "users.csv", start, &changes, None);
+        let before = audit_record("20261125t100000z-ab12", "cli-import", "org", "users.csv", start, &changes, None);
         assert!(before.actions.iter().all(|a| a.outcome == ActionOutcome::Planned));
         assert_eq!(before.phase, Some(RunPhase::Running));
         assert_eq!(before.actions[0].group.as_deref(), Some("g1"));
@@ -163,11 +177,13 @@ mod tests {
             },
         ];
         let end: Timestamp = "2026-11-25T10:01:00Z".parse().unwrap();
-        let after = audit_record("cli-import", "org", "users.csv", start, &changes, Some((&applied, end)));
+        let after =
+            audit_record(&before.run_id, "cli-import", "org", "users.csv", start, &changes, Some((&applied, end)));
         let outcomes: Vec<_> = after.actions.iter().map(|a| a.outcome).collect();
         assert_eq!(outcomes, [ActionOutcome::Applied, ActionOutcome::Failed, ActionOutcome::Applied]);
         assert_eq!(after.actions[1].error.as_deref(), Some("refused_license_limit: Jira is full"));
         assert_eq!(after.actions[2].account_id, "acc-new");
-        assert_eq!((after.run_id.as_str(), after.end_time), (before.run_id.as_str(), Some(end)));
+        assert_eq!((after.run_id.as_str(), after.end_time), ("20261125t100000z-ab12", Some(end)));
+        assert_eq!(after.phase, Some(RunPhase::Completed));
     }
 }
