@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod support;
+
 use clap::Parser;
 use jiff::Timestamp;
 use seatwarden::atlassian::{AtlassianClient, ClientConfig, Credentials, Secret};
@@ -579,4 +581,33 @@ async fn a_missing_key_or_organization_is_a_usage_error_and_an_unreachable_one_e
     assert_eq!(code, exit::UNREACHABLE, "{err}");
     assert!(err.contains("cannot read organization no-such-org"), "{err}");
     assert!(!err.contains(API_KEY));
+}
+
+#[tokio::test]
+async fn with_a_namespace_applied_changes_are_lifecycle_runs_and_audit_export_reads_them() {
+    let Some(client) = support::kube_client().await else { return };
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "users-audit").await;
+    let sim = sim(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("invite.csv");
+    std::fs::write(&file, "email,groups\ncluster.newcomer@acme.example,confluence-users\n").unwrap();
+    let applied = seatwarden(&sim, &["users", "import", "--csv", path_str(&file), "--apply", "--namespace", &ns]).await;
+    assert_eq!(applied.code, exit::OK, "{}{}", applied.out, applied.err);
+    assert!(applied.out.contains(&format!("LifecycleRuns of namespace {ns}")), "{}", applied.out);
+
+    let runs = seatwarden::record::ClusterAudit::new(client, &ns).list(Some("cli-import")).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].actions.len(), 1);
+    assert_eq!(runs[0].actions[0].outcome, ActionOutcome::Applied);
+    assert_eq!(runs[0].actions[0].email.as_deref(), Some("cluster.newcomer@acme.example"));
+
+    let out = dir.path().join("audit.csv");
+    let exported =
+        seatwarden(&sim, &["audit", "export", "--namespace", &ns, "--policy", "cli-import", "--csv", path_str(&out)])
+            .await;
+    assert_eq!(exported.code, exit::OK, "{}", exported.err);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("cluster.newcomer@acme.example,invite,,cli-import,"), "{text}");
 }
