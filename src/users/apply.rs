@@ -70,6 +70,9 @@ async fn apply_one(client: &AtlassianClient, change: &Change) -> AppliedChange {
     AppliedChange { change: change.clone(), outcome, invited_account_id }
 }
 
+/// The account id recorded for an invitation whose account id is not known (yet).
+pub const NEW_ACCOUNT: &str = "(new account)";
+
 /// A run id for a command-line run: the start time (as policies' runs have) and a random suffix,
 /// since two commands may start within one second and must not overwrite each other's record.
 pub fn cli_run_id(start: Timestamp) -> String {
@@ -102,8 +105,13 @@ pub fn audit_record(
                 }
                 Some(WriteOutcome::Failed { message, .. }) => (ActionOutcome::Failed, Some(message.clone())),
             };
-            let account_id =
-                c.account_id.clone().or_else(|| result.and_then(|a| a.invited_account_id.clone())).unwrap_or_default();
+            // An invitee has no account id until Atlassian answers; the field can't be empty (an
+            // empty string reaches the API server as null and the whole record is refused).
+            let account_id = c
+                .account_id
+                .clone()
+                .or_else(|| result.and_then(|a| a.invited_account_id.clone()))
+                .unwrap_or_else(|| NEW_ACCOUNT.to_owned());
             let at = if c.line > 0 { format!("{source} line {}", c.line) } else { source.to_owned() };
             RunAction {
                 time: Time(applied.map_or(start, |(_, t)| t)),
@@ -160,6 +168,7 @@ mod tests {
         let start: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
         let before = audit_record("20261125t100000z-ab12", "cli-import", "org", "users.csv", start, &changes, None);
         assert!(before.actions.iter().all(|a| a.outcome == ActionOutcome::Planned));
+        assert_eq!(before.actions[2].account_id, NEW_ACCOUNT);
         assert_eq!(before.phase, Some(RunPhase::Running));
         assert_eq!(before.actions[0].group.as_deref(), Some("g1"));
         assert_eq!(before.actions[0].reason, "requested by an administrator (users.csv line 4)");
