@@ -581,6 +581,24 @@ async fn a_missing_key_or_organization_is_a_usage_error_and_an_unreachable_one_e
     assert_eq!(code, exit::UNREACHABLE, "{err}");
     assert!(err.contains("cannot read organization no-such-org"), "{err}");
     assert!(!err.contains(API_KEY));
+
+    // -f: the example AtlassianOrganization (orgId sim-org), its API URL overridden by the flag.
+    let example = support::repo_root().join("examples/01-organization.yaml");
+    let with_manifest = |extra: &[&str]| {
+        let mut v = args(&["-f", path_str(&example), "--api-key-env", KEY_VAR, "--requests-per-minute", "100000"]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let (code, err) = run(with_manifest(&["--org-url", &base, "--status", "active"])).await;
+    assert_eq!(code, exit::OK, "{err}");
+    assert!(err.contains(" of 50 users"), "{err}");
+    // Without the override it would call api.atlassian.com: the flag is what points it here.
+    let policies_only = support::repo_root().join("examples/04-policy-dryrun.yaml");
+    let mut v = args(&["-f", path_str(&policies_only), "--api-key-env", KEY_VAR]);
+    v.extend(["--org-url".to_owned(), base.clone()]);
+    let (code, err) = run(v).await;
+    assert_eq!(code, exit::USAGE);
+    assert!(err.contains("no AtlassianOrganization in it"), "{err}");
 }
 
 #[tokio::test]
