@@ -629,3 +629,43 @@ async fn with_a_namespace_applied_changes_are_lifecycle_runs_and_audit_export_re
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("cluster.newcomer@acme.example,invite,,cli-import,"), "{text}");
 }
+
+#[tokio::test]
+async fn a_refused_write_is_reported_recorded_as_failed_and_exits_1() {
+    let sim = sim(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A license group whose product is full, and an active user outside it.
+    let (group, user_email, user_id) = sim.with_state_mut(|s| {
+        let g = s.groups.iter().position(|g| !g.idp_synced && g.grants.len() == 1 && g.directory == 0).unwrap();
+        let instance = s.groups[g].grants[0];
+        s.products[instance as usize].license_limit = s.seats_used(instance);
+        let u = s
+            .users
+            .iter()
+            .filter(|u| {
+                u.is_billable()
+                    && u.email.is_some()
+                    && !s.access_of(u).contains(&instance)
+                    && u.groups.iter().all(|&x| !s.groups[x as usize].idp_synced)
+            })
+            .min_by(|a, b| a.account_id.cmp(&b.account_id))
+            .unwrap();
+        (s.groups[g].name.clone(), u.email.clone().unwrap(), u.account_id.clone())
+    });
+    let file = dir.path().join("add.csv");
+    std::fs::write(&file, format!("email,groups\n{user_email},{group}\n")).unwrap();
+    let audit = dir.path().join("audit");
+    // --add-only: the one change is the add the full product refuses.
+    let ran = seatwarden(
+        &sim,
+        &["users", "import", "--csv", path_str(&file), "--add-only", "--apply", "--audit-dir", path_str(&audit)],
+    )
+    .await;
+    assert_eq!(ran.code, exit::FAILURE, "{}{}", ran.out, ran.err);
+    assert!(ran.out.contains("applied 0 of 1 changes (1 failed)"), "{}", ran.out);
+    assert!(ran.err.contains("refused_license_limit"), "{}", ran.err);
+    let runs = FolderAudit::new(&audit).list(Some("cli-import")).unwrap();
+    let action = &runs[0].actions[0];
+    assert_eq!((action.account_id.as_str(), action.outcome), (user_id.as_str(), ActionOutcome::Failed));
+    assert!(action.error.as_deref().unwrap_or_default().starts_with("refused_license_limit"), "{action:?}");
+}
