@@ -440,9 +440,16 @@ async fn dry_run_create(client: &Client, doc: &Value) -> Result<(), kube::Error>
     let pp = PostParams { dry_run: true, field_manager: Some("helm".into()) };
     match api.create(&pp, &obj).await {
         Err(kube::Error::Api(e)) if e.code == 409 => {
+            // Another test may update the same CRD between our read and our replace: read again.
             let mut obj = obj;
-            obj.metadata.resource_version = api.get(&obj.name_any()).await?.metadata.resource_version;
-            api.replace(&obj.name_any(), &pp, &obj).await.map(|_| ())
+            let mut attempt = 0;
+            loop {
+                obj.metadata.resource_version = api.get(&obj.name_any()).await?.metadata.resource_version;
+                match api.replace(&obj.name_any(), &pp, &obj).await {
+                    Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => attempt += 1,
+                    other => return other.map(|_| ()),
+                }
+            }
         }
         other => other.map(|_| ()),
     }

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use seatwarden::atlassian::config::SiteConfig;
 use seatwarden::atlassian::observer::outcome;
 use seatwarden::atlassian::{
     AtlassianClient, AtlassianError, ClientConfig, ClientObserver, Credentials, Operation, RefusalReason, Secret,
-    WriteOutcome,
+    SiteUser, WriteOutcome,
 };
+use seatwarden::crd::MembershipApi;
 use seatwarden::product::Product;
 use seatwarden::sim::state::{
     AccountStatus, Membership, SimAccountType, SimManagementSource, SimState, SimUser, v2_status,
@@ -167,11 +169,19 @@ async fn snapshot_of_20000_users_equals_the_simulator_state() {
     assert_eq!(snap.report.calls, made, "the report counts every call the simulator saw");
     assert_eq!(snap.report.calls, snap.report.pages, "no faults: one call per page, no retries");
     assert_eq!(snap.report.v1_fallback_calls + snap.report.last_active_fallback_calls, 0);
-    // Users pages: ceil(members per directory / 100), the API's maximum page size.
-    let per_dir: Vec<u64> = sim.with_state(|s| {
-        (0..2).map(|d| s.users.iter().filter(|u| u.is_member() && u.directory == d).count() as u64).collect()
+    // Users pages: per directory, managed and unmanaged users are listed concurrently, each at the
+    // API's maximum page size: ceil(n / 100) per part.
+    let user_pages: u64 = sim.with_state(|s| {
+        let mut pages = 0;
+        for d in 0..2 {
+            for managed in [true, false] {
+                let n =
+                    s.users.iter().filter(|u| u.is_member() && u.directory == d && u.managed == managed).count() as u64;
+                pages += n.div_ceil(100).max(1);
+            }
+        }
+        pages
     });
-    let user_pages: u64 = per_dir.iter().map(|n| n.div_ceil(100).max(1)).sum();
     let log = sim.request_log();
     let searched = log.iter().filter(|r| r.path.ends_with("/users/search")).count() as u64;
     assert_eq!(searched, user_pages, "one users/search call per page of 100");
@@ -188,6 +198,8 @@ async fn storms_of_429_5xx_and_cut_bodies_are_retried_to_a_whole_snapshot() {
     assert_matches_state(&snap, &sim);
     assert!(snap.report.calls > snap.report.pages, "some calls were retried: {:?}", snap.report);
     assert!(snap.report.notes.iter().any(|n| n.contains("retried")), "{:?}", snap.report.notes);
+    // Retry-After: 1 is longer than this test's 20 ms cap: cut, and said so.
+    assert!(snap.report.notes.iter().any(|n| n.contains("asked to wait 1s; capped")), "{:?}", snap.report.notes);
     let seen = observer.seen.lock().unwrap();
     assert!(seen.retries > 0 && seen.rate_limit_waits > 0, "hooks saw retries and waits");
     assert_eq!(seen.requests as u64, snap.report.calls, "one on_request per attempt");
@@ -225,12 +237,68 @@ async fn slow_answers_time_out_and_fail_the_snapshot() {
     assert!(err.to_string().contains("directories.list page 1"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_v2_lacks_activity_the_fallbacks_fill_it_counted_and_noted() {
+    let sim = sim(1_200, 1, |_| {}).await;
+    let mut config = config_for(&sim);
+    config.fallbacks.v2_product_access = false;
+    config.fallbacks.max_last_active_calls = 10_000;
+    let snap = AtlassianClient::new(config.clone(), &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
+    let unmanaged = snap.users.iter().filter(|u| !u.managed).count() as u64;
+    assert!(unmanaged > 0 && snap.users.iter().any(|u| u.managed));
+    assert!(snap.report.v1_fallback_calls > 0, "{:?}", snap.report);
+    assert_eq!(snap.report.last_active_fallback_calls, unmanaged, "one last-active-dates call per external user");
+    assert_eq!(
+        snap.report.calls,
+        snap.report.pages + snap.report.v1_fallback_calls + snap.report.last_active_fallback_calls,
+        "every call is accounted for"
+    );
+    assert!(snap.report.notes.iter().any(|n| n.contains("v1 users list")), "{:?}", snap.report.notes);
+    assert!(snap.report.notes.iter().any(|n| n.contains("last-active-dates")), "{:?}", snap.report.notes);
+    sim.with_state(|state| {
+        let expected = expected_users(state);
+        assert_eq!(snap.users.len(), expected.len());
+        for (got, want) in snap.users.iter().zip(&expected) {
+            assert_eq!(got.status, want.status, "status of {}", want.account_id);
+            if got.managed {
+                // The v1 list has the same date-times and access entries as v2.
+                assert_eq!(got.product_access, want.product_access, "activity of {}", want.account_id);
+            } else {
+                // last-active-dates has dates only: read as the end of that day, never earlier.
+                let day_end = want.last_active_any().map(|t| {
+                    let date = t.to_zoned(jiff::tz::TimeZone::UTC).date();
+                    date.at(23, 59, 59, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp()
+                });
+                assert_eq!(got.last_active_any(), day_end, "activity of {}", want.account_id);
+            }
+        }
+    });
+
+    // Too many users to read one by one: the snapshot fails rather than guess.
+    config.fallbacks.max_last_active_calls = 3;
+    let err = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap_err();
+    assert!(matches!(err, AtlassianError::Incomplete { .. }), "{err:?}");
+    assert!(err.to_string().contains("limit of 3"), "{err}");
+}
+
+#[tokio::test]
+async fn the_credential_self_test_names_a_wrong_org() {
+    let sim = sim(50, 1, |_| {}).await;
+    client(&sim).check_org().await.expect("right org, right key");
+    let mut config = config_for(&sim);
+    config.org_id = "not-our-org".into();
+    let err = AtlassianClient::new(config, &credentials(KEY)).unwrap().check_org().await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    assert!(err.to_string().contains("org.read"), "{err}");
+}
+
 #[tokio::test]
 async fn configured_directories_only_and_unknown_ones_are_named() {
     let sim = sim(600, 3, |_| {}).await;
     let dirs = sim.directory_ids();
     let mut config = config_for(&sim);
     config.directories = vec![dirs[1].clone()];
+    config.split_user_listing = false; // one sequential listing: same users
     let snap = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
     assert_eq!(snap.directories.len(), 1);
     assert_eq!(snap.directories[0].id, dirs[1]);
@@ -384,6 +452,49 @@ async fn refusals_are_typed_with_atlassians_message() {
 }
 
 #[tokio::test]
+async fn memberships_go_through_jira_or_confluence_when_configured() {
+    const SITE_TOKEN: &str = "site-TOKEN-5d1e0a7c93";
+    let sim = sim(600, 1, |c| c.site_token = Some(SITE_TOKEN.to_owned())).await;
+    for (api, api_name) in [(MembershipApi::Jira, "jira"), (MembershipApi::Confluence, "confluence")] {
+        let mut config = config_for(&sim);
+        config.membership_api = api;
+        config.budget.site_requests_per_minute = 600_000;
+        config.sites.push(SiteConfig {
+            name: "sim".into(),
+            url: reqwest::Url::parse(&sim.base_url()).unwrap(),
+            products: vec![Product::JiraSoftware, Product::Confluence],
+        });
+        let creds = Credentials {
+            org_api_key: Secret::new(KEY),
+            site_user: Some(SiteUser { email: sim.site_email(), api_token: Secret::new(SITE_TOKEN) }),
+        };
+        let client = AtlassianClient::new(config, &creds).unwrap();
+        let (dir, id, group) = sim.with_state(|s| {
+            let u = s
+                .users
+                .iter()
+                .find(|u| {
+                    u.membership == Membership::Active
+                        && u.account_type == SimAccountType::Atlassian
+                        && u.groups.iter().any(|g| !s.groups[*g as usize].idp_synced)
+                })
+                .unwrap();
+            let g = u.groups.iter().find(|g| !s.groups[**g as usize].idp_synced).unwrap();
+            (s.directories[u.directory as usize].id.clone(), u.account_id.clone(), s.groups[*g as usize].id.clone())
+        });
+        assert_eq!(client.remove_from_group(&dir, &group, &id, None).await, WriteOutcome::Done, "{api_name}");
+        assert!(!client.read_user(&dir, &id).await.unwrap().unwrap().in_group(&group));
+        assert_eq!(client.add_to_group(&dir, &group, &id, None).await, WriteOutcome::Done, "{api_name}");
+        assert!(client.read_user(&dir, &id).await.unwrap().unwrap().in_group(&group));
+        let events = sim.events();
+        assert!(
+            events.iter().any(|e| e.api == api_name && e.account_id.as_deref() == Some(id.as_str())),
+            "the write went through {api_name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn invite_returns_the_account() {
     let sim = sim(300, 1, |_| {}).await;
     let client = client(&sim);
@@ -420,6 +531,27 @@ async fn a_write_with_an_unknown_outcome_is_re_read_before_retrying() {
     let log = sim.request_log();
     assert!(log.iter().any(|r| r.path.ends_with("/users/search")), "the state was re-read");
     assert_eq!(log.iter().filter(|r| r.path.ends_with("/suspend")).count(), 1, "not retried blindly");
+
+    // A third of the answers are 500s: every suspend ends Done (directly, or found in place by the
+    // re-read), each applied exactly once.
+    sim.set_faults(Faults { rate_500: 0.3, ..Faults::default() });
+    let client = AtlassianClient::new(config_for(&sim), &credentials(KEY)).unwrap();
+    let targets: Vec<(String, String)> = sim.with_state(|s| {
+        s.users
+            .iter()
+            .filter(|u| u.membership == Membership::Active && u.account_id != id)
+            .take(10)
+            .map(|u| (s.directories[u.directory as usize].id.clone(), u.account_id.clone()))
+            .collect()
+    });
+    for (dir, account) in &targets {
+        assert_eq!(client.suspend(dir, account, None).await, WriteOutcome::Done, "{account}");
+    }
+    sim.set_faults(Faults::none());
+    for (_, account) in &targets {
+        assert_eq!(applied(&sim, "user.suspend", account), 1, "{account} suspended once");
+        assert!(sim.with_state(|s| s.user(account).unwrap().membership == Membership::Suspended));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,6 +572,24 @@ async fn the_budget_holds_on_the_simulators_clock() {
     }
     let minute_rate = times.len() as f64 / times.last().unwrap().duration_since(times[0]).as_secs_f64() * 60.0;
     assert!(minute_rate <= 1_200.0 * 1.05, "rate {minute_rate:.0}/min over budget");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_calls_in_flight_than_configured() {
+    // Every answer takes 100 ms: with two permits, no 100 ms span sees a third request arrive.
+    let sim = sim(300, 3, |c| c.faults = Faults { latency: Duration::from_millis(100), ..Faults::default() }).await;
+    let mut config = config_for(&sim);
+    config.budget.concurrency = 2;
+    let snap = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
+    assert_eq!(snap.directories.len(), 3);
+    let times: Vec<Timestamp> = sim.request_log().iter().map(|r| r.time).collect();
+    let mut most = 0;
+    for (i, t) in times.iter().enumerate() {
+        let overlapping =
+            times[i..].iter().take_while(|x| x.duration_since(*t) < jiff::SignedDuration::from_millis(90)).count();
+        most = most.max(overlapping);
+    }
+    assert_eq!(most, 2, "two in flight at most, and the permits are used");
 }
 
 /// Counts hook calls and checks every label is from the bounded sets.
@@ -525,7 +675,25 @@ async fn secrets_never_appear_in_errors_debug_output_metrics_or_logs() {
     let bad_write = bad.suspend(&dir, &id, None).await;
     assert!(matches!(bad_write, WriteOutcome::Failed { status: Some(401), .. }), "{bad_write:?}");
 
-    let mut rendered = String::new();
+    // A Jira write with a site token the simulator doesn't know: refused, and the token stays out.
+    const WRONG_SITE_TOKEN: &str = "site-WRONG-TOKEN-31415926";
+    let mut config = config_for(&sim);
+    config.membership_api = MembershipApi::Jira;
+    config.sites.push(SiteConfig {
+        name: "sim".into(),
+        url: reqwest::Url::parse(&sim.base_url()).unwrap(),
+        products: vec![],
+    });
+    let site_creds = Credentials {
+        org_api_key: Secret::new(KEY),
+        site_user: Some(SiteUser { email: sim.site_email(), api_token: Secret::new(WRONG_SITE_TOKEN) }),
+    };
+    let jira = AtlassianClient::new(config, &site_creds).unwrap();
+    let group = sim.with_state(|s| s.groups.iter().find(|g| !g.idp_synced).unwrap().id.clone());
+    let jira_write = jira.add_to_group(&dir, &group, &id, None).await;
+    assert!(matches!(jira_write, WriteOutcome::Failed { status: Some(401), .. }), "{jira_write:?}");
+
+    let mut rendered = format!("{jira_write:?} {jira:?} {site_creds:?}");
     for text in [
         format!("{err} {err:?}"),
         format!("{bad_write:?} {write:?}"),
@@ -538,7 +706,9 @@ async fn secrets_never_appear_in_errors_debug_output_metrics_or_logs() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("retrying Atlassian call"), "the capture saw the client's logs");
     assert!(logs.contains("Atlassian write"), "the capture saw the writes: {logs}");
-    for secret in [KEY, WRONG] {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{WRONG_SITE_TOKEN}", sim.site_email()));
+    for secret in [KEY, WRONG, WRONG_SITE_TOKEN, basic.as_str()] {
         assert!(!rendered.contains(secret), "secret in rendered output: {rendered}");
         assert!(!logs.contains(secret), "secret in logs");
     }

@@ -390,6 +390,24 @@ async fn dry_run_changes_nothing_and_enforce_acts_after_the_notice_lead_time() {
     assert_eq!(counted as usize, suspended.len(), "/metrics agrees with what happened");
     assert_eq!(metric_sum(&metrics, "seatwarden_actions_total", &[("policy", "report"), ("outcome", "applied")]), 0.0);
     assert!(!metrics.contains("@acme.example"), "no email in metrics");
+    assert!(!metrics.contains(API_KEY), "no secret in metrics");
+
+    // Health endpoints, then a graceful shutdown on SIGTERM.
+    let base = op.metrics_url.trim_end_matches("/metrics").to_owned();
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{base}/readyz")).await.unwrap().status(), 200);
+    let mut op = op;
+    let pid = op.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(status) = op.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "SIGTERM ends the operator cleanly: {exit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -818,4 +836,72 @@ async fn actions_wait_for_a_delivered_notice_and_the_ledger_survives_a_restart()
         .await
         .unwrap();
     assert!(!ledger.items.is_empty(), "the ledger is kept in ConfigMaps");
+}
+
+#[tokio::test]
+async fn lifecycle_runs_are_kept_by_count_and_age() {
+    use seatwarden::record::{AuditSink, ClusterAudit, RunRecord};
+    let Some(client) = support::kube_client().await else { return };
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "e2e-retention").await;
+    let audit = ClusterAudit::new(client.clone(), &ns);
+    let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+    // Five runs of one policy: 1, 2, 3, 40 and 50 days old.
+    for days in [1i64, 2, 3, 40, 50] {
+        let start = now.checked_sub(SignedDuration::from_hours(24 * days)).unwrap();
+        let record = RunRecord {
+            run_id: seatwarden::record::audit::run_id(start),
+            policy: "p".into(),
+            organization: "acme".into(),
+            mode: PolicyMode::Enforce,
+            start_time: start,
+            end_time: Some(start),
+            phase: Some(RunPhase::Completed),
+            actions: vec![],
+        };
+        audit.write(&record).await.unwrap();
+    }
+    let deleted = audit.prune(2, SignedDuration::from_hours(24 * 30), now).await.unwrap();
+    assert_eq!(deleted, 3, "the 3-day-old run is beyond the count, the 40 and 50-day-old ones beyond the age");
+    let left: Vec<i64> =
+        audit.list(Some("p")).await.unwrap().iter().map(|r| now.duration_since(r.start_time).as_hours() / 24).collect();
+    assert_eq!(left, vec![1, 2], "the two newest remain");
+}
+
+#[tokio::test]
+async fn the_ledger_of_100000_users_is_sharded_well_under_the_object_limit() {
+    use seatwarden::{
+        execute::{load_ledger, save_ledger},
+        ledger::{Ledger, NoticeRecord, UserRecord},
+        record::ConfigMapLedgerStore,
+    };
+    let Some(client) = support::kube_client().await else { return };
+    let ns = support::namespace(&client, "e2e-ledger").await;
+    let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+    let mut ledger = Ledger::new("sim-org");
+    for i in 0..100_000u32 {
+        let record = UserRecord {
+            email: Some(format!("first.last{i}@acme.example")),
+            first_seen: Some(now),
+            notices: vec![NoticeRecord {
+                policy: "reclaim-inactive".into(),
+                rule: "suspend-idle-120d".into(),
+                lead_time: "14d".parse().unwrap(),
+                delivered_at: now,
+            }],
+            ..Default::default()
+        };
+        ledger.users.insert(format!("{:024x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15), record);
+    }
+    let store = ConfigMapLedgerStore::new(client.clone(), &ns, "acme");
+    save_ledger(&store, &ledger).await.unwrap();
+    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/component=ledger"))
+        .await
+        .unwrap();
+    let largest = maps.items.iter().map(|m| m.data.as_ref().unwrap()["ledger.json"].len()).max().unwrap();
+    assert!(largest < 512 * 1024, "the largest shard is {largest} bytes: well under 1 MiB");
+    let back = load_ledger(&store, "sim-org").await.unwrap();
+    assert_eq!(back.users.len(), 100_000);
+    assert_eq!(back, ledger, "the ledger reads back as written");
 }

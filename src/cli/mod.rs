@@ -4,9 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod demo;
+pub mod plan;
 pub mod run;
 pub mod sim;
+pub mod users;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,14 +24,22 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The audit trail for auditors: `audit export --csv FILE`.
+    Audit(Box<audit::AuditArgs>),
     /// Print every CustomResourceDefinition as one YAML stream.
     Crd,
     /// Run a simulated organization through the examples' policies over simulated days.
     Demo(Box<demo::DemoArgs>),
+    /// Print what the policies would do now (each as Enforce would act, marked with its mode).
+    /// Writes nothing, ever. Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 the
+    /// organization could not be read.
+    Plan(Box<plan::PlanArgs>),
     /// Run the operator: reconcile LifecyclePolicies on schedule in the current cluster.
     Run(Box<run::RunArgs>),
     /// Serve a simulated Atlassian Cloud organization (every API seatwarden uses) until stopped.
     Sim(Box<sim::SimArgs>),
+    /// Administer users: list, export, import and activate (dry runs unless --apply).
+    Users(Box<users::UsersArgs>),
 }
 
 /// Exit codes shared by the subcommands.
@@ -49,7 +60,10 @@ pub fn main() -> ExitCode {
         }
         Command::Demo(args) => demo::run(*args),
         Command::Sim(args) => sim::run(*args),
+        Command::Plan(args) => plan::run(*args),
         Command::Run(args) => run::run(*args),
+        Command::Users(args) => users::run(*args),
+        Command::Audit(args) => audit::run(*args),
     }
 }
 

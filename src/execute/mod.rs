@@ -217,43 +217,32 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                 crate::notify::Delivery::Failed { transient: true, .. } => consecutive_transient += 1,
                 _ => consecutive_transient = 0,
             }
-            match delivery {
+            let (outcome, error) = match delivery {
                 crate::notify::Delivery::Delivered => {
                     ledger.record_notice_delivered(notice, at);
                     report.notices_sent += 1;
-                    record.actions.push(RunAction {
-                        time: Time(at),
-                        account_id: notice.account_id.clone(),
-                        email: notice.email.clone(),
-                        action: crate::record::audit::NOTICE.into(),
-                        group: None,
-                        rule: notice.rule.clone(),
-                        reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
-                        outcome: ActionOutcome::Applied,
-                        error: None,
-                    });
-                    if let Some(m) = self.metrics {
-                        m.notices.with_label_values(&[&plan.policy, "delivered"]).inc();
-                    }
+                    (ActionOutcome::Applied, None)
                 }
                 crate::notify::Delivery::Failed { error, .. } => {
                     report.notices_failed += 1;
-                    record.actions.push(RunAction {
-                        time: Time(at),
-                        account_id: notice.account_id.clone(),
-                        email: notice.email.clone(),
-                        action: crate::record::audit::NOTICE.into(),
-                        group: None,
-                        rule: notice.rule.clone(),
-                        reason: notice.reason.clone(),
-                        outcome: ActionOutcome::Failed,
-                        error: Some(error.clone()),
-                    });
-                    if let Some(m) = self.metrics {
-                        m.notices.with_label_values(&[&plan.policy, "failed"]).inc();
-                    }
+                    (ActionOutcome::Failed, Some(error))
                 }
+            };
+            if let Some(m) = self.metrics {
+                let label = if outcome == ActionOutcome::Applied { "delivered" } else { "failed" };
+                m.notices.with_label_values(&[&plan.policy, label]).inc();
             }
+            record.actions.push(RunAction {
+                time: Time(at),
+                account_id: notice.account_id.clone(),
+                email: notice.email.clone(),
+                action: crate::record::audit::NOTICE.into(),
+                group: None,
+                rule: notice.rule.clone(),
+                reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
+                outcome,
+                error,
+            });
         }
         if !plan.notices_to_send().is_empty() {
             save_ledger(self.ledger_store, ledger).await?;

@@ -34,6 +34,15 @@ pub(crate) fn notices_clause(notices: &[(Duration, i64)]) -> String {
     }
 }
 
+/// Secondary lists (deferred, held back, skipped, IdP) show this many entries in text; JSON has all.
+const LIST_LIMIT: usize = 20;
+
+fn more(out: &mut String, total: usize) {
+    if total > LIST_LIMIT {
+        let _ = writeln!(out, "   ... and {} more", total - LIST_LIMIT);
+    }
+}
+
 fn mode_label(mode: PolicyMode) -> &'static str {
     match mode {
         PolicyMode::DryRun => "DryRun",
@@ -145,25 +154,39 @@ pub fn to_text(plan: &Plan) -> String {
         }
         if !p.deferred.is_empty() {
             let _ = writeln!(out, "-- deferred ({})", p.deferred.len());
-            for d in p.deferred.iter().take(20) {
+            for d in p.deferred.iter().take(LIST_LIMIT) {
                 let _ = writeln!(out, "   {} {}: {}", d.action.kind.label(), d.action.account_id, d.why);
             }
-            if p.deferred.len() > 20 {
-                let _ = writeln!(out, "   ... and {} more", p.deferred.len() - 20);
+            more(&mut out, p.deferred.len());
+        }
+        if !p.held_back.is_empty() {
+            let _ = writeln!(out, "-- held back for another decision this run ({})", p.held_back.len());
+            for h in p.held_back.iter().take(LIST_LIMIT) {
+                let _ = writeln!(out, "   {} {} ({}): {}", h.kind.label(), h.account_id, h.rule, h.why);
             }
+            more(&mut out, p.held_back.len());
         }
-        for h in &p.held_back {
-            let _ = writeln!(out, "-- held back: {} {} ({}): {}", h.kind.label(), h.account_id, h.rule, h.why);
-        }
-        for i in &p.idp_actions {
-            let _ = writeln!(out, "-- in the identity provider: {} {}: {}", i.kind.label(), i.account_id, i.reason);
+        if !p.idp_actions.is_empty() {
+            let _ = writeln!(out, "-- to do in the identity provider ({})", p.idp_actions.len());
+            for i in p.idp_actions.iter().take(LIST_LIMIT) {
+                let _ = writeln!(
+                    out,
+                    "   {} {} <{}>: {}",
+                    i.kind.label(),
+                    i.account_id,
+                    i.email.as_deref().unwrap_or("-"),
+                    i.reason
+                );
+            }
+            more(&mut out, p.idp_actions.len());
         }
         if !p.skipped_counts.is_empty() {
             let counts: Vec<String> = p.skipped_counts.iter().map(|(k, n)| format!("{} {n}", k.label())).collect();
             let _ = writeln!(out, "-- skipped: {}", counts.join(", "));
-            for s in p.skipped.iter().take(20) {
+            for s in p.skipped.iter().take(LIST_LIMIT) {
                 let _ = writeln!(out, "   {} <{}>: {}", s.account_id, s.email.as_deref().unwrap_or("-"), s.why);
             }
+            more(&mut out, p.skipped.len());
         }
         totals_lines(&p.totals, &mut out, "   ");
     }
@@ -235,6 +258,71 @@ pub fn to_markdown(plan: &Plan) -> String {
     let _ = writeln!(out, "### Totals\n");
     totals_lines(&plan.totals, &mut out, "- ");
     out
+}
+
+/// The plan as JSON for machines (`seatwarden plan --format json`): `actions` (each with
+/// `accountId`, `email`, `action`, `group`, `rule`, `policy`, `mode`, `applies`, `reason`,
+/// `seats`), `notices`, `policies` (mode, in scope, halt, conditions, counts) and `totals`.
+pub fn to_json(plan: &Plan) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let seats = |m: &std::collections::BTreeMap<crate::product::Product, i32>| -> Value {
+        Value::Object(m.iter().map(|(p, n)| (p.label().to_owned(), json!(n))).collect::<Map<_, _>>())
+    };
+    let mut actions = Vec::new();
+    let mut notices = Vec::new();
+    let mut policies = Vec::new();
+    for p in &plan.policies {
+        for a in &p.actions {
+            actions.push(json!({
+                "accountId": a.account_id,
+                "email": a.email,
+                "action": a.kind.label(),
+                "group": a.kind.group_id(),
+                "rule": a.rule,
+                "policy": a.policy,
+                "mode": mode_label(p.mode),
+                "applies": p.applies,
+                "destructive": a.destructive,
+                "reason": a.reason,
+                "seats": seats(&a.seats),
+            }));
+        }
+        for n in &p.notices {
+            notices.push(json!({
+                "accountId": n.account_id,
+                "email": n.email,
+                "rule": n.rule,
+                "policy": n.policy,
+                "leadTime": n.lead_time.to_string(),
+                "actionDue": n.action_due,
+                "action": n.action.label(),
+                "reason": n.reason,
+            }));
+        }
+        policies.push(json!({
+            "name": p.policy,
+            "mode": mode_label(p.mode),
+            "applies": p.applies,
+            "inScope": p.in_scope,
+            "halt": p.halt,
+            "conditions": p.conditions,
+            "deferred": p.deferred.len(),
+            "heldBack": p.held_back.len(),
+            "skipped": p.skipped_counts.iter().map(|(k, n)| (k.label().to_owned(), json!(n))).collect::<Map<_, _>>(),
+            "idpActions": p.idp_actions,
+            "totals": p.totals,
+        }));
+    }
+    json!({
+        "organization": plan.org_id,
+        "now": plan.now,
+        "snapshotTakenAt": plan.snapshot_taken_at,
+        "conditions": plan.conditions,
+        "actions": actions,
+        "notices": notices,
+        "policies": policies,
+        "totals": plan.totals,
+    })
 }
 
 #[cfg(test)]

@@ -56,6 +56,17 @@ fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
     rec.and_then(|r| r.restored_at).map(|t| t.as_second())
 }
 
+/// "no Jira activity for 94 days (threshold 60)", "never active ... (120 days; threshold 60)".
+fn with_threshold(mut what: String, threshold: Duration) -> String {
+    if what.ends_with(" days)") {
+        what.pop();
+        what.push_str(&format!("; threshold {})", threshold.whole_days()));
+    } else {
+        what.push_str(&format!(" (threshold {})", threshold.whole_days()));
+    }
+    what
+}
+
 /// The largest notice lead time of a rule, in seconds (0 without notices).
 pub(crate) fn max_lead(rule: &Rule) -> i64 {
     rule.notice_lead_times.iter().map(Duration::as_secs).max().unwrap_or(0).max(0)
@@ -115,7 +126,7 @@ pub(crate) fn evaluate(
         if !targeted(threshold_at) {
             return Eval::Not;
         }
-        let mut facts = format!("{what} (threshold {})", pi.inactive_for.whole_days());
+        let mut facts = with_threshold(what, pi.inactive_for);
         if restored.is_some_and(|r| r > since) {
             facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
         }
@@ -146,7 +157,7 @@ pub(crate) fn evaluate(
         if !targeted(threshold_at) {
             return Eval::Not;
         }
-        let mut facts = format!("{what} (threshold {})", ai.inactive_for.whole_days());
+        let mut facts = with_threshold(what, ai.inactive_for);
         if restored.is_some_and(|r| r > since) {
             facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
         }

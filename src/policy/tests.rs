@@ -964,6 +964,16 @@ fn text_and_markdown_show_policies_modes_actions_and_totals() {
     assert!(text.contains("projected monthly savings: 8.00 USD"), "{text}");
     let md = to_markdown(&plan);
     assert!(md.contains("| idle-90 | suspend | `alice` |"), "{md}");
+    let json = to_json(&plan);
+    let a = &json["actions"][0];
+    assert_eq!(a["accountId"], "alice");
+    assert_eq!(a["action"], "suspend");
+    assert_eq!(a["rule"], "idle-90");
+    assert_eq!(a["policy"], "idle");
+    assert_eq!(a["mode"], "DryRun");
+    assert_eq!(a["seats"]["jira-software"], 1);
+    assert_eq!(a["reason"], "no activity on any product for 200 days (threshold 90)");
+    assert_eq!(json["totals"]["seatsFreed"]["JiraSoftware"], 1);
 }
 
 #[test]

@@ -374,6 +374,19 @@ pub struct SimHandle {
 impl SimHandle {
     /// `http://127.0.0.1:PORT`: serves every API (admin under `/admin`, user management under
     /// `/users`, Jira `/rest/api/3`, Confluence `/wiki/rest/api`, Bitbucket `/2.0`, control `/_sim`).
+    /// Points `spec` at this simulator (org id, the API base URL, every site and Bitbucket), keeping
+    /// everything else, so manifests written for a real organization run against it unchanged.
+    pub fn point_organization(&self, spec: &mut crate::crd::AtlassianOrganizationSpec) {
+        spec.org_id = self.org_id();
+        spec.api_base_url = self.base_url();
+        for site in &mut spec.sites {
+            site.url = self.base_url();
+        }
+        if let Some(bb) = spec.bitbucket.as_mut() {
+            bb.api_url = self.base_url();
+        }
+    }
+
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }

@@ -1,0 +1,246 @@
+//! `seatwarden plan`: what the policies would do now, for people and pull-request previews.
+//!
+//! Reads manifests, takes a snapshot (of an in-process simulator with `--simulate`, or of the real
+//! organization through the client), and prints the plan with every policy evaluated as Enforce
+//! would act, each marked with its real mode. It never writes to Atlassian and never writes the
+//! ledger. Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 organization unreadable.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, ValueEnum};
+use jiff::Timestamp;
+
+use crate::{
+    atlassian::{AtlassianClient, ClientConfig, Credentials, Secret},
+    crd::{AtlassianOrganization, AtlassianOrganizationSpec},
+    ledger::Ledger,
+    manifests::Manifests,
+    policy::{self, PlanInput},
+    record::FolderLedgerStore,
+    sim::{SimConfig, Simulator},
+    snapshot::DirectorySnapshot,
+};
+
+use super::exit;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Manifests: a YAML file, or a directory of them (the same YAML as the custom resources).
+    #[arg(short = 'f', long = "filename", value_name = "DIR|FILE")]
+    pub file: PathBuf,
+    /// Plan against a simulated organization run in this process.
+    #[arg(long, conflicts_with_all = ["org_url", "org_id", "api_key_env"])]
+    pub simulate: bool,
+    /// Seed of the simulated organization.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Users in the simulated organization.
+    #[arg(long, default_value_t = 5000)]
+    pub users: u32,
+    /// API base URL (overrides the AtlassianOrganization's apiBaseUrl), e.g. https://api.atlassian.com.
+    #[arg(long, value_name = "URL")]
+    pub org_url: Option<String>,
+    /// Organization id (overrides the AtlassianOrganization's orgId).
+    #[arg(long, value_name = "ID")]
+    pub org_id: Option<String>,
+    /// Environment variable holding the organization API key.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// The instant to plan at (RFC 3339); default: now.
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// A ledger folder (as `demo` writes it): notices on record, groups removed. Read only.
+    #[arg(long, value_name = "DIR")]
+    pub ledger: Option<PathBuf>,
+    /// Which AtlassianOrganization of the manifests, when they hold several.
+    #[arg(long, value_name = "NAME")]
+    pub organization: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct PlanFailure {
+    pub code: u8,
+    pub message: String,
+}
+
+fn usage(message: impl Into<String>) -> PlanFailure {
+    PlanFailure { code: exit::USAGE, message: message.into() }
+}
+
+pub fn run(args: PlanArgs) -> ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(plan_output(&args)) {
+        Ok(out) => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("seatwarden plan: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Everything `seatwarden plan` does but printing: the rendered plan, or a failure with its code.
+pub async fn plan_output(args: &PlanArgs) -> Result<String, PlanFailure> {
+    let manifests = Manifests::load(&args.file).map_err(|e| usage(e.to_string()))?;
+    let now = match &args.now {
+        Some(s) => s
+            .parse::<Timestamp>()
+            .map_err(|e| usage(format!("--now {s:?} is not an RFC 3339 instant (e.g. 2026-11-25T09:00:00Z): {e}")))?,
+        None => Timestamp::now(),
+    };
+    let mut org = choose_organization(&manifests, args)?;
+    if !args.simulate {
+        if let Some(url) = &args.org_url {
+            org.spec.api_base_url = url.clone();
+        }
+        if let Some(id) = &args.org_id {
+            org.spec.org_id = id.clone();
+        }
+    }
+    let snapshot = if args.simulate {
+        simulated_snapshot(&mut org, args, now).await?
+    } else {
+        real_snapshot(&org, args, now).await?
+    };
+    let ledger = match &args.ledger {
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(usage(format!("--ledger {}: not a directory", dir.display())));
+            }
+            crate::execute::load_ledger(&FolderLedgerStore::new(dir), &org.spec.org_id)
+                .await
+                .map_err(|e| usage(format!("--ledger {}: {e}", dir.display())))?
+        }
+        None => Ledger::new(org.spec.org_id.clone()),
+    };
+    let input = PlanInput {
+        snapshot: &snapshot,
+        organization: &org,
+        policies: &manifests.policies,
+        protections: &manifests.protections,
+        mappings: &manifests.mappings,
+        ledger: &ledger,
+        now,
+        daily_actions_remaining: policy::daily_remaining(&org, now),
+        evaluate_as_enforce: true,
+    };
+    let plan = policy::plan(&input);
+    Ok(match args.format {
+        Format::Text => policy::to_text(&plan),
+        Format::Markdown => policy::to_markdown(&plan),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&policy::to_json(&plan)).expect("JSON renders");
+            s.push('\n');
+            s
+        }
+    })
+}
+
+/// The organization to plan: named, the only one, or (without any) one built from the flags.
+fn choose_organization(manifests: &Manifests, args: &PlanArgs) -> Result<AtlassianOrganization, PlanFailure> {
+    let orgs = &manifests.organizations;
+    if let Some(name) = &args.organization {
+        return orgs.iter().find(|o| o.metadata.name.as_deref() == Some(name.as_str())).cloned().ok_or_else(|| {
+            usage(format!("--organization {name}: no AtlassianOrganization of that name in {}", args.file.display()))
+        });
+    }
+    match orgs.len() {
+        1 => Ok(orgs[0].clone()),
+        0 => {
+            // Policies name their organization: take that name, and the connection from the flags.
+            let mut names: Vec<&str> =
+                manifests.policies.iter().map(|p| p.spec.organization_ref.name.as_str()).collect();
+            names.sort();
+            names.dedup();
+            let name = match names.as_slice() {
+                [one] => (*one).to_owned(),
+                [] => "default".to_owned(),
+                _ => {
+                    return Err(usage("the policies name several organizations and no AtlassianOrganization is given"));
+                }
+            };
+            if !args.simulate && args.org_id.is_none() {
+                return Err(usage(format!(
+                    "no AtlassianOrganization in {}: give --org-id and --org-url, or --simulate",
+                    args.file.display()
+                )));
+            }
+            let spec: AtlassianOrganizationSpec = serde_json::from_value(serde_json::json!({
+                "orgId": args.org_id.clone().unwrap_or_else(|| "simulated".into()),
+                "credentials": {"apiKeySecretRef": {"name": "unused", "key": "unused"}},
+            }))
+            .expect("a minimal organization spec deserializes");
+            let mut org = AtlassianOrganization::new(&name, spec);
+            org.metadata.namespace = None;
+            Ok(org)
+        }
+        _ => Err(usage(format!(
+            "{} holds several AtlassianOrganizations ({}): choose one with --organization",
+            args.file.display(),
+            orgs.iter().filter_map(|o| o.metadata.name.clone()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+async fn simulated_snapshot(
+    org: &mut AtlassianOrganization,
+    args: &PlanArgs,
+    now: Timestamp,
+) -> Result<DirectorySnapshot, PlanFailure> {
+    let unreadable = |what: &str, e: &dyn std::fmt::Display| PlanFailure {
+        code: exit::UNREACHABLE,
+        message: format!("the simulated organization could not be read ({what}): {e}"),
+    };
+    let sim = Simulator::start(
+        SimConfig { users: args.users, seed: args.seed, now, frozen: true, ..SimConfig::default() },
+        "127.0.0.1:0",
+    )
+    .await
+    .map_err(|e| unreadable("simulator", &e))?;
+    sim.point_organization(&mut org.spec);
+    let mut config = ClientConfig::from_spec(&org.spec).map_err(|e| usage(format!("AtlassianOrganization: {e}")))?;
+    // In-process: no reason to pace as Atlassian requires.
+    config.budget.org_requests_per_minute = 1_000_000;
+    config.budget.site_requests_per_minute = 1_000_000;
+    config.budget.bitbucket_requests_per_minute = 1_000_000;
+    config.api_key_owner = org.spec.credentials.api_key_owner_account_id.clone();
+    let credentials = Credentials { org_api_key: Secret::new(sim.api_key()), site_user: None };
+    let client = AtlassianClient::new(config, &credentials).map_err(|e| unreadable("client", &e))?;
+    client.snapshot(now).await.map_err(|e| unreadable("snapshot", &e))
+}
+
+async fn real_snapshot(
+    org: &AtlassianOrganization,
+    args: &PlanArgs,
+    now: Timestamp,
+) -> Result<DirectorySnapshot, PlanFailure> {
+    let Some(var) = &args.api_key_env else {
+        return Err(usage("give --api-key-env VAR (the environment variable holding the API key), or --simulate"));
+    };
+    let key = std::env::var(var).map_err(|_| usage(format!("--api-key-env {var}: the variable is not set")))?;
+    if key.trim().is_empty() {
+        return Err(usage(format!("--api-key-env {var}: the variable is empty")));
+    }
+    let mut config = ClientConfig::from_spec(&org.spec).map_err(|e| usage(format!("AtlassianOrganization: {e}")))?;
+    config.api_key_owner = org.spec.credentials.api_key_owner_account_id.clone();
+    let credentials = Credentials { org_api_key: Secret::new(key), site_user: None };
+    let client = AtlassianClient::new(config, &credentials)
+        .map_err(|e| PlanFailure { code: exit::UNREACHABLE, message: format!("cannot set up the client: {e}") })?;
+    client.snapshot(now).await.map_err(|e| PlanFailure {
+        code: exit::UNREACHABLE,
+        message: format!("the organization {} could not be read: {e}", org.spec.org_id),
+    })
+}
