@@ -175,6 +175,10 @@ pub async fn run_organization(
     };
     let inputs = OrgInputs { organization: &org, policies: &policies, protections: &protections, mappings: &mappings };
     let due_names: Vec<String> = due.iter().map(|p| p.name_any()).collect();
+    let products: Vec<&str> = mappings.iter().map(|m| m.spec.product.label()).collect();
+    for p in &due {
+        ctx.metrics.init_policy(&p.name_any(), p.spec.mode.label(), &products);
+    }
     let (plan, runs) =
         run_due_policies(&inputs, &due_names, &snapshot, &deps).await.map_err(|e| Error::Run(e.to_string()))?;
 
