@@ -122,8 +122,9 @@ fn snapshot() -> DirectorySnapshot {
             _ => u64::MAX,
         };
         let last = if days == u64::MAX { None } else { ago(days) };
-        let mut product_access = Vec::with_capacity(2);
-        let mut member = Vec::with_capacity(3);
+        // Built as the client builds them (collected, so capacity == length).
+        let mut product_access = Vec::new();
+        let mut member = Vec::new();
         if rng.below(100) < 90 {
             let jira_days = if last.is_some() && rng.below(10) == 0 { Some(60 + rng.below(200)) } else { None };
             product_access.push(ProductActivity {
@@ -137,6 +138,8 @@ fn snapshot() -> DirectorySnapshot {
             member.push(1);
         }
         member.push(3 + rng.below(200) as u32);
+        product_access.shrink_to_fit();
+        member.shrink_to_fit();
         users.push(User {
             // Modern Atlassian account ids: "712020:" + a UUID.
             account_id: format!(

@@ -149,27 +149,35 @@ impl CompiledSelector {
 
 /// `*` matches any run of characters, `?` exactly one; case-insensitive.
 pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return wildcard(pattern.as_bytes(), text.as_bytes(), |a, b| a.eq_ignore_ascii_case(b));
+    }
     let p: Vec<char> = pattern.chars().flat_map(char::to_lowercase).collect();
     let t: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
-    // Iterative wildcard matching with one backtrack point: linear in practice, no recursion.
+    wildcard(&p, &t, |a, b| a == b)
+}
+
+/// Iterative wildcard matching with one backtrack point: linear in practice, no recursion.
+fn wildcard<T: Copy + PartialEq + From<u8>>(p: &[T], t: &[T], eq: impl Fn(&T, &T) -> bool) -> bool {
+    let (star, any) = (T::from(b'*'), T::from(b'?'));
     let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
+    let mut backtrack: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && p[pi] != star && (p[pi] == any || eq(&p[pi], &t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
+        } else if pi < p.len() && p[pi] == star {
+            backtrack = Some((pi, ti));
             pi += 1;
-        } else if let Some((sp, st)) = star {
+        } else if let Some((sp, st)) = backtrack {
             pi = sp + 1;
             ti = st + 1;
-            star = Some((sp, st + 1));
+            backtrack = Some((sp, st + 1));
         } else {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == star {
         pi += 1;
     }
     pi == p.len()
@@ -184,6 +192,10 @@ pub(crate) struct CompiledProtection {
     pub expires_at: Option<Timestamp>,
     pub policies: Vec<String>,
     pub groups: ResolvedGroups,
+    /// Kept for accounts absent from the snapshot (re-invitation checks).
+    pub account_ids: Vec<String>,
+    pub emails: Vec<String>,
+    pub email_patterns: Vec<String>,
 }
 
 impl CompiledProtection {
@@ -247,6 +259,9 @@ impl Protections {
                 expires_at,
                 policies: p.spec.policies.clone(),
                 groups,
+                account_ids: p.spec.account_ids.clone(),
+                emails: p.spec.emails.clone(),
+                email_patterns: p.spec.email_patterns.clone(),
             });
         }
         if out.active.is_empty() {
@@ -254,14 +269,18 @@ impl Protections {
         }
         let needs_email = !emails.is_empty() || !patterns.is_empty();
         let mut found: Vec<u16> = Vec::new();
+        let mut lower = String::new();
         for (ui, user) in snapshot.users.iter().enumerate() {
             found.clear();
-            if let Some(v) = account_ids.get(user.account_id.as_str()) {
+            if !account_ids.is_empty()
+                && let Some(v) = account_ids.get(user.account_id.as_str())
+            {
                 found.extend_from_slice(v);
             }
             if needs_email && let Some(email) = &user.email {
-                let lower = email.trim().to_lowercase();
-                if let Some(v) = emails.get(&lower) {
+                lower.clear();
+                lower.extend(email.trim().chars().flat_map(char::to_lowercase));
+                if let Some(v) = emails.get(lower.as_str()) {
                     found.extend_from_slice(v);
                 }
                 for (pat, i) in &patterns {

@@ -159,7 +159,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let recs: Vec<Option<&UserRecord>> = if ledger.users.is_empty() {
         vec![None; snapshot.users.len()]
     } else {
-        snapshot.users.iter().map(|u| ledger.users.get(&u.account_id)).collect()
+        // A hash lookup per user: the ledger is ordered for storage, not for a million look-ups.
+        let by_id: HashMap<&str, &UserRecord> = ledger.users.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        snapshot.users.iter().map(|u| by_id.get(u.account_id.as_str()).copied()).collect()
     };
     ledger_updates.extend(observe(snapshot, ledger, &recs, incomplete));
 
@@ -404,6 +406,36 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
             ),
         });
     }
+    // What the data guard switched off, said on the policy too (its status conditions).
+    for rule in &spec.rules {
+        if let Some(pi) = &rule.product_inactivity
+            && let Some(why) = ctx.health.product_off(pi.product)
+        {
+            d.conditions.push(PlanCondition {
+                reason: "RuleSwitchedOff".into(),
+                message: format!("rule {} acts on no one: {why}", rule.name),
+            });
+        } else if rule.account_inactivity.is_some() || rule.never_active.is_some() {
+            if let Some(why) = ctx.health.any_off() {
+                d.conditions.push(PlanCondition {
+                    reason: "RuleSwitchedOff".into(),
+                    message: format!("rule {} acts on no one: {why}", rule.name),
+                });
+            } else {
+                let products: Vec<String> = ctx.health.off_products().map(|p| p.to_string()).collect();
+                if !products.is_empty() {
+                    d.conditions.push(PlanCondition {
+                        reason: "RuleLimited".into(),
+                        message: format!(
+                            "rule {} skips users with {} access: that activity data is missing or unreliable",
+                            rule.name,
+                            products.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+    }
     let default_reactivation = Reactivation::default();
     let reactivation = spec.reactivation.as_ref();
     let opt_in = ResolvedGroups::resolve(ctx.snapshot, &reactivation.unwrap_or(&default_reactivation).opt_in_groups);
@@ -482,7 +514,7 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
             let eval = rules::evaluate(rule, spec.activity_lag_margin, user, rec, &ctx.health, &ctx.licensing, now);
             let trigger = match eval {
                 Eval::Not => continue,
-                Eval::NoData(_) => {
+                Eval::NoData => {
                     if claimed.is_none() && !no_data_counted {
                         no_data_counted = true;
                         count(&mut d, SkipKind::NoActivityData);
@@ -563,7 +595,7 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
                             group_name: None,
                             reason: format!(
                                 "{}; the account is synced from the identity provider: {} it there",
-                                trigger.facts,
+                                trigger.facts(now),
                                 action_words(rule.action)
                             ),
                         });
@@ -578,7 +610,8 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
                                 group_name: Some(group.name.clone()),
                                 reason: format!(
                                     "{}; group {} is synced from the identity provider: remove the user there",
-                                    trigger.facts, group.name
+                                    trigger.facts(now),
+                                    group.name
                                 ),
                             });
                         }
@@ -606,6 +639,24 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
             let removed =
                 rec.taken_out.iter().find(|t| t.kind == TakenOutKind::RemovedFromDirectory && t.policy == name);
             if removed.is_none() || ctx.snapshot.user(id).is_some() {
+                continue;
+            }
+            // Not in the snapshot, so protections are matched on what the ledger knows.
+            let protected = ctx.protections.active.iter().filter(|p| p.applies_to(&name, namespace)).find(|p| {
+                p.account_ids.iter().any(|a| a == id)
+                    || rec.email.as_deref().is_some_and(|e| {
+                        p.emails.iter().any(|x| x.eq_ignore_ascii_case(e))
+                            || p.email_patterns.iter().any(|pat| matching::glob_matches(pat, e))
+                    })
+            });
+            if let Some(p) = protected {
+                d.conditions.push(PlanCondition {
+                    reason: "Protected".into(),
+                    message: format!(
+                        "account {id} is named for re-invitation but protected by ProtectedUser {}",
+                        p.name
+                    ),
+                });
                 continue;
             }
             match &rec.email {
@@ -840,7 +891,7 @@ fn materialize(
                     action: kind,
                     reason: format!(
                         "{}; will {what} on or after {} unless active again",
-                        claim.trigger.facts,
+                        claim.trigger.facts(ctx.now),
                         date(*due)
                     ),
                 });
@@ -884,7 +935,7 @@ fn claim_actions(
     user: &User,
     sent: &[(crate::crd::Duration, i64)],
 ) -> Vec<PlannedAction> {
-    let reason_base = format!("{}{}", claim.trigger.facts, notices_clause(sent));
+    let reason_base = format!("{}{}", claim.trigger.facts(ctx.now), notices_clause(sent));
     let dir = directory_id(ctx, user);
     let make =
         |kind: ActionKind, seats: BTreeMap<Product, i32>, reason: String, groups_lost: Vec<String>| PlannedAction {

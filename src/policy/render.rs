@@ -3,18 +3,23 @@
 
 use std::fmt::Write as _;
 
-use jiff::Timestamp;
-
 use crate::crd::{Duration, PolicyMode};
 
 use super::types::{Plan, PolicyPlan, Totals};
 
-/// `2026-11-10` for an instant in epoch seconds (UTC).
+/// `2026-11-10` for an instant in epoch seconds (UTC). Integer arithmetic (the civil-from-days
+/// algorithm), because reasons are rendered for hundreds of thousands of users.
 pub(crate) fn date(secs: i64) -> String {
-    match Timestamp::from_second(secs) {
-        Ok(t) => t.strftime("%Y-%m-%d").to_string(),
-        Err(_) => "an unknown date".to_owned(),
-    }
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// Whole days in a span of seconds, never negative.
@@ -327,6 +332,8 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use jiff::Timestamp;
+
     use super::*;
 
     #[test]
@@ -338,6 +345,20 @@ mod tests {
             notices_clause(&[(Duration::from_days(14), nov10), (Duration::from_days(3), nov10 + 11 * 86_400)]),
             "; notices sent 2026-11-10 (14d ahead), 2026-11-21 (3d ahead)"
         );
+    }
+
+    #[test]
+    fn dates_match_jiff() {
+        for t in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2026-11-10T12:00:00Z",
+            "2100-03-01T00:00:00Z",
+            "1969-12-31T23:00:00Z",
+        ] {
+            let ts: Timestamp = t.parse().unwrap();
+            assert_eq!(date(ts.as_second()), ts.strftime("%Y-%m-%d").to_string(), "{t}");
+        }
     }
 
     #[test]

@@ -68,10 +68,10 @@ pub(crate) struct Loss {
 
 /// For each contender, for each claim: None if it won, Some(loss) if another claim won.
 pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec<Vec<Option<Loss>>> {
-    let rank = |c: &Contender<'_>, claim: &Claim| {
+    fn rank<'a>(c: &Contender<'a>, claim: &Claim, all_as_enforce: bool) -> (u8, u8, &'a str, usize) {
         let mode_rank = if all_as_enforce || c.mode == PolicyMode::Enforce { 0u8 } else { 1 };
-        (mode_rank, severity(claim.action), c.policy.to_owned(), claim.rule_idx)
-    };
+        (mode_rank, severity(claim.action), c.policy, claim.rule_idx)
+    }
     let mut best: HashMap<u32, (usize, usize)> = HashMap::new();
     for (ci, c) in contenders.iter().enumerate() {
         if c.halted {
@@ -79,56 +79,55 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
         }
         for (k, claim) in c.claims.iter().enumerate() {
             match best.get(&claim.user) {
-                Some(&(bc, bk)) if rank(&contenders[bc], &contenders[bc].claims[bk]) <= rank(c, claim) => {}
+                Some(&(bc, bk))
+                    if rank(&contenders[bc], &contenders[bc].claims[bk], all_as_enforce)
+                        <= rank(c, claim, all_as_enforce) => {}
                 _ => {
                     best.insert(claim.user, (ci, k));
                 }
             }
         }
     }
-    contenders
-        .iter()
-        .enumerate()
-        .map(|(ci, c)| {
-            c.claims
-                .iter()
-                .enumerate()
-                .map(|(k, claim)| {
-                    if c.halted {
-                        return None;
-                    }
-                    let &(bc, bk) = best.get(&claim.user)?;
-                    if (bc, bk) == (ci, k) {
-                        return None;
-                    }
+    // The same winner and reason explain many losses: word each once.
+    let mut words: HashMap<(usize, usize, u8), String> = HashMap::new();
+    let mut out = Vec::with_capacity(contenders.len());
+    for (ci, c) in contenders.iter().enumerate() {
+        let mut losses = Vec::with_capacity(c.claims.len());
+        for (k, claim) in c.claims.iter().enumerate() {
+            let loss = match best.get(&claim.user) {
+                Some(&(bc, bk)) if !c.halted && (bc, bk) != (ci, k) => {
                     let w = &contenders[bc];
                     let wc = &w.claims[bk];
-                    let why = if w.mode != c.mode && !all_as_enforce {
-                        format!(
-                            "policy {} rule {} ({}) wins: an Enforce policy goes before a {} one",
-                            w.policy,
-                            wc.rule,
-                            action_words(wc.action),
-                            c.mode.label()
-                        )
+                    let case = if w.mode != c.mode && !all_as_enforce {
+                        0
                     } else if severity(wc.action) < severity(claim.action) {
-                        format!(
-                            "policy {} rule {} ({}) wins: one destructive decision per user per run, the gentler action first",
-                            w.policy,
-                            wc.rule,
-                            action_words(wc.action)
-                        )
+                        1
                     } else {
-                        format!(
-                            "policy {} rule {} ({}) wins: one destructive decision per user per run, equal actions go by policy name",
-                            w.policy,
-                            wc.rule,
-                            action_words(wc.action)
-                        )
+                        2
                     };
+                    let why = words
+                        .entry((bc, wc.rule_idx, case))
+                        .or_insert_with(|| {
+                            let head =
+                                format!("policy {} rule {} ({}) wins", w.policy, wc.rule, action_words(wc.action));
+                            match case {
+                                0 => format!("{head}: an Enforce policy goes before a {} one", c.mode.label()),
+                                1 => format!(
+                                    "{head}: one destructive decision per user per run, the gentler action first"
+                                ),
+                                _ => format!(
+                                    "{head}: one destructive decision per user per run, equal actions go by policy name"
+                                ),
+                            }
+                        })
+                        .clone();
                     Some(Loss { winner_policy: w.policy.to_owned(), winner_rule: wc.rule.clone(), why })
-                })
-                .collect()
-        })
-        .collect()
+                }
+                _ => None,
+            };
+            losses.push(loss);
+        }
+        out.push(losses);
+    }
+    out
 }

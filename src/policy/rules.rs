@@ -22,8 +22,9 @@ pub(crate) struct Trigger {
     pub episode_start: i64,
     /// Whole days of the measured inactivity (orders longest-inactive first).
     pub inactive_days: i64,
-    /// For people, e.g. "no Jira activity for 94 days (threshold 60)".
-    pub facts: String,
+    /// What a person is told, rendered on demand ([`Trigger::facts`]): most triggers lose to
+    /// another decision or wait, and words cost more than numbers.
+    pub what: Facts,
     /// The product of a per-product rule.
     pub product: Option<Product>,
     /// For per-product rules: the user's licensed groups of the product, to remove.
@@ -34,10 +35,64 @@ pub(crate) struct Trigger {
 pub(crate) enum Eval {
     /// The rule does not concern this user (yet).
     Not,
-    /// The rule would need activity data that is missing or unreliable for this user.
-    NoData(String),
+    /// The rule would need activity data that is missing or unreliable for this user (the
+    /// conditions say which).
+    NoData,
     /// The rule targets the user: past its threshold, or inside the warning window before it.
     Targeted(Trigger),
+}
+
+/// The numbers behind a trigger's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Facts {
+    /// Last active at `since` (on `product`, or any product).
+    Idle { product: Option<Product>, since: i64, threshold: Duration, restored: Option<i64> },
+    /// Never active (on `product`, or any product) since added at `since`.
+    Never { product: Option<Product>, since: i64, threshold: Duration, restored: Option<i64> },
+    /// Suspended since `since`.
+    Suspended { since: i64, by_seatwarden: bool, threshold: Duration },
+    #[cfg(test)]
+    None,
+}
+
+impl Trigger {
+    /// For people, e.g. "no Jira activity for 94 days (threshold 60)".
+    pub fn facts(&self, now: i64) -> String {
+        let mut out = match &self.what {
+            Facts::Idle { product: Some(p), since, threshold, .. } => {
+                format!("no {p} activity for {} days (threshold {})", days(now - since), threshold.whole_days())
+            }
+            Facts::Idle { product: None, since, threshold, .. } => {
+                format!(
+                    "no activity on any product for {} days (threshold {})",
+                    days(now - since),
+                    threshold.whole_days()
+                )
+            }
+            Facts::Never { product, since, threshold, .. } => format!(
+                "never active on {} since added {} ({} days; threshold {})",
+                product.map_or("any product".to_owned(), |p| p.to_string()),
+                date(*since),
+                days(now - since),
+                threshold.whole_days()
+            ),
+            Facts::Suspended { since, by_seatwarden, threshold } => format!(
+                "{} {} ({} days ago; threshold {})",
+                if *by_seatwarden { "suspended by seatwarden" } else { "found suspended" },
+                date(*since),
+                days(now - since),
+                threshold.whole_days()
+            ),
+            #[cfg(test)]
+            Facts::None => String::new(),
+        };
+        if let Facts::Idle { since, restored: Some(r), .. } | Facts::Never { since, restored: Some(r), .. } = &self.what
+            && r > since
+        {
+            out.push_str(&format!("; restored by seatwarden {}", date(*r)));
+        }
+        out
+    }
 }
 
 /// When the user joined the organization: the snapshot's date, else when seatwarden first saw them.
@@ -54,17 +109,6 @@ pub(crate) fn last_active_any(user: &User, rec: Option<&UserRecord>) -> Option<i
 
 fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
     rec.and_then(|r| r.restored_at).map(|t| t.as_second())
-}
-
-/// "no Jira activity for 94 days (threshold 60)", "never active ... (120 days; threshold 60)".
-fn with_threshold(mut what: String, threshold: Duration) -> String {
-    if what.ends_with(" days)") {
-        what.pop();
-        what.push_str(&format!("; threshold {})", threshold.whole_days()));
-    } else {
-        what.push_str(&format!(" (threshold {})", threshold.whole_days()));
-    }
-    what
 }
 
 /// The largest notice lead time of a rule, in seconds (0 without notices).
@@ -104,68 +148,55 @@ pub(crate) fn evaluate(
         if !user.has_access_to(product) {
             return Eval::Not;
         }
-        let groups: Vec<GroupIdx> =
-            licensing.licensed_groups_of(product).iter().copied().filter(|g| user.groups.contains(g)).collect();
-        if groups.is_empty() {
+        let licensed = licensing.licensed_groups_of(product);
+        if !licensed.iter().any(|g| user.groups.contains(g)) {
             return Eval::Not;
         }
-        if let Some(why) = health.product_off(product) {
-            return Eval::NoData(why.to_owned());
+        if health.product_off(product).is_some() {
+            return Eval::NoData;
         }
         let last = user.last_active_on(product).map(|t| t.as_second());
-        let (since, what) = match (last, added_at(user, rec)) {
-            (Some(l), _) => (l, format!("no {product} activity for {} days", days(now - l))),
-            (None, Some(a)) => {
-                (a, format!("never active on {product} since added {} ({} days)", date(a), days(now - a)))
-            }
-            // Neither activity nor a date added: nothing to measure from.
-            (None, None) => return Eval::Not,
-        };
+        // Cheap checks first: most users aren't targeted, and words cost more than integers.
+        let Some(since) = last.or_else(|| added_at(user, rec)) else { return Eval::Not };
         let episode_start = since.max(restored.unwrap_or(i64::MIN));
         let threshold_at = episode_start.saturating_add(pi.inactive_for.as_secs()).saturating_add(margin);
         if !targeted(threshold_at) {
             return Eval::Not;
         }
-        let mut facts = with_threshold(what, pi.inactive_for);
-        if restored.is_some_and(|r| r > since) {
-            facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
-        }
+        let what = match last {
+            Some(_) => Facts::Idle { product: Some(product), since, threshold: pi.inactive_for, restored },
+            None => Facts::Never { product: Some(product), since, threshold: pi.inactive_for, restored },
+        };
         return Eval::Targeted(Trigger {
             threshold_at,
             episode_start,
             inactive_days: days(now - since),
-            facts,
+            what,
             product: Some(product),
-            groups,
+            groups: licensed.iter().copied().filter(|g| user.groups.contains(g)).collect(),
         });
     }
 
     if let Some(ai) = &rule.account_inactivity {
-        if let Some(why) = health.account_off(user) {
-            return Eval::NoData(why);
+        if health.account_off(user) {
+            return Eval::NoData;
         }
         let last = last_active_any(user, rec);
-        let (since, what) = match (last, added_at(user, rec)) {
-            (Some(l), _) => (l, format!("no activity on any product for {} days", days(now - l))),
-            (None, Some(a)) => {
-                (a, format!("never active on any product since added {} ({} days)", date(a), days(now - a)))
-            }
-            (None, None) => return Eval::Not,
-        };
+        let Some(since) = last.or_else(|| added_at(user, rec)) else { return Eval::Not };
         let episode_start = since.max(restored.unwrap_or(i64::MIN));
         let threshold_at = episode_start.saturating_add(ai.inactive_for.as_secs()).saturating_add(margin);
         if !targeted(threshold_at) {
             return Eval::Not;
         }
-        let mut facts = with_threshold(what, ai.inactive_for);
-        if restored.is_some_and(|r| r > since) {
-            facts.push_str(&format!("; restored by seatwarden {}", date(restored.unwrap_or_default())));
-        }
+        let what = match last {
+            Some(_) => Facts::Idle { product: None, since, threshold: ai.inactive_for, restored },
+            None => Facts::Never { product: None, since, threshold: ai.inactive_for, restored },
+        };
         return Eval::Targeted(Trigger {
             threshold_at,
             episode_start,
             inactive_days: days(now - since),
-            facts,
+            what,
             product: None,
             groups: vec![],
         });
@@ -175,8 +206,8 @@ pub(crate) fn evaluate(
         if last_active_any(user, rec).is_some() {
             return Eval::Not;
         }
-        if let Some(why) = health.account_off(user) {
-            return Eval::NoData(why);
+        if health.account_off(user) {
+            return Eval::NoData;
         }
         let Some(added) = added_at(user, rec) else { return Eval::Not };
         let episode_start = added.max(restored.unwrap_or(i64::MIN));
@@ -188,12 +219,7 @@ pub(crate) fn evaluate(
             threshold_at,
             episode_start,
             inactive_days: days(now - added),
-            facts: format!(
-                "never active on any product since added {} ({} days; threshold {})",
-                date(added),
-                days(now - added),
-                na.added_for.whole_days()
-            ),
+            what: Facts::Never { product: None, since: added, threshold: na.added_for, restored },
             product: None,
             groups: vec![],
         });
@@ -208,17 +234,11 @@ pub(crate) fn evaluate(
         if !targeted(threshold_at) {
             return Eval::Not;
         }
-        let by = if susp.by_seatwarden { "suspended by seatwarden" } else { "found suspended" };
         return Eval::Targeted(Trigger {
             threshold_at,
             episode_start: since,
             inactive_days: days(now - since),
-            facts: format!(
-                "{by} {} ({} days ago; threshold {})",
-                date(since),
-                days(now - since),
-                sf.duration.whole_days()
-            ),
+            what: Facts::Suspended { since, by_seatwarden: susp.by_seatwarden, threshold: sf.duration },
             product: None,
             groups: vec![],
         });
@@ -292,14 +312,7 @@ mod tests {
     }
 
     fn trig(threshold_at: i64) -> Trigger {
-        Trigger {
-            threshold_at,
-            episode_start: 0,
-            inactive_days: 0,
-            facts: String::new(),
-            product: None,
-            groups: vec![],
-        }
+        Trigger { threshold_at, episode_start: 0, inactive_days: 0, what: Facts::None, product: None, groups: vec![] }
     }
 
     fn delivered(lead_days: i64, at: i64) -> NoticeRecord {

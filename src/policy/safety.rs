@@ -105,23 +105,26 @@ impl ActivityHealth {
         (health, conditions)
     }
 
+    /// Why account-level rules (inactivity, never active) are off for everyone, if they are.
+    pub fn any_off(&self) -> Option<&str> {
+        self.any_off.as_deref()
+    }
+
+    /// Products whose activity data is missing or unreliable.
+    pub fn off_products(&self) -> impl Iterator<Item = Product> + '_ {
+        self.off.keys().copied()
+    }
+
     /// Why rules depending on `product`'s activity are off, if they are.
     pub fn product_off(&self, product: Product) -> Option<&str> {
         self.off.get(&product).map(String::as_str)
     }
 
-    /// Why account-level activity can't be judged for this user: account data untrusted, or the
-    /// user has a product whose activity is unknown (they may be active there).
-    pub fn account_off(&self, user: &User) -> Option<String> {
-        if let Some(why) = &self.any_off {
-            return Some(why.clone());
-        }
-        user.product_access.iter().find(|p| self.off.contains_key(&p.product)).map(|p| {
-            format!(
-                "has {} access but {} activity data is missing or unreliable, so inactivity can't be judged",
-                p.product, p.product
-            )
-        })
+    /// Whether account-level activity can't be judged for this user: account data untrusted, or
+    /// the user has a product whose activity is unknown (they may be active there).
+    pub fn account_off(&self, user: &User) -> bool {
+        self.any_off.is_some()
+            || (!self.off.is_empty() && user.product_access.iter().any(|p| self.off.contains_key(&p.product)))
     }
 }
 

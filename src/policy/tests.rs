@@ -305,6 +305,17 @@ fn a_product_without_activity_data_switches_its_rules_off_with_a_condition() {
         plan.conditions.iter().any(|c| c.reason == "NoActivityData" && c.message.contains("no Jira activity data"))
     );
     assert_eq!(plan.policy("idle").unwrap().skipped_counts.get(&SkipKind::NoActivityData), Some(&2));
+    // Each policy says it in its own conditions (they become status conditions).
+    let jira_conditions = &plan.policy("jira").unwrap().conditions;
+    assert!(
+        jira_conditions
+            .iter()
+            .any(|c| c.reason == "RuleSwitchedOff" && c.message.starts_with("rule jira-60 acts on no one"))
+    );
+    let idle_conditions = &plan.policy("idle").unwrap().conditions;
+    assert!(
+        idle_conditions.iter().any(|c| c.reason == "RuleLimited" && c.message.contains("skips users with Jira access"))
+    );
 }
 
 #[test]
@@ -773,6 +784,11 @@ fn a_user_removed_from_the_directory_is_reinvited_when_an_admin_names_them() {
     assert_eq!(plan.policy("never").unwrap().actions[0].email.as_deref(), Some("gone@acme.test"));
     // ... and is not forgotten while away.
     assert!(!plan.ledger_updates.iter().any(|u| matches!(u, LedgerUpdate::Forget { .. })));
+    // A protection still applies to someone who isn't in the directory.
+    fx.protections = vec![protection("gone-is-protected", |s| s.email_patterns = vec!["gone@*".into()])];
+    let plan = fx.plan();
+    assert!(acts(&plan, "never").is_empty());
+    assert!(plan.policy("never").unwrap().conditions.iter().any(|c| c.reason == "Protected"));
 }
 
 // ---- onboarding -----------------------------------------------------------------------------------
