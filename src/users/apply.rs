@@ -76,7 +76,8 @@ pub const NEW_ACCOUNT: &str = "(new account)";
 /// A run id for a command-line run: the start time (as policies' runs have) and a random suffix,
 /// since two commands may start within one second and must not overwrite each other's record.
 pub fn cli_run_id(start: Timestamp) -> String {
-    format!("{}-{:04x}", crate::record::audit::run_id(start), rand::random::<u16>())
+    // run_id already carries a random suffix, so two commands in one second don't collide.
+    crate::record::audit::run_id(start)
 }
 
 /// The audit record of a command-line run: every change `Planned` when `applied` is None (written
