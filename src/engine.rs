@@ -89,6 +89,9 @@ where
         evaluate_as_enforce: false,
     };
     let plan = policy::plan(&input);
+    // A crash may have left runs Running with writes in flight: settle their records from what the
+    // snapshot shows (the planner already decided, per in-flight write, whether it took effect).
+    settle_interrupted_runs(due, &ledger, &plan, deps.audit).await?;
     // Observations hold in every mode: they describe the organization, not our actions.
     if !plan.ledger_updates.is_empty() {
         ledger.apply_updates(&plan.ledger_updates);
@@ -174,6 +177,69 @@ where
         runs.push(PolicyRun { policy: name.clone(), plan: pp.clone(), report, record: Some(record), record_names });
     }
     Ok((plan, runs))
+}
+
+/// Closes the records of runs a crash interrupted: each write that was in flight becomes Applied
+/// or Failed as the snapshot shows, every action never started becomes Deferred, and the run Failed.
+async fn settle_interrupted_runs<A: AuditSink>(
+    due: &[String],
+    ledger: &Ledger,
+    plan: &Plan,
+    audit: &A,
+) -> Result<(), EngineError> {
+    use crate::{crd::ActionOutcome, ledger::LedgerUpdate};
+    // (run id, account id, action label) → applied?
+    let mut settled: std::collections::HashMap<(String, String, &'static str), bool> = Default::default();
+    for u in &plan.ledger_updates {
+        let (account, kind, applied) = match u {
+            LedgerUpdate::InFlightApplied { account_id, kind } => (account_id, kind, true),
+            LedgerUpdate::InFlightNotApplied { account_id, kind } => (account_id, kind, false),
+            _ => continue,
+        };
+        for (id, flight) in ledger.in_flight() {
+            if id == account && &flight.kind == kind {
+                settled.insert((flight.run_id.clone(), account.clone(), kind.label()), applied);
+            }
+        }
+    }
+    for policy in due {
+        for mut record in audit.running(policy).await? {
+            for a in record.actions.iter_mut().filter(|a| a.outcome == ActionOutcome::Planned) {
+                let key = (record.run_id.clone(), a.account_id.clone(), label_of(&a.action));
+                match settled.get(&key) {
+                    Some(true) => {
+                        a.outcome = ActionOutcome::Applied;
+                        a.error =
+                            Some("in flight when the run was interrupted; the next snapshot shows it applied".into());
+                    }
+                    Some(false) => {
+                        a.outcome = ActionOutcome::Failed;
+                        a.error = Some(
+                            "in flight when the run was interrupted; the next snapshot shows it not applied".into(),
+                        );
+                    }
+                    None => {
+                        a.outcome = ActionOutcome::Deferred;
+                        a.error = Some(
+                            "the run was interrupted before this action; later runs plan it again if it still applies"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            record.phase = Some(RunPhase::Failed);
+            tracing::warn!(policy, run = %record.run_id, "settled the record of an interrupted run");
+            audit.write(&record).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The static label of an action as the audit trail spells it.
+fn label_of(action: &str) -> &'static str {
+    const LABELS: [&str; 8] =
+        ["suspend", "restore", "deactivate", "enable", "remove-from-directory", "remove-group", "add-group", "invite"];
+    LABELS.iter().find(|l| **l == action).copied().unwrap_or("other")
 }
 
 /// The notice a person receives for a planned notice: their name, what happens, when and why.

@@ -25,3 +25,4 @@ pub mod product;
 pub mod record;
 pub mod sim;
 pub mod snapshot;
+pub mod users;

@@ -173,6 +173,9 @@ impl Default for RetryPolicy {
 /// Where v2 lacks activity data, what the client may do to fill it (each use is counted and noted).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FallbackPolicy {
+    /// Ask v2 users/search for `productAccess`. Off for an organization whose plan doesn't return
+    /// it (Atlassian documents no entitlement rule): activity then comes from the fallbacks below.
+    pub v2_product_access: bool,
     /// Read the v1 users list (managed accounts) when v2 returned no productAccess for a managed user.
     pub v1_users: bool,
     /// At most this many per-user last-active-dates calls per snapshot; beyond that the snapshot fails.
@@ -181,7 +184,7 @@ pub struct FallbackPolicy {
 
 impl Default for FallbackPolicy {
     fn default() -> Self {
-        Self { v1_users: true, max_last_active_calls: 2_000 }
+        Self { v2_product_access: true, v1_users: true, max_last_active_calls: 2_000 }
     }
 }
 
@@ -208,6 +211,10 @@ pub struct ClientConfig {
     pub fallbacks: FallbackPolicy,
     /// The account that owns the org API key: no documented endpoint returns it.
     pub api_key_owner: Option<String>,
+    /// List each directory's users as two concurrent listings, `claimStatus` managed and unmanaged
+    /// (the API's documented default is "both"), so a large directory isn't bound by one sequential
+    /// cursor. Users are de-duplicated and a server ignoring the filter is noted.
+    pub split_user_listing: bool,
 }
 
 impl ClientConfig {
@@ -224,6 +231,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             fallbacks: FallbackPolicy::default(),
             api_key_owner: None,
+            split_user_listing: true,
         })
     }
 

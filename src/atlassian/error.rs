@@ -12,27 +12,33 @@ use super::observer::Operation;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallSite {
     pub operation: Operation,
-    pub directory: Option<String>,
+    pub directory: Option<Box<str>>,
+    /// Which part of a split listing (`claimStatus managed`, ...).
+    pub listing: Option<&'static str>,
     /// 1-based page of a listing.
-    pub page: Option<u64>,
+    pub page: Option<u32>,
     /// The account or group the call was about, when there is one.
-    pub subject: Option<String>,
+    pub subject: Option<Box<str>>,
 }
 
 impl CallSite {
     pub fn new(operation: Operation) -> Self {
-        Self { operation, directory: None, page: None, subject: None }
+        Self { operation, directory: None, listing: None, page: None, subject: None }
     }
     pub fn directory(mut self, directory: &str) -> Self {
-        self.directory = Some(directory.to_owned());
+        self.directory = Some(directory.into());
+        self
+    }
+    pub fn listing(mut self, listing: Option<&'static str>) -> Self {
+        self.listing = listing;
         self
     }
     pub fn page(mut self, page: u64) -> Self {
-        self.page = Some(page);
+        self.page = Some(u32::try_from(page).unwrap_or(u32::MAX));
         self
     }
     pub fn subject(mut self, subject: &str) -> Self {
-        self.subject = Some(subject.to_owned());
+        self.subject = Some(subject.into());
         self
     }
 }
@@ -42,6 +48,9 @@ impl fmt::Display for CallSite {
         f.write_str(self.operation.name())?;
         if let Some(d) = &self.directory {
             write!(f, " (directory {d})")?;
+        }
+        if let Some(l) = self.listing {
+            write!(f, " [{l}]")?;
         }
         if let Some(s) = &self.subject {
             write!(f, " for {s}")?;

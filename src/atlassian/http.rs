@@ -251,6 +251,7 @@ impl Http {
         status: Option<u16>,
         info: Option<&RateLimitInfo>,
         retry: u32,
+        stats: Option<&CallStats>,
     ) -> Duration {
         let policy = &self.config.retry;
         let backoff = backoff_delay(retry, policy.backoff_base, policy.backoff_cap, rand::random::<f64>());
@@ -267,6 +268,14 @@ impl Http {
                         "Atlassian asked for an absurd wait; capped"
                     );
                     self.observer.on_wait_capped(req.call.operation.name(), requested, wait);
+                    if let Some(stats) = stats {
+                        stats.note(format!(
+                            "{}: Atlassian asked to wait {}s; capped to {:?}",
+                            req.call.operation.name(),
+                            requested.as_secs(),
+                            wait
+                        ));
+                    }
                 }
                 self.pause(req.family, wait);
                 wait
@@ -337,7 +346,7 @@ impl Http {
             if attempts >= max {
                 return Err(self.failure(req, &attempt, attempts));
             }
-            let wait = self.wait_before_retry(req, status, info, attempts);
+            let wait = self.wait_before_retry(req, status, info, attempts, stats);
             self.note_retry(req, stats, &attempt, wait);
             if !matches!(status, Some(429 | 503)) {
                 tokio::time::sleep(wait).await;
@@ -389,7 +398,7 @@ impl Http {
             if attempts >= max {
                 return WriteReply::Failed { error: self.failure(req, &attempt, attempts), maybe_applied };
             }
-            let wait = self.wait_before_retry(req, status, info.as_ref(), attempts);
+            let wait = self.wait_before_retry(req, status, info.as_ref(), attempts, None);
             self.note_retry(req, None, &attempt, wait);
             if !matches!(status, Some(429 | 503)) {
                 tokio::time::sleep(wait).await;

@@ -2,8 +2,11 @@
 //! [`crate::snapshot::DirectorySnapshot`] or an error; performs the v2 and User management writes.
 //!
 //! - [`config`]: what to call and how fast ([`ClientConfig`], [`Credentials`], [`Secret`]);
-//! - `http`: pacing per API family, bounded concurrency, timeouts, retries, observer hooks;
-//! - `snapshot`: the all-or-nothing listing ([`AtlassianClient::snapshot`]);
+//! - `http`: bounded concurrency, a timeout per call, retries (reads blindly; writes only after a
+//!   re-read when the outcome is unknown), observer hooks; [`pacing`]: the budget per API family,
+//!   `X-RateLimit-*` and `Retry-After` arithmetic;
+//! - `snapshot`: the all-or-nothing listing ([`AtlassianClient::snapshot`]); [`wire`]: the JSON and
+//!   its conversion to the snapshot model;
 //! - [`writes`]: suspend, restore, remove, deactivate, enable, group membership, invite, and the
 //!   re-read of one user, each write returning a [`WriteOutcome`];
 //! - [`error`]: typed errors naming the call and page; [`observer`]: metrics hooks.

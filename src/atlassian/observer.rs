@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use super::config::ApiFamily;
-
 /// One kind of Atlassian call. The set is closed so metric labels stay bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
@@ -142,11 +140,6 @@ pub trait ClientObserver: Send + Sync {
 pub struct NoopObserver;
 
 impl ClientObserver for NoopObserver {}
-
-/// A family label for metrics.
-pub fn family_label(family: ApiFamily) -> &'static str {
-    family.label()
-}
 
 #[cfg(test)]
 mod tests {

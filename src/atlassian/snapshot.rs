@@ -27,6 +27,7 @@ pub const PAGE_LIMIT: u32 = 100;
 /// A listing longer than this is taken to be a server looping on its cursor.
 const MAX_PAGES: u64 = 1_000_000;
 const USER_EXPAND: [&str; 3] = ["productAccess", "groups", "platformRoles"];
+const USER_EXPAND_WITHOUT_ACTIVITY: [&str; 2] = ["groups", "platformRoles"];
 
 /// One directory's users and groups as listed.
 #[derive(Debug, Default)]
@@ -181,13 +182,72 @@ async fn list_users(
     directory_idx: u16,
     stats: &CallStats,
 ) -> Result<DirectoryListing, AtlassianError> {
+    if !http.config.split_user_listing {
+        return list_user_stream(http, directory, directory_idx, None, stats).await;
+    }
+    let (managed, unmanaged) = try_join(
+        list_user_stream(http, directory, directory_idx, Some("managed"), stats),
+        list_user_stream(http, directory, directory_idx, Some("unmanaged"), stats),
+    )
+    .await?;
+    let misfiled = managed.users.iter().filter(|u| !u.user.managed).count()
+        + unmanaged.users.iter().filter(|u| u.user.managed).count();
+    if misfiled > 0 {
+        stats.note(format!(
+            "users/search of directory {directory} did not honour the claimStatus filter ({misfiled} user(s) in the \
+             wrong part): users de-duplicated; set split_user_listing off to save calls"
+        ));
+    }
+    Ok(merge_listings(managed, unmanaged))
+}
+
+/// One listing's users joined to another's: group indices re-interned, accounts de-duplicated.
+fn merge_listings(mut into: DirectoryListing, from: DirectoryListing) -> DirectoryListing {
+    let remap: Vec<u32> = from.interner.ids.iter().map(|id| into.interner.intern(id)).collect();
+    let seen: std::collections::HashSet<String> = into.users.iter().map(|u| u.user.account_id.clone()).collect();
+    for mut pending in from.users {
+        if seen.contains(&pending.user.account_id) {
+            continue;
+        }
+        for g in pending.user.groups.iter_mut() {
+            *g = remap[*g as usize];
+        }
+        into.users.push(pending);
+    }
+    into.notes.not_in_directory += from.notes.not_in_directory;
+    for t in from.notes.unknown_account_types {
+        if !into.notes.unknown_account_types.contains(&t) {
+            into.notes.unknown_account_types.push(t);
+        }
+    }
+    for k in from.notes.unknown_product_keys {
+        if !into.notes.unknown_product_keys.contains(&k) {
+            into.notes.unknown_product_keys.push(k);
+        }
+    }
+    into
+}
+
+async fn list_user_stream(
+    http: &Http,
+    directory: &str,
+    directory_idx: u16,
+    claim_status: Option<&'static str>,
+    stats: &CallStats,
+) -> Result<DirectoryListing, AtlassianError> {
     let org = http.config.org_id.as_str();
     let url = http.admin_url(&["v2", "orgs", org, "directories", directory, "users", "search"]);
+    let part = claim_status.map(|c| if c == "managed" { "claimStatus managed" } else { "claimStatus unmanaged" });
     let mut listing = DirectoryListing::default();
     let mut cursor: Option<String> = None;
     for page in 1..=MAX_PAGES {
-        let call = CallSite::new(Operation::UsersSearch).directory(directory).page(page);
-        let mut body = json!({ "limit": PAGE_LIMIT, "expand": USER_EXPAND });
+        let call = CallSite::new(Operation::UsersSearch).directory(directory).listing(part).page(page);
+        let expand: &[&str] =
+            if http.config.fallbacks.v2_product_access { &USER_EXPAND } else { &USER_EXPAND_WITHOUT_ACTIVITY };
+        let mut body = json!({ "limit": PAGE_LIMIT, "expand": expand });
+        if let Some(c) = claim_status {
+            body["claimStatus"] = json!(c);
+        }
         if let Some(c) = &cursor {
             body["cursor"] = json!(c);
         }
@@ -205,7 +265,7 @@ async fn list_users(
         }
     }
     Err(AtlassianError::Parse {
-        call: CallSite::new(Operation::UsersSearch).directory(directory),
+        call: CallSite::new(Operation::UsersSearch).directory(directory).listing(part),
         message: format!("more than {MAX_PAGES} pages"),
     })
 }
@@ -511,6 +571,27 @@ mod tests {
             grants,
             site_admin,
         }
+    }
+
+    #[test]
+    fn split_listings_merge_with_groups_reinterned_and_duplicates_dropped() {
+        let managed = listing(
+            r#"[{"accountId":"m1","status":"active","claimStatus":"managed","groups":[{"id":"g1"},{"id":"g2"}]}]"#,
+            vec![],
+            0,
+        );
+        let unmanaged = listing(
+            r#"[{"accountId":"u1","status":"active","groups":[{"id":"g2"},{"id":"g3"}]},
+                {"accountId":"m1","status":"active","claimStatus":"managed","groups":[{"id":"g1"}]}]"#,
+            vec![],
+            0,
+        );
+        let merged = merge_listings(managed, unmanaged);
+        assert_eq!(merged.users.len(), 2, "m1 once");
+        assert_eq!(merged.interner.ids, vec!["g1", "g2", "g3"]);
+        let u1 = merged.users.iter().find(|u| u.user.account_id == "u1").unwrap();
+        let ids: Vec<&str> = u1.user.groups.iter().map(|g| merged.interner.ids[*g as usize].as_str()).collect();
+        assert_eq!(ids, vec!["g2", "g3"]);
     }
 
     #[test]

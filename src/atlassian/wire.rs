@@ -18,7 +18,7 @@ pub const ROLE_USER: &str = "atlassian/user";
 /// A page of a cursor listing: `{"data":[...],"links":{"next":...}}`.
 #[derive(Debug, Deserialize)]
 pub struct Page<T> {
-    #[serde(default = "Vec::new")]
+    /// Required: a page without `data` is not a page (never read as an empty listing).
     pub data: Vec<T>,
     #[serde(default)]
     pub links: Option<Links>,
@@ -563,5 +563,7 @@ mod tests {
         assert_eq!(page.next(), None);
         let page: Page<Value> = serde_json::from_str(r#"{"data":[1],"links":{"next":"c2"}}"#).unwrap();
         assert_eq!(page.next(), Some("c2"));
+        let err = serde_json::from_str::<Page<Value>>(r#"{"links":{}}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `data`"), "{err}");
     }
 }

@@ -4,10 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod demo;
 pub mod plan;
 pub mod run;
 pub mod sim;
+pub mod users;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The audit trail for auditors: `audit export --csv FILE`.
+    Audit(Box<audit::AuditArgs>),
     /// Print every CustomResourceDefinition as one YAML stream.
     Crd,
     /// Run a simulated organization through the examples' policies over simulated days.
@@ -34,6 +38,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Serve a simulated Atlassian Cloud organization (every API seatwarden uses) until stopped.
     Sim(Box<sim::SimArgs>),
+    /// Administer users: list, export, import and activate (dry runs unless --apply).
+    Users(Box<users::UsersArgs>),
 }
 
 /// Exit codes shared by the subcommands.
@@ -56,6 +62,8 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim::run(*args),
         Command::Plan(args) => plan::run(*args),
         Command::Run(args) => run::run(*args),
+        Command::Users(args) => users::run(*args),
+        Command::Audit(args) => audit::run(*args),
     }
 }
 

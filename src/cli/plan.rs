@@ -210,14 +210,7 @@ async fn simulated_snapshot(
     )
     .await
     .map_err(|e| unreadable("simulator", &e))?;
-    org.spec.org_id = sim.org_id();
-    org.spec.api_base_url = sim.base_url();
-    for site in &mut org.spec.sites {
-        site.url = sim.base_url();
-    }
-    if let Some(bb) = org.spec.bitbucket.as_mut() {
-        bb.api_url = sim.base_url();
-    }
+    sim.point_organization(&mut org.spec);
     let mut config = ClientConfig::from_spec(&org.spec).map_err(|e| usage(format!("AtlassianOrganization: {e}")))?;
     // In-process: no reason to pace as Atlassian requires.
     config.budget.org_requests_per_minute = 1_000_000;

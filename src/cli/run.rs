@@ -83,9 +83,16 @@ pub fn run(args: RunArgs) -> std::process::ExitCode {
 async fn operate(args: RunArgs) -> Result<(), String> {
     let client = kube::Client::try_default().await.map_err(|e| format!("no Kubernetes client: {e}"))?;
     // The CRDs must be installed: say so plainly rather than failing inside a watch.
-    let probe: kube::Api<crate::crd::LifecyclePolicy> = kube::Api::all(client.clone());
-    probe.list(&kube::api::ListParams::default().limit(1)).await.map_err(|e| {
-        format!("cannot list LifecyclePolicies ({e}): install the CRDs with `seatwarden crd | kubectl apply --server-side -f -`")
+    let probe: kube::Api<crate::crd::LifecyclePolicy> = match &args.watch_namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    probe.list(&kube::api::ListParams::default().limit(1)).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.code == 403 => format!(
+            "not allowed to list LifecyclePolicies ({}): grant the service account the chart's Role/ClusterRole",
+            s.message
+        ),
+        _ => format!("cannot list LifecyclePolicies ({e}): install the CRDs with `seatwarden crd | kubectl apply --server-side -f -`"),
     })?;
 
     let metrics = Metrics::new();

@@ -67,6 +67,9 @@ pub struct Context {
     pub organizations: Store<AtlassianOrganization>,
     pub protections: Store<ProtectedUser>,
     pub mappings: Store<GroupLicenseMapping>,
+    /// Set once every watch cache is filled. No run starts before: acting before the ProtectedUsers
+    /// are loaded would act on protected people.
+    pub caches_ready: Arc<AtomicBool>,
     /// One lock per organization (namespace/name): its policies run one at a time, and remember
     /// what they last did before the watch caches catch up with their status writes.
     orgs: Mutex<HashMap<String, Arc<tokio::sync::Mutex<org::OrgState>>>>,
@@ -99,6 +102,7 @@ impl Context {
             organizations: stores.1,
             protections: stores.2,
             mappings: stores.3,
+            caches_ready: Arc::new(AtomicBool::new(false)),
             orgs: Mutex::new(HashMap::new()),
         }
     }
@@ -175,6 +179,9 @@ pub async fn write_policy_status(
 }
 
 async fn reconcile(policy: Arc<LifecyclePolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.caches_ready.load(Ordering::SeqCst) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let now = ctx.now().await;
     let ns = policy.namespace().unwrap_or_default();
     let org_key = format!("{ns}/{}", policy.spec.organization_ref.name);
@@ -299,10 +306,23 @@ pub async fn run(rt: Runtime, shutdown: impl Future<Output = ()> + Send + Sync +
 
     let ready_ctx = ctx.clone();
     tokio::spawn(async move {
-        let _ = ready_ctx.policies.wait_until_ready().await;
-        let _ = ready_ctx.organizations.wait_until_ready().await;
-        let _ = ready_ctx.protections.wait_until_ready().await;
-        let _ = ready_ctx.mappings.wait_until_ready().await;
+        // kube's readiness signal wakes only its most recent waiter, so poll with a timeout. The
+        // policy store is not waited on here: the controller itself waits on it (and holds every
+        // reconcile until it is filled), and a second waiter could take its wake-up.
+        async fn filled<K: Resource + Clone>(store: &Store<K>)
+        where
+            K::DynamicType: std::hash::Hash + Eq + Clone,
+        {
+            while !matches!(
+                tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await,
+                Ok(Ok(()))
+            ) {}
+        }
+        filled(&ready_ctx.organizations).await;
+        filled(&ready_ctx.protections).await;
+        filled(&ready_ctx.mappings).await;
+        tracing::info!("caches filled: organizations, protections, mappings");
+        ready_ctx.caches_ready.store(true, Ordering::SeqCst);
         ready.store(true, Ordering::SeqCst);
     });
 

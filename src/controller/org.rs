@@ -149,7 +149,16 @@ pub async fn run_organization(
     let writer = ClientWriter::new(&client, &snapshot);
     let ledger_store = ConfigMapLedgerStore::new(ctx.client.clone(), ns, org_name);
     let audit = ClusterAudit::new(ctx.client.clone(), ns);
-    let (notifier, summary_recipients) = notifier_for(ctx, &org).await?;
+    // Unusable mail settings don't stop a run: notices fail (so actions that need them wait) and
+    // the policy's status says why.
+    let (notifier, summary_recipients, mail_problem): (Box<dyn crate::notify::Notifier>, _, _) =
+        match notifier_for(ctx, &org).await {
+            Ok((n, s)) => (n, s, None),
+            Err(e) => {
+                let why = format!("mail settings unusable: {e}");
+                (Box::new(UndeliverableNotifier(why.clone())), None, Some(why))
+            }
+        };
     let leader = ctx.leader.clone();
     let is_leader = move || leader.load(std::sync::atomic::Ordering::SeqCst);
     let deps = RunDeps {
@@ -166,6 +175,10 @@ pub async fn run_organization(
     };
     let inputs = OrgInputs { organization: &org, policies: &policies, protections: &protections, mappings: &mappings };
     let due_names: Vec<String> = due.iter().map(|p| p.name_any()).collect();
+    let products: Vec<&str> = mappings.iter().map(|m| m.spec.product.label()).collect();
+    for p in &due {
+        ctx.metrics.init_policy(&p.name_any(), p.spec.mode.label(), &products);
+    }
     let (plan, runs) =
         run_due_policies(&inputs, &due_names, &snapshot, &deps).await.map_err(|e| Error::Run(e.to_string()))?;
 
@@ -184,6 +197,17 @@ pub async fn run_organization(
         let end = ctx.now().await;
         let next = schedule::next_run(p, end);
         let mut st = status::after_run(p, run, end, next, ctx.settings.process_dry_run, run_now);
+        if let Some(why) = &mail_problem {
+            set_condition(
+                &mut st.conditions,
+                status::DEGRADED,
+                ConditionStatus::True,
+                "MailUnavailable",
+                format!("{why}; notices are not delivered and the actions that need them wait"),
+                p.metadata.generation,
+                end,
+            );
+        }
         if let Some(ls) = st.last_run.as_mut() {
             ls.users_evaluated = snapshot.users.len() as i64;
         }
@@ -257,6 +281,15 @@ pub async fn run_organization(
 }
 
 /// One client per run: the snapshot and the writes share its pacing and connections.
+/// Fails every delivery with the reason the organization's mail can't be used.
+struct UndeliverableNotifier(String);
+
+impl crate::notify::Notifier for UndeliverableNotifier {
+    fn deliver<'a>(&'a self, _message: &'a crate::notify::Message) -> crate::notify::DeliveryFuture<'a> {
+        Box::pin(async move { Err(crate::notify::NotifyError::Transient(self.0.clone())) })
+    }
+}
+
 /// SMTP (and the summary webhook) when the organization has mail settings; else a local mailbox.
 /// Returns the notifier and who receives run summaries.
 async fn notifier_for(
@@ -295,7 +328,14 @@ async fn notifier_for(
         mail,
         credentials,
         webhook.as_deref(),
-        Default::default(),
+        // Short in-run retries: a notice that still fails is retried by the next run, and its
+        // action waits until then.
+        crate::notify::retry::RetryPolicy {
+            max_attempts: 2,
+            initial_delay: std::time::Duration::from_secs(1),
+            max_delay: std::time::Duration::from_secs(5),
+            multiplier: 2,
+        },
         Default::default(),
     )
     .map_err(|e| Error::Run(format!("mail settings: {e}")))?;

@@ -22,6 +22,7 @@ use super::{PolicyMode, condition::conditions_schema};
     printcolumn(name = "Page", type_ = "integer", json_path = ".spec.page"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Applied", type_ = "integer", json_path = ".status.applied"),
+    printcolumn(name = "Notices", type_ = "integer", json_path = ".status.noticesSent"),
     printcolumn(name = "Started", type_ = "date", json_path = ".spec.startTime")
 )]
 #[serde(rename_all = "camelCase")]
@@ -99,6 +100,9 @@ pub struct LifecycleRunStatus {
     pub deferred: i64,
     #[serde(default)]
     pub skipped: i64,
+    /// Notices delivered in this run (listed among the actions as `notice`).
+    #[serde(default)]
+    pub notices_sent: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

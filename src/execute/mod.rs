@@ -62,6 +62,9 @@ pub type Recheck<'a> = dyn Fn(&PlannedAction, &User) -> Option<String> + Send + 
 pub type NoticeRenderer<'a> =
     dyn Fn(&PlannedNotice) -> Option<(Notice, Option<crate::crd::NoticeSettings>)> + Send + Sync + 'a;
 
+/// Transient notice failures in a row after which the rest of a run's notices are not attempted.
+const MAIL_DOWN_AFTER: u32 = 3;
+
 pub struct ExecuteOptions {
     /// Process-wide --dry-run: nothing is written to Atlassian and no notice is sent.
     pub process_dry_run: bool,
@@ -191,7 +194,10 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
             return Ok(report);
         }
 
-        // Notices first: only a delivered notice counts toward a lead time.
+        // Notices first: only a delivered notice counts toward a lead time. After a few transient
+        // failures in a row the mail server is taken as down for this run: the remaining notices
+        // wait for the next run instead of each waiting out its retries.
+        let mut consecutive_transient = 0;
         for notice in plan.notices_to_send() {
             if !(self.is_leader)() {
                 report.lost_leadership = true;
@@ -199,43 +205,44 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
             }
             let Some((message, settings)) = (self.render_notice)(notice) else { continue };
             let at = self.now().await;
-            match crate::notify::send_notice(self.notifier, &message, settings.as_ref()).await {
+            let delivery = if consecutive_transient >= MAIL_DOWN_AFTER {
+                crate::notify::Delivery::Failed {
+                    error: format!("not sent: the last {MAIL_DOWN_AFTER} notices failed; the mail server looks down"),
+                    transient: true,
+                }
+            } else {
+                crate::notify::send_notice(self.notifier, &message, settings.as_ref()).await
+            };
+            match &delivery {
+                crate::notify::Delivery::Failed { transient: true, .. } => consecutive_transient += 1,
+                _ => consecutive_transient = 0,
+            }
+            let (outcome, error) = match delivery {
                 crate::notify::Delivery::Delivered => {
                     ledger.record_notice_delivered(notice, at);
                     report.notices_sent += 1;
-                    record.actions.push(RunAction {
-                        time: Time(at),
-                        account_id: notice.account_id.clone(),
-                        email: notice.email.clone(),
-                        action: "notice".into(),
-                        group: None,
-                        rule: notice.rule.clone(),
-                        reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
-                        outcome: ActionOutcome::Applied,
-                        error: None,
-                    });
-                    if let Some(m) = self.metrics {
-                        m.notices.with_label_values(&[&plan.policy, "delivered"]).inc();
-                    }
+                    (ActionOutcome::Applied, None)
                 }
                 crate::notify::Delivery::Failed { error, .. } => {
                     report.notices_failed += 1;
-                    record.actions.push(RunAction {
-                        time: Time(at),
-                        account_id: notice.account_id.clone(),
-                        email: notice.email.clone(),
-                        action: "notice".into(),
-                        group: None,
-                        rule: notice.rule.clone(),
-                        reason: notice.reason.clone(),
-                        outcome: ActionOutcome::Failed,
-                        error: Some(error),
-                    });
-                    if let Some(m) = self.metrics {
-                        m.notices.with_label_values(&[&plan.policy, "failed"]).inc();
-                    }
+                    (ActionOutcome::Failed, Some(error))
                 }
+            };
+            if let Some(m) = self.metrics {
+                let label = if outcome == ActionOutcome::Applied { "delivered" } else { "failed" };
+                m.notices.with_label_values(&[&plan.policy, label]).inc();
             }
+            record.actions.push(RunAction {
+                time: Time(at),
+                account_id: notice.account_id.clone(),
+                email: notice.email.clone(),
+                action: crate::record::audit::NOTICE.into(),
+                group: None,
+                rule: notice.rule.clone(),
+                reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
+                outcome,
+                error,
+            });
         }
         if !plan.notices_to_send().is_empty() {
             save_ledger(self.ledger_store, ledger).await?;

@@ -204,6 +204,35 @@ impl Metrics {
         }
     }
 
+    /// Creates a policy's counter series at 0, so `increase()` and `rate()` see its first actions
+    /// (a series born with value 1 has no earlier sample to increase from).
+    pub fn init_policy(&self, policy: &str, mode: &str, products: &[&str]) {
+        const ACTIONS: [&str; 8] = [
+            "suspend",
+            "restore",
+            "deactivate",
+            "enable",
+            "remove-from-directory",
+            "remove-group",
+            "add-group",
+            "invite",
+        ];
+        const OUTCOMES: [&str; 5] = ["planned", "applied", "failed", "deferred", "skipped"];
+        for action in ACTIONS {
+            for outcome in OUTCOMES {
+                self.actions.with_label_values(&[policy, action, mode, outcome]);
+            }
+        }
+        for product in products {
+            self.seats_reclaimed.with_label_values(&[policy, product]);
+        }
+        for outcome in ["delivered", "failed"] {
+            self.notices.with_label_values(&[policy, outcome]);
+        }
+        self.reconcile_runs.with_label_values(&[policy]);
+        self.safety_halts.with_label_values(&[policy]);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = vec![];

@@ -38,10 +38,10 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Counts by outcome: (planned, applied, failed, deferred, skipped).
+    /// Counts of actions (notices aside) by outcome: (planned, applied, failed, deferred, skipped).
     pub fn counts(&self) -> [i64; 5] {
         let mut c = [0i64; 5];
-        for a in &self.actions {
+        for a in self.actions.iter().filter(|a| a.action != NOTICE) {
             let i = match a.outcome {
                 ActionOutcome::Planned => 0,
                 ActionOutcome::Applied => 1,
@@ -61,15 +61,27 @@ impl RunRecord {
     }
 }
 
-/// A run id that sorts by time and is valid in object names: `20261125t185200z`.
+/// The `action` of a notice in the record (notices are listed with the actions they announce).
+pub const NOTICE: &str = "notice";
+
+/// Notices delivered in this run.
+pub fn notices_sent(run: &RunRecord) -> i64 {
+    run.actions.iter().filter(|a| a.action == NOTICE && a.outcome == ActionOutcome::Applied).count() as i64
+}
+
+/// A run id that sorts by time and is valid in object names: `20261125t185200z-3f9a`. The random
+/// suffix keeps two runs in the same second (a restart after a crash, a frozen test clock) from
+/// overwriting each other's record.
 pub fn run_id(start: jiff::Timestamp) -> String {
-    start.strftime("%Y%m%dt%H%M%Sz").to_string()
+    format!("{}-{:04x}", start.strftime("%Y%m%dt%H%M%Sz"), rand::random::<u16>())
 }
 
 /// Where run records go.
 pub trait AuditSink: Send + Sync {
     /// Writes the record (creating or updating every page) and returns the object names.
     fn write(&self, run: &RunRecord) -> impl Future<Output = Result<Vec<String>, RecordError>> + Send;
+    /// Records of `policy` still marked Running: runs a crash interrupted (the caller excludes its own).
+    fn running(&self, policy: &str) -> impl Future<Output = Result<Vec<RunRecord>, RecordError>> + Send;
 }
 
 /// LifecycleRun objects in one namespace.
@@ -195,6 +207,7 @@ impl AuditSink for ClusterAudit {
                 failed,
                 deferred,
                 skipped,
+                notices_sent: notices_sent(run),
                 conditions: vec![],
             };
             let st = serde_json::json!({
@@ -203,6 +216,10 @@ impl AuditSink for ClusterAudit {
             self.api.patch_status(name, &pp, &Patch::Apply(&st)).await?;
         }
         Ok(names)
+    }
+
+    async fn running(&self, policy: &str) -> Result<Vec<RunRecord>, RecordError> {
+        Ok(self.list(Some(policy)).await?.into_iter().filter(|r| r.phase == Some(RunPhase::Running)).collect())
     }
 }
 
@@ -253,6 +270,10 @@ impl AuditSink for FolderAudit {
         std::fs::write(&tmp, json).map_err(|e| RecordError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| RecordError::io(&path, e))?;
         Ok(vec![name])
+    }
+
+    async fn running(&self, policy: &str) -> Result<Vec<RunRecord>, RecordError> {
+        Ok(self.list(Some(policy))?.into_iter().filter(|r| r.phase == Some(RunPhase::Running)).collect())
     }
 }
 
@@ -314,9 +335,18 @@ mod tests {
     }
 
     #[test]
+    fn run_ids_sort_by_time_and_differ_within_a_second() {
+        let t: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let ids: std::collections::BTreeSet<String> = (0..20).map(|_| run_id(t)).collect();
+        assert!(ids.len() > 1, "ids of runs in the same second differ");
+        assert!(ids.iter().all(|id| id.starts_with("20261125t100000z-")));
+        assert!(run_id(t) < run_id("2026-11-25T10:00:01Z".parse().unwrap()));
+    }
+
+    #[test]
     fn large_runs_are_paged_and_counted() {
         let run = RunRecord {
-            run_id: run_id("2026-11-25T10:00:00Z".parse().unwrap()),
+            run_id: "20261125t100000z".into(),
             policy: "p".into(),
             organization: "o".into(),
             mode: PolicyMode::Enforce,

@@ -3,6 +3,35 @@
 //! generated organization, with injectable faults, a per-credential rate limit, its own clock, and a
 //! control API under `/_sim/`. It is a product feature (`seatwarden sim`) and the test double for
 //! the rest of seatwarden ([`Simulator::start`] inside a test process).
+//!
+//! One base URL serves every API. Bearer org API key:
+//! - `GET /admin/v1/orgs`, `GET /admin/v1/orgs/{orgId}`, `GET /admin/v1/orgs/{orgId}/users`,
+//!   `GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates`,
+//!   `GET /admin/v1/orgs/{orgId}/events`;
+//! - `GET /admin/v2/orgs/{orgId}/directories`; under `/admin/v2/orgs/{orgId}/directories/{directoryId}`
+//!   (`-` = all directories, reads only): `POST users/search`, `GET users/{accountId}`,
+//!   `GET users/{accountId}/role-assignments`, `POST users/{accountId}/suspend` and `/restore`,
+//!   `DELETE users/{accountId}`, `POST groups/search`, `GET groups/{groupId}`,
+//!   `GET groups/{groupId}/role-assignments`, `POST groups/{groupId}/memberships`,
+//!   `DELETE groups/{groupId}/memberships/{accountId}`; `POST /admin/v2/orgs/{orgId}/users/invite`;
+//! - the v1 writes switched off on 2026-06-30 (`suspend-access`, `restore-access`, v1 user removal,
+//!   v1 memberships) answer 410 unless [`SimConfig::legacy_v1`];
+//! - `GET /users/{accountId}/manage`, `POST /users/{accountId}/manage/lifecycle/disable|enable`;
+//! - the control API: `GET /_sim/info`, `GET|POST /_sim/clock` (`{"now"}`, `{"advance": "1d"}`,
+//!   `{"frozen"}`), `GET|POST /_sim/faults` (`{"spec"}`), `POST /_sim/rate-limit` (`{"perMinute"}`),
+//!   `GET /_sim/events?since=N`, `GET /_sim/requests`, `GET /_sim/state`, `POST /_sim/state/save`
+//!   (`{"path"?}`), `POST /_sim/state/reset`.
+//!
+//! Basic site email + API token: Jira `GET /rest/api/3/users/search`, `GET /rest/api/3/group/member`,
+//! `POST|DELETE /rest/api/3/group/user`; Confluence `GET /wiki/rest/api/group`,
+//! `GET /wiki/rest/api/group/{groupId}/membersByGroupId`, `POST|DELETE /wiki/rest/api/group/userByGroupId`;
+//! Bitbucket `GET /2.0/workspaces/{workspace}/members` (workspace `acme`).
+//!
+//! Modelling choices worth knowing: product access is derived from group memberships (a group
+//! grants `atlassian/user` on product instances; site-admin groups also carry `atlassian/site-admin`
+//! on `ari:cloud:platform::site/{siteId}`, resource owner `platform`); a suspended user keeps groups
+//! and `productAccess` but holds no seat; a removed user leaves v2 listings; each user is in one
+//! directory.
 
 pub mod clock;
 pub mod faults;
@@ -266,6 +295,13 @@ struct LoadedState {
     state: SimState,
 }
 
+/// The server-side work of one `POST .../users/search` page, without HTTP: parse and validate the
+/// JSON `body`, filter, page and serialize. What the page-latency benchmark measures; also handy to
+/// see what a page looks like. `directory_id` `None` means all directories.
+pub fn users_search_page(state: &SimState, directory_id: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
+    http::users_search_page(state, directory_id, body)
+}
+
 /// Reads a state saved by [`SimHandle::save_state`] (or on shutdown), with the clock it stopped at.
 pub fn load_state(path: &Path) -> Result<(SimState, Timestamp), SimError> {
     let bytes = std::fs::read(path).map_err(|e| SimError::StateIo { path: path.to_path_buf(), source: e })?;
@@ -289,7 +325,7 @@ impl Simulator {
         Self::start_with_state(config, state, now, addr).await
     }
 
-    /// Serves a given state (built by hand or by [`generate`]).
+    /// Serves a given state (built by hand or by [`generate()`]).
     pub async fn start_with_state(
         config: SimConfig,
         mut state: SimState,
@@ -338,6 +374,19 @@ pub struct SimHandle {
 impl SimHandle {
     /// `http://127.0.0.1:PORT`: serves every API (admin under `/admin`, user management under
     /// `/users`, Jira `/rest/api/3`, Confluence `/wiki/rest/api`, Bitbucket `/2.0`, control `/_sim`).
+    /// Points `spec` at this simulator (org id, the API base URL, every site and Bitbucket), keeping
+    /// everything else, so manifests written for a real organization run against it unchanged.
+    pub fn point_organization(&self, spec: &mut crate::crd::AtlassianOrganizationSpec) {
+        spec.org_id = self.org_id();
+        spec.api_base_url = self.base_url();
+        for site in &mut spec.sites {
+            site.url = self.base_url();
+        }
+        if let Some(bb) = spec.bitbucket.as_mut() {
+            bb.api_url = self.base_url();
+        }
+    }
+
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }

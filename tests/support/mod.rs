@@ -72,9 +72,16 @@ pub async fn create_or_replace_crd(api: &Api<CustomResourceDefinition>, mut crd:
     match api.create(&PostParams::default(), &crd).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            let existing = api.get(&name).await.expect("get CRD");
-            crd.metadata.resource_version = existing.metadata.resource_version;
-            api.replace(&name, &PostParams::default(), &crd).await.expect("replace CRD");
+            // Tests in other binaries may replace the same CRD concurrently: read again on conflict.
+            for attempt in 0.. {
+                let existing = api.get(&name).await.expect("get CRD");
+                crd.metadata.resource_version = existing.metadata.resource_version;
+                match api.replace(&name, &PostParams::default(), &crd).await {
+                    Ok(_) => break,
+                    Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => continue,
+                    Err(e) => panic!("replace CRD {name}: {e}"),
+                }
+            }
         }
         Err(e) => panic!("create CRD {name}: {e}"),
     }

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Cursor, decode_cursor, encode_cursor, invalid_cursor, json, no_content};
 use crate::sim::state::{
-    AccountStatus, InstanceIdx, Membership, SimAccountType, SimGroup, SimOutcome, SimState, SimUser, WriteError,
-    v2_status,
+    AccountStatus, InstanceIdx, SimAccountType, SimGroup, SimOutcome, SimState, SimUser, WriteError, v2_status,
 };
 
 pub(super) fn route(ctx: &Ctx<'_>, method: &Method, segs: &[&str]) -> Option<Response> {
@@ -432,7 +431,18 @@ pub(crate) fn user_search_page(
     let expand = Expand::of(q.expand.as_deref().unwrap_or(&[]));
     let mut hits = Vec::with_capacity(limit);
     let mut next_at = None;
-    for (i, u) in state.users.iter().enumerate().skip(at) {
+    // Named accounts (the executor's re-read) are looked up, not scanned for; in listing order.
+    let candidates: Box<dyn Iterator<Item = usize>> = match &q.account_ids {
+        Some(ids) => {
+            let mut found: Vec<usize> = ids.iter().filter_map(|id| state.user_idx(id)).filter(|&i| i >= at).collect();
+            found.sort_unstable();
+            found.dedup();
+            Box::new(found.into_iter())
+        }
+        None => Box::new(at..state.users.len()),
+    };
+    for i in candidates {
+        let u = &state.users[i];
         if filter.matches(u) {
             if hits.len() == limit {
                 next_at = Some(i);
@@ -461,6 +471,25 @@ pub(crate) fn user_search_page(
         },
     };
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The server-side work of one `users/search` page without HTTP: parse, validate, filter, page and
+/// serialize. `directory` is a directory id (`None`: all directories).
+pub(crate) fn users_search_page(state: &SimState, directory: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
+    let body: UserSearch = serde_json::from_slice(body).map_err(|e| format!("request body: {e}"))?;
+    let (q, at, page) = match &body.cursor {
+        Some(raw) => {
+            let c = decode_cursor::<UserSearch>(raw).ok_or("cursor: not a cursor this server issued")?;
+            (c.q, c.at, c.page)
+        }
+        None => (body, 0, 1),
+    };
+    q.validate()?;
+    let dir = match directory {
+        Some(id) => Some(state.directory_idx(id).ok_or_else(|| format!("directoryId: no directory {id}"))?),
+        None => None,
+    };
+    Ok(user_search_page(state, dir, &q, at, page))
 }
 
 fn search_users(ctx: &Ctx<'_>, dir: &str) -> Response {
@@ -698,7 +727,7 @@ fn get_group(ctx: &Ctx<'_>, dir: &str, group: &str) -> Response {
     };
     let idx = state.group_idx(group).unwrap_or(0) as usize;
     let count = state.member_counts()[idx];
-    json(200, &group_json(&state, g, Some(count), true))
+    json(200, &serde_json::json!({"data": group_json(&state, g, Some(count), true)}))
 }
 
 fn group_role_assignments(ctx: &Ctx<'_>, dir: &str, group: &str) -> Response {
@@ -944,10 +973,4 @@ fn lifecycle_conflict(acct: &str, message: &str) -> Response {
         &serde_json::json!({"key": "conflict.lifecycleErrors", "context": {
             "message": message, "accountId": acct, "errorCodes": [{"code": "lifecycle.notEligible", "message": message}]}}),
     )
-}
-
-/// Users whose membership is not `None`, for listings that show directory members.
-#[allow(dead_code)]
-pub(super) fn is_listed(u: &SimUser) -> bool {
-    u.membership != Membership::None
 }

@@ -10,6 +10,8 @@ mod admin;
 mod control;
 mod site;
 
+pub(crate) use admin::users_search_page;
+
 use std::sync::Arc;
 
 use axum::{
@@ -309,7 +311,11 @@ fn rate_check(shared: &Shared, credential: Credential, now: Timestamp) -> RateDe
         limit,
         remaining: limit.saturating_sub(used),
         reset,
-        retry_after: over.then(|| ((reset - now).get_seconds() + 1).max(1)),
+        retry_after: over.then(|| {
+            // Whole seconds until the window resets, rounded up: waiting that long always suffices.
+            let wait = reset.duration_since(now);
+            (wait.as_secs() + i64::from(wait.subsec_nanos() > 0)).max(1)
+        }),
     }
 }
 

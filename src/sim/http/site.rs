@@ -299,7 +299,6 @@ fn jira_user(ctx: &Ctx<'_>, u: &SimUser) -> serde_json::Value {
         "displayName": u.name,
         "avatarUrls": {"48x48": avatar(u), "24x24": avatar(u), "16x16": avatar(u), "32x32": avatar(u)},
         "timeZone": "Etc/UTC",
-        "locale": "en_US",
     });
     if let Some(e) = &u.email {
         v["emailAddress"] = e.as_str().into();
@@ -330,8 +329,18 @@ fn jira_users(ctx: &Ctx<'_>) -> Response {
     }
     let state = ctx.shared.read();
     // The site's user base: everyone who was ever in its directory, active or not.
-    let values: Vec<_> =
-        state.users.iter().filter(|u| u.directory == 0).skip(start).take(size).map(|u| jira_user(ctx, u)).collect();
+    let values: Vec<_> = state
+        .users
+        .iter()
+        .filter(|u| u.directory == 0)
+        .skip(start)
+        .take(size)
+        .map(|u| {
+            let mut v = jira_user(ctx, u);
+            v["locale"] = "en_US".into();
+            v
+        })
+        .collect();
     json(200, &values)
 }
 

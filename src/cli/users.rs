@@ -1,0 +1,655 @@
+//! `seatwarden users`: list, export, import and activate users of an organization from the command
+//! line, with the client the operator uses. The logic lives in [`crate::users`]; this is argument
+//! parsing, connection, progress bars and output.
+//!
+//! Connection: `--org-url URL --org-id ID --api-key-env VAR`, or `-f FILE|DIR` with an
+//! AtlassianOrganization (flags override the manifest). The API key is read from the environment
+//! variable named by `--api-key-env`, never from a flag, and never printed.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::Timestamp;
+
+use super::exit;
+use crate::atlassian::{AtlassianClient, ClientConfig, ClientObserver, Credentials, Secret, WriteOutcome};
+use crate::manifests::Manifests;
+use crate::product::Product;
+use crate::record::{AuditSink, ClusterAudit, FolderAudit, RecordError, RunRecord};
+use crate::snapshot::{DirectorySnapshot, UserStatus};
+use crate::users::{
+    self, ActivationTarget, ActivityFilter, AppliedChange, Change, ImportOptions, RowError, UserFilter,
+    activate::Person, export::ExportColumns,
+};
+
+/// Where the organization is and how to authenticate: shared by every `users` subcommand.
+#[derive(Clone, Debug, Args)]
+pub struct ConnectionArgs {
+    /// Base URL of the Organizations and User management APIs (e.g. https://api.atlassian.com, or a
+    /// `seatwarden sim`).
+    #[arg(long, value_name = "URL", global = true)]
+    pub org_url: Option<String>,
+    /// The organization id.
+    #[arg(long, value_name = "ID", global = true)]
+    pub org_id: Option<String>,
+    /// The environment variable that holds the organization API key (never pass the key itself).
+    #[arg(long, value_name = "VAR", default_value = "ATLASSIAN_ORG_API_KEY", global = true)]
+    pub api_key_env: String,
+    /// A manifest file or directory with an AtlassianOrganization (flags override its values).
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR", global = true)]
+    pub file: Option<PathBuf>,
+    /// Which AtlassianOrganization of the manifests, when there are several.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub organization: Option<String>,
+    /// Requests per minute to the Organizations API (default: the manifest's budget, or 600).
+    #[arg(long, value_name = "N", global = true)]
+    pub requests_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users, filtered, as a table, CSV or JSON.
+    List(ListArgs),
+    /// Write every user to a CSV file (the format `users import` reads).
+    Export(ExportArgs),
+    /// Make users' groups and status what a CSV file says: a dry run unless --apply.
+    Import(ImportArgs),
+    /// Restore suspended users, enable deactivated ones, invite removed ones back: a dry run unless --apply.
+    Activate(ActivateArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only these statuses: active, suspended, deactivated, invited-never-active (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_status_arg)]
+    pub status: Vec<UserStatus>,
+    /// Only users with no activity for at least this long (e.g. 90d), on --product or on any product.
+    #[arg(long, value_name = "DURATION")]
+    pub inactive: Option<crate::crd::Duration>,
+    /// A product (jira, confluence, JiraSoftware, jira-service-management...): with --inactive, the
+    /// product the inactivity is measured on; alone, users with access to it.
+    #[arg(long, value_parser = parse_product_arg)]
+    pub product: Option<Product>,
+    /// Only members of these groups (name or id; repeatable).
+    #[arg(long)]
+    pub group: Vec<String>,
+    /// Only these email domains (repeatable).
+    #[arg(long)]
+    pub domain: Vec<String>,
+    /// Only managed accounts (the organization's claimed domains).
+    #[arg(long, conflicts_with = "external")]
+    pub managed: bool,
+    /// Only external accounts.
+    #[arg(long)]
+    pub external: bool,
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The file to write (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+}
+
+/// Where the command line records what it applied.
+#[derive(Clone, Debug, Args)]
+pub struct AuditArgs {
+    /// Record applied changes as LifecycleRuns in this namespace of the current cluster.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Record applied changes in this folder (`runs/*.json`, as `seatwarden demo` does).
+    #[arg(long, value_name = "DIR", default_value = "./seatwarden-audit", conflicts_with = "namespace")]
+    pub audit_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file: `email` or `accountId`, then the columns to change (`groups`, `status`).
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Make the changes (without it, only the diff is printed).
+    #[arg(long)]
+    pub apply: bool,
+    /// Never remove a group membership.
+    #[arg(long)]
+    pub add_only: bool,
+    /// Apply the valid rows even when some rows are invalid.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["group", "csv", "account"])))]
+pub struct ActivateArgs {
+    /// Every suspended or deactivated member of this group.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// The people in this CSV file (`email` or `accountId`; `groups` for those invited back).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// One account.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// Make the changes (without it, only the plan is printed).
+    #[arg(long)]
+    pub apply: bool,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+fn parse_status_arg(s: &str) -> Result<UserStatus, String> {
+    users::parse_status(s)
+        .ok_or_else(|| format!("{s:?} is not a status: active, suspended, deactivated, invited-never-active"))
+}
+
+fn parse_product_arg(s: &str) -> Result<Product, String> {
+    Product::from_api_key(s).ok_or_else(|| {
+        let known: Vec<&str> = Product::ALL.iter().map(|p| p.label()).collect();
+        format!("{s:?} is not a product: {}", known.join(", "))
+    })
+}
+
+/// What a command writes to and reads from, so tests run the real commands in-process.
+pub struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    /// Reads an environment variable (the API key).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Draw progress bars (standard error is a terminal).
+    pub progress: bool,
+}
+
+/// A failed command: the exit code and what to tell the person.
+#[derive(Debug)]
+pub struct CommandError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CommandError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { code: exit::USAGE, message: message.into() }
+    }
+    fn failure(message: impl Into<String>) -> Self {
+        Self { code: exit::FAILURE, message: message.into() }
+    }
+}
+
+pub fn run(args: UsersArgs) -> ExitCode {
+    init_cli_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    let env = |name: &str| std::env::var(name).ok();
+    let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: std::io::stderr().is_terminal() };
+    let code = rt.block_on(execute(args, &mut io));
+    ExitCode::from(code)
+}
+
+/// Warnings only, unless RUST_LOG says otherwise: the client logs every write at info, and the
+/// command prints its own summary.
+pub(crate) fn init_cli_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs one `users` command; returns the exit code (errors are written to `io.err`).
+pub async fn execute(args: UsersArgs, io: &mut Io<'_>) -> u8 {
+    let result = match args.command {
+        UsersCommand::List(a) => list(&args.connection, a, io).await,
+        UsersCommand::Export(a) => export(&args.connection, a, io).await,
+        UsersCommand::Import(a) => import(&args.connection, a, io).await,
+        UsersCommand::Activate(a) => activate(&args.connection, a, io).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(io.err, "seatwarden users: {}", e.message);
+            e.code
+        }
+    }
+}
+
+/// The client configuration and credentials the flags and manifests describe.
+pub fn resolve_connection(
+    args: &ConnectionArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(ClientConfig, Credentials), CommandError> {
+    let mut config = match &args.file {
+        Some(path) => {
+            let manifests = Manifests::load(path).map_err(|e| CommandError::usage(e.to_string()))?;
+            let orgs = &manifests.organizations;
+            let org = match (&args.organization, orgs.as_slice()) {
+                (_, []) => {
+                    return Err(CommandError::usage(format!("{}: no AtlassianOrganization in it", path.display())));
+                }
+                (Some(name), _) => orgs.iter().find(|o| o.metadata.name.as_deref() == Some(name)).ok_or_else(|| {
+                    CommandError::usage(format!("{}: no AtlassianOrganization {name:?}", path.display()))
+                })?,
+                (None, [one]) => one,
+                (None, several) => {
+                    let names: Vec<String> = several.iter().filter_map(|o| o.metadata.name.clone()).collect();
+                    return Err(CommandError::usage(format!(
+                        "{}: {} AtlassianOrganizations ({}): pick one with --organization",
+                        path.display(),
+                        several.len(),
+                        names.join(", ")
+                    )));
+                }
+            };
+            let mut config = ClientConfig::from_spec(&org.spec).map_err(|e| CommandError::usage(e.to_string()))?;
+            config.api_key_owner = org.spec.credentials.api_key_owner_account_id.clone();
+            if let Some(url) = &args.org_url {
+                config.api_base_url =
+                    ClientConfig::new("-", url).map_err(|e| CommandError::usage(flag(e)))?.api_base_url;
+            }
+            if let Some(id) = &args.org_id {
+                config.org_id = id.clone();
+            }
+            config
+        }
+        None => match (&args.org_url, &args.org_id) {
+            (Some(url), Some(id)) => ClientConfig::new(id.clone(), url).map_err(|e| CommandError::usage(flag(e)))?,
+            _ => {
+                return Err(CommandError::usage(
+                    "which organization? Give --org-url and --org-id (and --api-key-env), or -f with an AtlassianOrganization",
+                ));
+            }
+        },
+    };
+    if let Some(rpm) = args.requests_per_minute {
+        if rpm == 0 {
+            return Err(CommandError::usage("--requests-per-minute must be at least 1"));
+        }
+        config.budget.org_requests_per_minute = rpm;
+    }
+    let key = env(&args.api_key_env).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+        CommandError::usage(format!(
+            "the environment variable {} is not set: it must hold the organization API key (--api-key-env names another)",
+            args.api_key_env
+        ))
+    })?;
+    Ok((config, Credentials { org_api_key: Secret::new(key), site_user: None }))
+}
+
+/// Config errors name fields as in a manifest; on the command line the field is a flag.
+fn flag(e: crate::atlassian::ConfigError) -> String {
+    let name = match e.field.as_str() {
+        "apiBaseUrl" => "--org-url",
+        "orgId" => "--org-id",
+        other => other,
+    };
+    format!("invalid {name}: {}", e.message)
+}
+
+/// Counts pages of users read, for the progress bar.
+struct PageProgress(ProgressBar);
+
+impl ClientObserver for PageProgress {
+    fn on_request(&self, operation: &'static str, outcome: &'static str, _latency: std::time::Duration) {
+        if operation == crate::atlassian::Operation::UsersSearch.name() && outcome == "ok" {
+            self.0.inc(1);
+        }
+    }
+}
+
+fn bar(io: &Io<'_>, len: Option<u64>, message: &'static str) -> ProgressBar {
+    if !io.progress {
+        return ProgressBar::hidden();
+    }
+    let pb = match len {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} {msg}: {pos}").expect("a valid template")),
+    };
+    pb.set_message(message);
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// Connects and reads the whole organization (exit code 3 when it can't be read).
+async fn read_organization(
+    conn: &ConnectionArgs,
+    io: &mut Io<'_>,
+) -> Result<(AtlassianClient, DirectorySnapshot), CommandError> {
+    let (config, credentials) = resolve_connection(conn, io.env)?;
+    let pages = bar(io, None, "pages of users read");
+    let client = AtlassianClient::with_observer(config, &credentials, Arc::new(PageProgress(pages.clone())))
+        .map_err(|e| CommandError::usage(e.to_string()))?;
+    let snapshot = client.snapshot(Timestamp::now()).await;
+    pages.finish_and_clear();
+    let snapshot = snapshot.map_err(|e| CommandError {
+        code: exit::UNREACHABLE,
+        message: format!("cannot read organization {}: {e}", client.config().org_id),
+    })?;
+    if let Some(why) = &snapshot.incomplete {
+        return Err(CommandError {
+            code: exit::UNREACHABLE,
+            message: format!("the listing of organization {} is incomplete ({why}): nothing done", snapshot.org_id),
+        });
+    }
+    Ok((client, snapshot))
+}
+
+async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<u8, CommandError> {
+    let filter = UserFilter {
+        statuses: args.status,
+        inactive: args.inactive.map(|d| ActivityFilter { for_at_least: d, product: args.product }),
+        product: args.product,
+        groups: args.group,
+        domains: args.domain,
+        managed: if args.managed {
+            Some(true)
+        } else if args.external {
+            Some(false)
+        } else {
+            None
+        },
+    };
+    let (_, snapshot) = read_organization(conn, io).await?;
+    let selected = filter.select(&snapshot, snapshot.taken_at).map_err(|e| CommandError::usage(e.to_string()))?;
+    let write_err = |e: std::io::Error| CommandError::failure(format!("cannot write the listing: {e}"));
+    match args.output {
+        OutputFormat::Csv => {
+            users::write_export_csv(&snapshot, Some(&selected), &mut *io.out, || {})
+                .map_err(|e| CommandError::failure(format!("cannot write the listing: {e}")))?;
+        }
+        OutputFormat::Json => {
+            let columns = ExportColumns::of(&snapshot);
+            let values: Vec<serde_json::Value> = selected.iter().map(|u| columns.json(&snapshot, u)).collect();
+            serde_json::to_writer_pretty(&mut *io.out, &values)
+                .map_err(|e| CommandError::failure(format!("cannot write the listing: {e}")))?;
+            writeln!(io.out).map_err(write_err)?;
+        }
+        OutputFormat::Table => {
+            let rows: Vec<[String; 7]> = selected
+                .iter()
+                .map(|u| {
+                    [
+                        u.account_id.clone(),
+                        u.email.clone().unwrap_or_default(),
+                        u.name.clone(),
+                        u.status.label().to_owned(),
+                        if u.managed { "managed" } else { "external" }.to_owned(),
+                        u.last_active_any()
+                            .map(|t| t.strftime("%Y-%m-%d").to_string())
+                            .unwrap_or_else(|| "never".into()),
+                        users::export::group_names(&snapshot, u).join(", "),
+                    ]
+                })
+                .collect();
+            let header =
+                ["ACCOUNT ID", "EMAIL", "NAME", "STATUS", "ACCOUNT", "LAST ACTIVE", "GROUPS"].map(String::from);
+            write!(io.out, "{}", table(&header, &rows)).map_err(write_err)?;
+            writeln!(io.err, "{} of {} users", selected.len(), snapshot.users.len()).map_err(write_err)?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.each_ref().map(|h| h.chars().count());
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(header).chain(rows) {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == N {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+async fn export(conn: &ConnectionArgs, args: ExportArgs, io: &mut Io<'_>) -> Result<u8, CommandError> {
+    let (_, snapshot) = read_organization(conn, io).await?;
+    let rows = bar(io, Some(snapshot.users.len() as u64), "writing");
+    let written = if args.csv.as_os_str() == "-" {
+        users::write_export_csv(&snapshot, None, &mut *io.out, || rows.inc(1))
+    } else {
+        let file = std::fs::File::create(&args.csv)
+            .map_err(|e| CommandError::failure(format!("cannot create {}: {e}", args.csv.display())))?;
+        users::write_export_csv(&snapshot, None, std::io::BufWriter::new(file), || rows.inc(1))
+    };
+    rows.finish_and_clear();
+    let n = written.map_err(|e| CommandError::failure(format!("cannot write {}: {e}", args.csv.display())))?;
+    let _ = writeln!(io.err, "{n} users written to {}", args.csv.display());
+    Ok(exit::OK)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CommandError> {
+    std::fs::read(path).map_err(|e| CommandError::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// At most this many errors are listed; the rest are counted.
+const ERRORS_SHOWN: usize = 50;
+
+fn print_row_problems(io: &mut Io<'_>, file: &Path, label: &str, problems: &[RowError]) {
+    for p in problems.iter().take(ERRORS_SHOWN) {
+        let _ = writeln!(io.err, "{label}: {}: {p}", file.display());
+    }
+    if problems.len() > ERRORS_SHOWN {
+        let _ = writeln!(io.err, "{label}: ... and {} more", problems.len() - ERRORS_SHOWN);
+    }
+}
+
+async fn import(conn: &ConnectionArgs, args: ImportArgs, io: &mut Io<'_>) -> Result<u8, CommandError> {
+    let bytes = read_file(&args.csv)?;
+    // The file is checked before the organization is read: a broken file costs no Atlassian call.
+    let file = users::parse_import_csv(&bytes)
+        .map_err(|e| CommandError::usage(format!("{}: {e}; nothing was changed", args.csv.display())))?;
+    let (client, snapshot) = read_organization(conn, io).await?;
+    let plan = users::plan_import(&file, &snapshot, ImportOptions { add_only: args.add_only });
+    print_row_problems(io, &args.csv, "error", &plan.errors);
+    if !plan.errors.is_empty() && !args.skip_invalid {
+        return Err(CommandError::usage(format!(
+            "{} of {} rows are invalid: nothing was changed (fix them, or pass --skip-invalid to apply only the valid rows)",
+            plan.errors.iter().map(|e| e.line).collect::<std::collections::BTreeSet<_>>().len(),
+            plan.rows
+        )));
+    }
+    print_row_problems(io, &args.csv, "note", &plan.notes);
+    let _ = write!(io.out, "{}", plan.render());
+    let source = args.csv.display().to_string();
+    finish(&client, &snapshot, "cli-import", &source, &plan.changes, args.apply, &args.audit, io).await
+}
+
+/// The dry run's last word, or the application of `changes` with its audit record.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    client: &AtlassianClient,
+    snapshot: &DirectorySnapshot,
+    policy: &str,
+    source: &str,
+    changes: &[Change],
+    apply: bool,
+    audit: &AuditArgs,
+    io: &mut Io<'_>,
+) -> Result<u8, CommandError> {
+    if changes.is_empty() {
+        let _ = writeln!(io.out, "nothing to change");
+        return Ok(exit::OK);
+    }
+    if !apply {
+        let _ = writeln!(io.out, "dry run: nothing was changed; pass --apply to make these {} changes", changes.len());
+        return Ok(exit::OK);
+    }
+    let sink = CliAudit::open(audit).await?;
+    let start = Timestamp::now();
+    let run_id = users::apply::cli_run_id(start);
+    // Recorded before anything is applied, so an interruption leaves a trace of what was under way.
+    let planned = users::audit_record(&run_id, policy, &snapshot.org_id, source, start, changes, None);
+    sink.write(&planned)
+        .await
+        .map_err(|e| CommandError::failure(format!("cannot write the audit trail ({e}): nothing was changed")))?;
+    let pb = bar(io, Some(changes.len() as u64), "applying");
+    let applied = users::apply_changes(client, changes, |_| pb.inc(1)).await;
+    pb.finish_and_clear();
+    let record = users::audit_record(
+        &run_id,
+        policy,
+        &snapshot.org_id,
+        source,
+        start,
+        changes,
+        Some((&applied, Timestamp::now())),
+    );
+    let recorded = sink.write(&record).await;
+    let failed: Vec<&AppliedChange> = applied.iter().filter(|a| !a.outcome.is_converged()).collect();
+    for a in &failed {
+        let why = match &a.outcome {
+            WriteOutcome::Refused { reason, message } => format!("{}: {message}", reason.label()),
+            WriteOutcome::Failed { message, .. } => message.clone(),
+            _ => String::new(),
+        };
+        let _ = writeln!(io.err, "failed: {}: {why}", a.change);
+    }
+    let _ = writeln!(
+        io.out,
+        "applied {} of {} changes ({} failed); recorded as run {} of {policy} in {}",
+        applied.len() - failed.len(),
+        applied.len(),
+        failed.len(),
+        record.run_id,
+        sink.describe()
+    );
+    if let Err(e) = recorded {
+        return Err(CommandError::failure(format!(
+            "the changes were made but the audit trail could not be updated: {e}"
+        )));
+    }
+    Ok(if failed.is_empty() { exit::OK } else { exit::FAILURE })
+}
+
+/// The audit trail the command line writes to: a local folder, or LifecycleRuns in a namespace.
+enum CliAudit {
+    Folder(FolderAudit, PathBuf),
+    Cluster(Box<ClusterAudit>, String),
+}
+
+impl CliAudit {
+    async fn open(args: &AuditArgs) -> Result<Self, CommandError> {
+        match &args.namespace {
+            Some(ns) => {
+                let client = kube::Client::try_default().await.map_err(|e| {
+                    CommandError::usage(format!(
+                        "--namespace {ns}: no Kubernetes client ({e}); use --audit-dir instead"
+                    ))
+                })?;
+                Ok(CliAudit::Cluster(Box::new(ClusterAudit::new(client, ns)), ns.clone()))
+            }
+            None => Ok(CliAudit::Folder(FolderAudit::new(&args.audit_dir), args.audit_dir.clone())),
+        }
+    }
+
+    async fn write(&self, run: &RunRecord) -> Result<Vec<String>, RecordError> {
+        match self {
+            CliAudit::Folder(a, _) => a.write(run).await,
+            CliAudit::Cluster(a, _) => a.write(run).await,
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<RunRecord>, RecordError> {
+        match self {
+            CliAudit::Folder(a, _) => a.list(None),
+            CliAudit::Cluster(a, _) => a.list(None).await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            CliAudit::Folder(_, dir) => dir.join("runs").display().to_string(),
+            CliAudit::Cluster(_, ns) => format!("LifecycleRuns of namespace {ns}"),
+        }
+    }
+}
+
+async fn activate(conn: &ConnectionArgs, args: ActivateArgs, io: &mut Io<'_>) -> Result<u8, CommandError> {
+    let (target, source) = match (&args.group, &args.csv, &args.account) {
+        (Some(g), _, _) => (ActivationTarget::Group(g.clone()), format!("--group {g}")),
+        (_, Some(path), _) => {
+            let file = users::parse_import_csv(&read_file(path)?)
+                .map_err(|e| CommandError::usage(format!("{}: {e}; nothing was changed", path.display())))?;
+            if !file.errors.is_empty() {
+                print_row_problems(io, path, "error", &file.errors);
+                return Err(CommandError::usage(format!(
+                    "{} rows of {} are invalid: nothing was changed",
+                    file.errors.len(),
+                    path.display()
+                )));
+            }
+            (ActivationTarget::from_file(&file), path.display().to_string())
+        }
+        (_, _, Some(id)) => (
+            ActivationTarget::People(vec![Person {
+                line: 0,
+                account_id: Some(id.clone()),
+                email: None,
+                groups: vec![],
+            }]),
+            format!("--account {id}"),
+        ),
+        (None, None, None) => return Err(CommandError::usage("name whom to activate: --group, --csv or --account")),
+    };
+    let (client, snapshot) = read_organization(conn, io).await?;
+    // Removed users are listed nowhere: the audit trail may still know their email.
+    let mut known_emails = HashMap::new();
+    if args.account.is_some() {
+        let sink = CliAudit::open(&args.audit).await?;
+        if let Ok(records) = sink.list().await {
+            for a in records.iter().flat_map(|r| &r.actions) {
+                if let Some(e) = &a.email {
+                    known_emails.entry(a.account_id.clone()).or_insert_with(|| e.clone());
+                }
+            }
+        }
+    }
+    let plan = users::plan_activation(&snapshot, &target, &known_emails);
+    let _ = write!(io.out, "{}", plan.render());
+    if !plan.errors.is_empty() {
+        for e in &plan.errors {
+            let _ = writeln!(io.err, "error: {source}: {e}");
+        }
+        return Err(CommandError::usage(format!(
+            "{} cannot be activated as asked: nothing was changed",
+            plan.errors.len()
+        )));
+    }
+    finish(&client, &snapshot, "cli-activate", &source, &plan.changes, args.apply, &args.audit, io).await
+}

@@ -1,0 +1,199 @@
+//! Applying a planned diff through the Atlassian client, and its record in the audit trail.
+//!
+//! Changes run phase by phase ([`ChangeKind::phase`]: removals, activations, adds, invitations) so
+//! seats are freed before they are taken; within a phase, up to the budget's concurrency at once.
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::atlassian::{AtlassianClient, Invitation, WriteOutcome};
+use crate::crd::{ActionOutcome, PolicyMode, RunAction, RunPhase};
+use crate::record::RunRecord;
+use crate::users::import::{Change, ChangeKind};
+
+/// One change and what Atlassian made of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedChange {
+    pub change: Change,
+    pub outcome: WriteOutcome,
+    /// The account id of an invitee, when Atlassian returned it.
+    pub invited_account_id: Option<String>,
+}
+
+/// Applies `changes` (in plan order) and returns every outcome, in the same order. `on_done` is
+/// called after each write (progress).
+pub async fn apply_changes(
+    client: &AtlassianClient,
+    changes: &[Change],
+    on_done: impl Fn(&AppliedChange),
+) -> Vec<AppliedChange> {
+    let concurrency = client.config().budget.concurrency.max(1);
+    let mut results: Vec<Option<AppliedChange>> = vec![None; changes.len()];
+    let mut start = 0;
+    while start < changes.len() {
+        let phase = changes[start].kind.phase();
+        let end = start + changes[start..].iter().take_while(|c| c.kind.phase() == phase).count();
+        let mut stream = futures::stream::iter(start..end)
+            .map(|i| async move { (i, apply_one(client, &changes[i]).await) })
+            .buffer_unordered(concurrency);
+        while let Some((i, applied)) = stream.next().await {
+            on_done(&applied);
+            results[i] = Some(applied);
+        }
+        start = end;
+    }
+    results.into_iter().map(|r| r.expect("every change applied")).collect()
+}
+
+async fn apply_one(client: &AtlassianClient, change: &Change) -> AppliedChange {
+    let dir = change.directory_id.as_str();
+    let account = change.account_id.as_deref().unwrap_or_default();
+    let mut invited_account_id = None;
+    let outcome = match &change.kind {
+        ChangeKind::RemoveFromGroup { group_id, .. } => client.remove_from_group(dir, group_id, account, None).await,
+        ChangeKind::AddToGroup { group_id, .. } => client.add_to_group(dir, group_id, account, None).await,
+        ChangeKind::Restore => client.restore(dir, account, None).await,
+        ChangeKind::Enable => client.enable(account, None).await,
+        ChangeKind::Invite { group_ids, .. } => {
+            let invitation = Invitation {
+                email: change.email.clone().unwrap_or_default(),
+                groups: group_ids.clone(),
+                send_notification: true,
+                ..Default::default()
+            };
+            let result = client.invite(&invitation).await;
+            invited_account_id = result.account_id;
+            result.outcome
+        }
+    };
+    AppliedChange { change: change.clone(), outcome, invited_account_id }
+}
+
+/// The account id recorded for an invitation whose account id is not known (yet).
+pub const NEW_ACCOUNT: &str = "(new account)";
+
+/// A run id for a command-line run: the start time (as policies' runs have) and a random suffix,
+/// since two commands may start within one second and must not overwrite each other's record.
+pub fn cli_run_id(start: Timestamp) -> String {
+    // run_id already carries a random suffix, so two commands in one second don't collide.
+    crate::record::audit::run_id(start)
+}
+
+/// The audit record of a command-line run: every change `Planned` when `applied` is None (written
+/// before anything is applied), with outcomes after. `policy` is `cli-import` or `cli-activate`;
+/// `source` says where the changes came from (`users.csv`), for the reason column.
+pub fn audit_record(
+    run_id: &str,
+    policy: &str,
+    organization: &str,
+    source: &str,
+    start: Timestamp,
+    changes: &[Change],
+    applied: Option<(&[AppliedChange], Timestamp)>,
+) -> RunRecord {
+    let actions = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let result = applied.and_then(|(a, _)| a.get(i));
+            let (outcome, error) = match result.map(|a| &a.outcome) {
+                None => (ActionOutcome::Planned, None),
+                Some(WriteOutcome::Done) => (ActionOutcome::Applied, None),
+                Some(WriteOutcome::AlreadySo) => (ActionOutcome::Skipped, Some("already so".to_owned())),
+                Some(WriteOutcome::Refused { reason, message }) => {
+                    (ActionOutcome::Failed, Some(format!("{}: {message}", reason.label())))
+                }
+                Some(WriteOutcome::Failed { message, .. }) => (ActionOutcome::Failed, Some(message.clone())),
+            };
+            // An invitee has no account id until Atlassian answers; the field can't be empty (an
+            // empty string reaches the API server as null and the whole record is refused).
+            let account_id = c
+                .account_id
+                .clone()
+                .or_else(|| result.and_then(|a| a.invited_account_id.clone()))
+                .unwrap_or_else(|| NEW_ACCOUNT.to_owned());
+            let at = if c.line > 0 { format!("{source} line {}", c.line) } else { source.to_owned() };
+            RunAction {
+                time: Time(applied.map_or(start, |(_, t)| t)),
+                account_id,
+                email: c.email.clone(),
+                action: c.kind.action().to_owned(),
+                group: c.kind.group_id().map(str::to_owned),
+                rule: policy.to_owned(),
+                reason: format!("requested by an administrator ({at})"),
+                outcome,
+                error,
+            }
+        })
+        .collect();
+    RunRecord {
+        run_id: run_id.to_owned(),
+        policy: policy.to_owned(),
+        organization: organization.to_owned(),
+        mode: PolicyMode::Enforce,
+        start_time: start,
+        end_time: applied.map(|(_, t)| t),
+        phase: Some(if applied.is_some() { RunPhase::Completed } else { RunPhase::Running }),
+        actions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atlassian::RefusalReason;
+
+    #[test]
+    fn cli_run_ids_sort_by_time_and_do_not_collide_within_a_second() {
+        let start: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let ids: std::collections::BTreeSet<String> = (0..20).map(|_| cli_run_id(start)).collect();
+        assert!(ids.len() > 15, "{ids:?}");
+        assert!(ids.iter().all(|id| id.starts_with("20261125t100000z-") && id.len() == 21));
+    }
+
+    #[test]
+    fn the_record_says_what_was_planned_then_what_happened() {
+        let change = |kind, account: Option<&str>| Change {
+            line: 4,
+            account_id: account.map(str::to_owned),
+            email: Some("x@acme.example".into()),
+            directory_id: "d".into(),
+            kind,
+        };
+        let changes = vec![
+            change(ChangeKind::AddToGroup { group_id: "g1".into(), group_name: "jira-users".into() }, Some("acc-1")),
+            change(ChangeKind::Restore, Some("acc-2")),
+            change(ChangeKind::Invite { group_ids: vec![], group_names: vec![] }, None),
+        ];
+        let start: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let before = audit_record("20261125t100000z-ab12", "cli-import", "org", "users.csv", start, &changes, None);
+        assert!(before.actions.iter().all(|a| a.outcome == ActionOutcome::Planned));
+        assert_eq!(before.actions[2].account_id, NEW_ACCOUNT);
+        assert_eq!(before.phase, Some(RunPhase::Running));
+        assert_eq!(before.actions[0].group.as_deref(), Some("g1"));
+        assert_eq!(before.actions[0].reason, "requested by an administrator (users.csv line 4)");
+        let applied = vec![
+            AppliedChange { change: changes[0].clone(), outcome: WriteOutcome::Done, invited_account_id: None },
+            AppliedChange {
+                change: changes[1].clone(),
+                outcome: WriteOutcome::Refused { reason: RefusalReason::LicenseLimit, message: "Jira is full".into() },
+                invited_account_id: None,
+            },
+            AppliedChange {
+                change: changes[2].clone(),
+                outcome: WriteOutcome::Done,
+                invited_account_id: Some("acc-new".into()),
+            },
+        ];
+        let end: Timestamp = "2026-11-25T10:01:00Z".parse().unwrap();
+        let after =
+            audit_record(&before.run_id, "cli-import", "org", "users.csv", start, &changes, Some((&applied, end)));
+        let outcomes: Vec<_> = after.actions.iter().map(|a| a.outcome).collect();
+        assert_eq!(outcomes, [ActionOutcome::Applied, ActionOutcome::Failed, ActionOutcome::Applied]);
+        assert_eq!(after.actions[1].error.as_deref(), Some("refused_license_limit: Jira is full"));
+        assert_eq!(after.actions[2].account_id, "acc-new");
+        assert_eq!((after.run_id.as_str(), after.end_time), ("20261125t100000z-ab12", Some(end)));
+        assert_eq!(after.phase, Some(RunPhase::Completed));
+    }
+}
