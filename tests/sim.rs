@@ -1420,3 +1420,23 @@ fn seatwarden_sim_prints_its_address_serves_and_saves_on_sigterm() {
     let (saved, now) = seatwarden::sim::load_state(&state).unwrap();
     assert_eq!((saved.users.len(), now.to_string().as_str()), (60, START));
 }
+
+/// Clients measure `X-RateLimit-Reset` against `Date`: both come from the simulator's clock, so a
+/// moved clock doesn't make every reset look hours away.
+#[tokio::test]
+async fn the_date_header_follows_the_simulated_clock() {
+    let api = Api::start(config(20)).await;
+    let r = api.get("/admin/v1/orgs").await;
+    let date = r.header("date").expect("a Date header").to_owned();
+    let expected = START.parse::<jiff::Timestamp>().unwrap().to_zoned(jiff::tz::TimeZone::UTC);
+    assert_eq!(date, expected.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string());
+    api.sim.advance(jiff::SignedDuration::from_hours(24 * 30));
+    let later = api.get("/admin/v1/orgs").await;
+    let moved = expected.checked_add(jiff::SignedDuration::from_hours(24 * 30)).unwrap();
+    assert_eq!(later.header("date").unwrap(), moved.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string());
+    let reset: jiff::Timestamp = later.header("x-ratelimit-reset").unwrap().parse().unwrap();
+    assert!(
+        reset > moved.timestamp() && reset.duration_since(moved.timestamp()).as_secs() <= 60,
+        "the reset is within the simulated minute"
+    );
+}

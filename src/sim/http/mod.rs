@@ -284,6 +284,8 @@ fn authenticate(shared: &Shared, family: ApiFamily, headers: &HeaderMap) -> Opti
 
 /// Rate-limit state of one credential in the current minute of the simulator's clock.
 pub(crate) struct RateDecision {
+    /// The simulator's clock when the request was counted.
+    now: Timestamp,
     limit: u32,
     remaining: u32,
     reset: Timestamp,
@@ -308,6 +310,7 @@ fn rate_check(shared: &Shared, credential: Credential, now: Timestamp) -> RateDe
     let limit = configured.unwrap_or(UNLIMITED_REPORTED);
     let over = configured.is_some_and(|l| used > l);
     RateDecision {
+        now,
         limit,
         remaining: limit.saturating_sub(used),
         reset,
@@ -321,6 +324,12 @@ fn rate_check(shared: &Shared, credential: Credential, now: Timestamp) -> RateDe
 
 fn add_rate_headers(resp: &mut Response, rate: &RateDecision) {
     let h = resp.headers_mut();
+    // The Date a client measures X-RateLimit-Reset against comes from the simulator's clock, as
+    // the reset does; otherwise a moved clock would make every reset look hours away.
+    let date = rate.now.to_zoned(jiff::tz::TimeZone::UTC).strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        h.insert(header::DATE, v);
+    }
     h.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
     h.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
     if let Ok(v) = HeaderValue::from_str(&rate.reset.to_string()) {
@@ -355,7 +364,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
         // An unauthenticated caller has no budget of its own; it is told the nominal one.
         let limit = (*lock(&shared.rate_limit)).unwrap_or(UNLIMITED_REPORTED);
         let reset = Timestamp::from_second((now.as_second().div_euclid(60) + 1) * 60).unwrap_or(now);
-        add_rate_headers(&mut resp, &RateDecision { limit, remaining: limit, reset, retry_after: None });
+        add_rate_headers(&mut resp, &RateDecision { now, limit, remaining: limit, reset, retry_after: None });
         return resp;
     };
 
