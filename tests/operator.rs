@@ -85,6 +85,11 @@ impl SimProc {
             .collect()
     }
 
+    /// Requests the simulator received on Atlassian's APIs (its control API aside).
+    async fn atlassian_requests(&self) -> u64 {
+        self.control(reqwest::Method::GET, "requests", None).await["atlassian"].as_u64().unwrap()
+    }
+
     async fn snapshot(&self, at: &str) -> DirectorySnapshot {
         let mut config = ClientConfig::new("sim-org", &self.url).unwrap();
         config.budget.org_requests_per_minute = 100_000;
@@ -431,6 +436,11 @@ async fn a_percentage_cap_halts_the_run_and_says_so() {
     assert_eq!(halted.status, "True");
     assert!(halted.message.contains("maxActionPercent"), "the message says what to do: {}", halted.message);
     assert!(sim.applied_writes().await.is_empty(), "a halted run applies nothing");
+    // Between scheduled runs the operator calls Atlassian not at all, whatever its own status writes
+    // and watch events wake it for.
+    let before = sim.atlassian_requests().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(sim.atlassian_requests().await, before, "no Atlassian call between scheduled runs");
     // An Event says so too.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

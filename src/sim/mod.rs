@@ -195,6 +195,9 @@ pub struct RequestCounts {
     pub org_api_key: u64,
     pub site_token: u64,
     pub unauthenticated: u64,
+    /// Requests to Atlassian's APIs, the control API (`/_sim/...`) aside: what a client really cost.
+    #[serde(default)]
+    pub atlassian: u64,
 }
 
 /// The most requests kept in the request log (older ones are dropped, counts are not).
@@ -240,6 +243,9 @@ impl Shared {
     fn count(&self, record: RequestRecord) {
         let mut c = lock(&self.counters);
         c.counts.total += 1;
+        if !(record.path == "/_sim" || record.path.starts_with("/_sim/")) {
+            c.counts.atlassian += 1;
+        }
         match record.credential {
             Some(Credential::OrgApiKey) => c.counts.org_api_key += 1,
             Some(Credential::SiteToken) => c.counts.site_token += 1,
