@@ -212,6 +212,15 @@ fn organization(sim: &SimProc) -> Vec<Value> {
     ]
 }
 
+/// One end-to-end scenario's ground: the API server (None: skip, outside CI), the CRDs, a fresh
+/// namespace, a simulator of `users` users and a mailbox folder.
+async fn scenario(prefix: &str, users: u32, seed: u64) -> Option<(Client, String, SimProc, tempfile::TempDir)> {
+    let client = support::kube_client().await?;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, prefix).await;
+    Some((client, ns, SimProc::start(users, seed), tempfile::tempdir().unwrap()))
+}
+
 fn policy(name: &str, mode: &str, rule: Value, caps: Value) -> Value {
     json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": name},
         "spec": {"organizationRef": {"name": "acme"}, "mode": mode, "schedule": {"interval": "24h"},
@@ -301,11 +310,7 @@ fn condition<'a>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_changes_nothing_and_enforce_acts_after_the_notice_lead_time() {
-    let Some(client) = support::kube_client().await else { return };
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "e2e-enforce").await;
-    let sim = SimProc::start(240, 21);
-    let mailbox = tempfile::tempdir().unwrap();
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-enforce", 240, 21).await else { return };
     let mut objects = organization(&sim);
     objects.push(policy(
         "report",
@@ -417,11 +422,7 @@ async fn dry_run_changes_nothing_and_enforce_acts_after_the_notice_lead_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_percentage_cap_halts_the_run_and_says_so() {
-    let Some(client) = support::kube_client().await else { return };
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "e2e-halt").await;
-    let sim = SimProc::start(200, 5);
-    let mailbox = tempfile::tempdir().unwrap();
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-halt", 200, 5).await else { return };
     let mut objects = organization(&sim);
     objects.push(policy(
         "aggressive",
@@ -456,11 +457,7 @@ async fn a_percentage_cap_halts_the_run_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_run_the_restarted_operator_finishes_without_double_action_or_lost_record() {
-    let Some(client) = support::kube_client().await else { return };
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "e2e-crash").await;
-    let sim = SimProc::start(400, 9);
-    let mailbox = tempfile::tempdir().unwrap();
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-crash", 400, 9).await else { return };
     let mut objects = organization(&sim);
     objects.push(policy(
         "sweep",
@@ -516,11 +513,7 @@ async fn killed_mid_run_the_restarted_operator_finishes_without_double_action_or
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_never_both_write() {
-    let Some(client) = support::kube_client().await else { return };
-    support::install_crds(&client).await;
-    let ns = support::namespace(&client, "e2e-leader").await;
-    let sim = SimProc::start(200, 13);
-    let mailbox = tempfile::tempdir().unwrap();
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-leader", 200, 13).await else { return };
     let mut objects = organization(&sim);
     objects.push(policy(
         "sweep",

@@ -233,6 +233,31 @@ impl Metrics {
         self.safety_halts.with_label_values(&[policy]);
     }
 
+    /// Gives every metric one series with sample labels, so the exposition shows each name with its
+    /// label names: what the tests compare the dashboard, alerts and METRIC_NAMES against.
+    #[doc(hidden)]
+    pub fn touch_every_metric(&self) {
+        self.users.with_label_values(&["o", "active"]).set(1);
+        self.inactive_users.with_label_values(&["o", "confluence", "90d"]).set(1);
+        self.licensed_seats.with_label_values(&["o", "confluence"]).set(1);
+        self.actions.with_label_values(&["p", "suspend", "enforce", "applied"]).inc();
+        self.seats_reclaimed.with_label_values(&["p", "confluence"]).inc();
+        self.projected_monthly_savings.with_label_values(&["p", "USD"]).set(1.0);
+        self.pending_notices.with_label_values(&["p"]).set(1);
+        self.notices.with_label_values(&["p", "delivered"]).inc();
+        self.reconcile_runs.with_label_values(&["p"]).inc();
+        self.reconcile_errors.with_label_values(&["p", "snapshot"]).inc();
+        self.reconcile_duration.with_label_values(&["p"]).observe(1.0);
+        self.last_successful_run.with_label_values(&["p"]).set(1.0);
+        self.safety_halts.with_label_values(&["p"]).inc();
+        self.safety_halted.with_label_values(&["p"]).set(0);
+        self.atlassian_requests.with_label_values(&["users_search", "ok"]).inc();
+        self.atlassian_request_duration.with_label_values(&["users_search"]).observe(0.1);
+        self.atlassian_retries.with_label_values(&["users_search"]).inc();
+        self.atlassian_rate_limited.with_label_values(&["org"]).inc();
+        self.atlassian_rate_limit_wait.with_label_values(&["org"]).inc_by(1.0);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = vec![];
@@ -248,26 +273,7 @@ mod tests {
     #[test]
     fn every_listed_name_is_exported_and_labels_are_bounded() {
         let m = Metrics::new();
-        // Touch one series of each vector so it appears in the exposition.
-        m.users.with_label_values(&["o", "active"]).set(1);
-        m.inactive_users.with_label_values(&["o", "confluence", "90d"]).set(1);
-        m.licensed_seats.with_label_values(&["o", "confluence"]).set(1);
-        m.actions.with_label_values(&["p", "suspend", "enforce", "applied"]).inc();
-        m.seats_reclaimed.with_label_values(&["p", "confluence"]).inc();
-        m.projected_monthly_savings.with_label_values(&["p", "USD"]).set(1.0);
-        m.pending_notices.with_label_values(&["p"]).set(1);
-        m.notices.with_label_values(&["p", "delivered"]).inc();
-        m.reconcile_runs.with_label_values(&["p"]).inc();
-        m.reconcile_errors.with_label_values(&["p", "Snapshot"]).inc();
-        m.reconcile_duration.with_label_values(&["p"]).observe(1.0);
-        m.last_successful_run.with_label_values(&["p"]).set(1.0);
-        m.safety_halts.with_label_values(&["p"]).inc();
-        m.safety_halted.with_label_values(&["p"]).set(0);
-        m.atlassian_requests.with_label_values(&["users_search", "ok"]).inc();
-        m.atlassian_request_duration.with_label_values(&["users_search"]).observe(0.1);
-        m.atlassian_retries.with_label_values(&["users_search"]).inc();
-        m.atlassian_rate_limited.with_label_values(&["org"]).inc();
-        m.atlassian_rate_limit_wait.with_label_values(&["org"]).inc_by(1.0);
+        m.touch_every_metric();
         let text = m.render();
         for name in METRIC_NAMES {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} is not exported");
