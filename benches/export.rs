@@ -26,7 +26,7 @@ struct Fixture {
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    seatwarden::cli::install_crypto_provider();
+    seatwarden::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let config = SimConfig { users: users(), seed: 7, now: Timestamp::now(), ..Default::default() };
     let sim = runtime.block_on(Simulator::start(config, "127.0.0.1:0")).expect("simulator starts");

@@ -37,7 +37,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if bench_mode { 100_000 } else { 2_000 });
-    seatwarden::cli::install_crypto_provider();
+    seatwarden::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let t0: Timestamp = "2026-11-02T09:00:00Z".parse().unwrap();

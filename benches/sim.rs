@@ -39,7 +39,7 @@ fn rss_kib(field: &str) -> u64 {
 }
 
 fn main() {
-    seatwarden::cli::install_crypto_provider();
+    seatwarden::tls::install_crypto_provider();
     // The memory figure: a whole simulator serving 100,000 users (state, index, server), measured
     // before any benchmark runs.
     let before = rss_kib("VmRSS:");

@@ -25,4 +25,5 @@ pub mod product;
 pub mod record;
 pub mod sim;
 pub mod snapshot;
+pub mod tls;
 pub mod users;

@@ -581,7 +581,7 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
         sim::{SimConfig, Simulator},
         snapshot::User,
     };
-    seatwarden::cli::install_crypto_provider();
+    seatwarden::tls::install_crypto_provider();
     let t0: Timestamp = T0.parse().unwrap();
     let sim = Simulator::start(
         SimConfig { users: 200, seed: 3, now: t0, frozen: true, ..SimConfig::default() },

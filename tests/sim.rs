@@ -274,7 +274,7 @@ enum Auth {
 
 impl Api {
     async fn start(config: SimConfig) -> Api {
-        seatwarden::cli::install_crypto_provider();
+        seatwarden::tls::install_crypto_provider();
         let sim = Simulator::start(config, "127.0.0.1:0").await.expect("simulator starts");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let org = sim.org_id();
@@ -1397,7 +1397,7 @@ fn seatwarden_sim_prints_its_address_serves_and_saves_on_sigterm() {
     let base = fields["base_url"];
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let status = runtime.block_on(async {
-        seatwarden::cli::install_crypto_provider();
+        seatwarden::tls::install_crypto_provider();
         let http = reqwest::Client::new();
         let r = http
             .post(format!("{base}/admin/v2/orgs/sim-org/directories/{}/users/search", fields["directory_id"]))

@@ -23,7 +23,7 @@ const API_KEY: &str = "sim-key-0bd1e5ec7e7";
 const KEY_VAR: &str = "USERS_TEST_API_KEY";
 
 async fn sim(users: u32) -> SimHandle {
-    seatwarden::cli::install_crypto_provider();
+    seatwarden::tls::install_crypto_provider();
     let config = SimConfig { users, seed: 11, api_key: API_KEY.into(), now: Timestamp::now(), ..Default::default() };
     let sim = Simulator::start(config, "127.0.0.1:0").await.expect("simulator starts");
     // License limits are not what these tests are about: make room, so every planned write is allowed.

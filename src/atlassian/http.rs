@@ -140,7 +140,7 @@ impl Http {
         };
         secrets.retain(|s| s.len() >= 4);
         // reqwest panics without a process-wide rustls provider; installing it twice is a no-op.
-        crate::cli::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(concat!("seatwarden/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.budget.timeout)

@@ -50,7 +50,7 @@ impl std::fmt::Debug for AtlassianClient {
 
 impl AtlassianClient {
     /// A client with the no-op observer. Needs a rustls crypto provider installed
-    /// (`crate::cli::install_crypto_provider`).
+    /// (`crate::tls::install_crypto_provider`).
     pub fn new(config: ClientConfig, credentials: &Credentials) -> Result<Self, AtlassianError> {
         Self::with_observer(config, credentials, Arc::new(NoopObserver))
     }

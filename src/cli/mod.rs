@@ -51,7 +51,7 @@ pub mod exit {
 }
 
 pub fn main() -> ExitCode {
-    install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => {
@@ -67,7 +67,3 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// One rustls crypto provider (ring) for the whole process: kube and reqwest both use it.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

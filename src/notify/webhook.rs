@@ -28,7 +28,7 @@ impl WebhookNotifier {
 
     /// Errors name the setting, never the URL.
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, NotifyError> {
-        crate::cli::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let url: reqwest::Url =
             url.trim().parse().map_err(|e| NotifyError::Config(format!("summary webhook URL is not a URL ({e})")))?;
         if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 /// A client for the shared test API server, or None when there is none and we are not in CI.
 /// With `CI` set, a missing or unreachable server fails the test instead of skipping it.
 pub async fn kube_client() -> Option<Client> {
-    seatwarden::cli::install_crypto_provider();
+    seatwarden::tls::install_crypto_provider();
     let in_ci = std::env::var_os("CI").is_some();
     if std::env::var_os("KUBECONFIG").is_none() {
         assert!(!in_ci, "CI is set but KUBECONFIG is not: `make test` starts the API server and exports it");
