@@ -47,6 +47,13 @@ impl OrgState {
         }
         p
     }
+
+    /// Remembers a status written outside a run (the next run time while a policy waits).
+    pub fn remember(&mut self, policy: &str, status: LifecyclePolicyStatus) {
+        if let Some(known) = self.written.get_mut(policy) {
+            *known = status;
+        }
+    }
 }
 
 async fn secret_value(ctx: &Context, ns: &str, name: &str, key: &str) -> Result<String, String> {
@@ -208,8 +215,34 @@ pub async fn run_organization(
                 end,
             );
         }
+        let trigger = match schedule::due(p, now) {
+            schedule::Due::Now(t) => Some(t),
+            _ => None,
+        };
+        let outside_window = p
+            .spec
+            .schedule
+            .window
+            .as_ref()
+            .and_then(|w| schedule::validate_window(w).ok())
+            .is_some_and(|w| !w.contains(now));
         if let Some(ls) = st.last_run.as_mut() {
             ls.users_evaluated = snapshot.users.len() as i64;
+            ls.trigger = trigger;
+            ls.outside_window = outside_window;
+        }
+        if outside_window {
+            ctx.event(
+                *p,
+                EventType::Normal,
+                "RunNowOverride",
+                "Reconcile",
+                format!(
+                    "the {} annotation started this run outside the schedule's window",
+                    schedule::RUN_NOW_ANNOTATION
+                ),
+            )
+            .await;
         }
         write_policy_status(&ctx.client, p, st.clone()).await?;
         state.written.insert(run.policy.clone(), st);

@@ -40,6 +40,8 @@ pub fn after_run(
         if process_dry_run && plan.mode == PolicyMode::Enforce { PolicyMode::DryRun } else { plan.mode };
     s.last_run = Some(RunSummary {
         run_name: run.record_names.first().cloned(),
+        trigger: None,
+        outside_window: false,
         mode: effective_mode,
         users_evaluated: 0,
         in_scope: plan.in_scope as i64,

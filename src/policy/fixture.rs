@@ -241,7 +241,6 @@ pub(crate) struct Fx {
     pub ledger: Ledger,
     pub now: Timestamp,
     pub daily: Option<u32>,
-    pub as_enforce: bool,
 }
 
 impl Fx {
@@ -255,7 +254,6 @@ impl Fx {
             ledger: Ledger::new("org-1"),
             now: now(),
             daily: None,
-            as_enforce: false,
         }
     }
 
@@ -269,7 +267,6 @@ impl Fx {
             ledger: &self.ledger,
             now: self.now,
             daily_actions_remaining: self.daily,
-            evaluate_as_enforce: self.as_enforce,
         }
     }
 
