@@ -320,6 +320,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: Some(1000),
         },
         status: None,

@@ -13,6 +13,7 @@ pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 pub const SAFETY_HALTED: &str = "SafetyHalted";
 pub const DEGRADED: &str = "Degraded";
+pub const NOTICE_DELIVERY_UNAVAILABLE: &str = "NoticeDeliveryUnavailable";
 
 /// Entries shown in status lists (sample actions, would-notify): enough to read, bounded in size.
 const SAMPLE: usize = 10;

@@ -126,6 +126,7 @@ pub(crate) fn org() -> AtlassianOrganization {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: None,
         },
         status: None,
