@@ -321,6 +321,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: Some(1000),
         },
         status: None,
@@ -340,7 +341,6 @@ fn plan_1m_users_3_policies(bencher: divan::Bencher) {
         ledger: &w.ledger,
         now: now(),
         daily_actions_remaining: Some(1000),
-        evaluate_as_enforce: false,
     };
     // The plan is returned, so divan drops it outside the timed region: this measures planning.
     // (Freeing ~400,000 reasons and notices takes another ~0.1 s on this machine.)
@@ -358,7 +358,6 @@ fn main() {
         ledger: &w.ledger,
         now: now(),
         daily_actions_remaining: Some(1000),
-        evaluate_as_enforce: false,
     });
     eprintln!(
         "plan: {} destructive actions, {} notices, {} deferred, {} held back, {} skipped, {} IdP items",

@@ -135,6 +135,7 @@ pub(crate) fn org() -> AtlassianOrganization {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: None,
         },
         status: None,
@@ -250,7 +251,6 @@ pub(crate) struct Fx {
     pub ledger: Ledger,
     pub now: Timestamp,
     pub daily: Option<u32>,
-    pub as_enforce: bool,
 }
 
 impl Fx {
@@ -264,7 +264,6 @@ impl Fx {
             ledger: Ledger::new("org-1"),
             now: now(),
             daily: None,
-            as_enforce: false,
         }
     }
 
@@ -278,7 +277,6 @@ impl Fx {
             ledger: &self.ledger,
             now: self.now,
             daily_actions_remaining: self.daily,
-            evaluate_as_enforce: self.as_enforce,
         }
     }
 

@@ -72,9 +72,6 @@ pub struct PlanInput<'a> {
     /// Actions left today under the organization's `maxActionsPerDay` (see [`daily_remaining`]);
     /// None: no daily cap.
     pub daily_actions_remaining: Option<u32>,
-    /// Plan every policy as Enforce would act (`seatwarden plan`); the modes are still reported and
-    /// nothing but Enforce ever applies.
-    pub evaluate_as_enforce: bool,
 }
 
 /// What is left of the organization's daily cap at `now`, from its spec and status.
@@ -92,7 +89,6 @@ pub fn daily_remaining(org: &AtlassianOrganization, now: Timestamp) -> Option<u3
 
 /// Shared, precomputed facts of one plan.
 struct Ctx<'a> {
-    input: &'a PlanInput<'a>,
     snapshot: &'a DirectorySnapshot,
     now: i64,
     health: ActivityHealth,
@@ -205,7 +201,6 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     let ctx = Ctx {
-        input,
         snapshot,
         now,
         health,
@@ -266,7 +261,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             .iter()
             .map(|d| Contender { policy: &d.name, mode: d.mode, halted: d.halt.is_some(), claims: &d.claims })
             .collect();
-        resolve::resolve(&contenders, input.evaluate_as_enforce)
+        resolve::resolve(&contenders)
     };
     // A user restored this run by any policy is left alone by every other policy's rules.
     let restored_by: HashMap<u32, String> =
@@ -864,7 +859,7 @@ fn materialize(
     busy: &mut [bool],
 ) -> PolicyPlan {
     let spec = &d.policy.spec;
-    let applies_mode = spec.mode == PolicyMode::Enforce || ctx.input.evaluate_as_enforce;
+    let applies_mode = spec.mode == PolicyMode::Enforce;
     let halted = d.halt.is_some();
     let mut held_back = d.held_back;
     let mut winners: Vec<&Claim> = Vec::new();
