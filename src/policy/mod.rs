@@ -596,7 +596,7 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
             }
             // Synced from an identity provider: the next sync would revert our change (invariant 7).
             let synced_groups: Vec<GroupIdx> =
-                trigger.groups.iter().copied().filter(|g| ctx.snapshot.groups[*g as usize].idp_synced).collect();
+                trigger.groups.iter().copied().filter(|g| ctx.snapshot.groups[*g as usize].read_only()).collect();
             let user_synced =
                 rule.action != RuleAction::RemoveLicensedGroups && user.management_source == ManagementSource::Synced;
             if user_synced || !synced_groups.is_empty() {
@@ -790,7 +790,7 @@ fn plan_reactivation(
             continue;
         }
         let reason = format!("{why}: restore group {} removed on {}", group.name, date(g.at.as_second()));
-        if group.idp_synced {
+        if group.read_only() {
             idp.push(IdpAction {
                 account_id: user.account_id.clone(),
                 email: user.email.clone(),
@@ -1071,7 +1071,7 @@ fn onboard(
             for g in missing {
                 let group = &ctx.snapshot.groups[g as usize];
                 let reason = format!("matches onboarding {}; not yet in {}", ob.name, group.name);
-                if group.idp_synced {
+                if group.read_only() {
                     pp.idp_actions.push(IdpAction {
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),

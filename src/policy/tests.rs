@@ -568,6 +568,19 @@ fn idp_synced_users_and_groups_are_reported_not_modified() {
     assert!(idle_plan.idp_actions[0].reason.contains("synced from the identity provider"));
 }
 
+#[test]
+fn a_group_atlassian_says_is_not_modifiable_is_reported_not_modified() {
+    let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![jira_idle()]);
+    let unlocked = fx.plan();
+    assert_eq!(acts(&unlocked, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+    // managementAccess.modifiable: false, no identity provider: reported like a synced group.
+    fx.snapshot.groups[JIRA_USERS as usize].locked = true;
+    let plan = fx.plan();
+    assert!(acts(&plan, "jira").is_empty(), "never written");
+    let idp = &plan.policy("jira").unwrap().idp_actions;
+    assert_eq!(idp.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>(), ["alice"]);
+}
+
 // ---- invariant 6: DryRun ------------------------------------------------------------------------
 
 #[test]
