@@ -574,12 +574,11 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
     use seatwarden::{
         clock::Clock,
         engine::{OrgInputs, RunDeps, run_due_policies},
-        execute::{BoxFut, DirectoryWriter, WriteOutcome, atlassian::ClientWriter},
+        execute::{BoxFut, DirectoryWriter, FreshRead, WriteOutcome, atlassian::ClientWriter},
         notify::MailboxNotifier,
         policy::PlannedAction,
         record::{FolderAudit, FolderLedgerStore},
         sim::{SimConfig, Simulator},
-        snapshot::User,
     };
     seatwarden::tls::install_crypto_provider();
     let t0: Timestamp = T0.parse().unwrap();
@@ -618,7 +617,7 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
         now: Timestamp,
     }
     impl DirectoryWriter for LoginBeforeReread<'_> {
-        fn reread<'a>(&'a self, d: &'a str, id: &'a str) -> BoxFut<'a, Result<Option<User>, String>> {
+        fn reread<'a>(&'a self, d: &'a str, id: &'a str) -> BoxFut<'a, Result<Option<FreshRead>, String>> {
             if id == self.returning {
                 self.sim.with_state_mut(|s| {
                     let u = s.users.iter_mut().find(|u| u.account_id == id).unwrap();
@@ -644,14 +643,16 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
     let audit = FolderAudit::new(dir.path());
     let mailbox = MailboxNotifier::new(dir.path().join("mail")).unwrap();
     let clock = Clock::manual(t0);
-    let leader = || true;
+    let fail = seatwarden::execute::FailPoints::none();
     let deps = RunDeps {
         directory: &writer,
         ledger_store: &ledger,
         audit: &audit,
         notifier: &mailbox,
         clock: &clock,
-        is_leader: &leader,
+        fence: &seatwarden::record::SoleWriter,
+        premises: None,
+        fail: &fail,
         metrics: None,
         process_dry_run: false,
         concurrency: 2,
@@ -897,7 +898,7 @@ async fn the_ledger_of_100000_users_is_sharded_well_under_the_object_limit() {
         ledger.users.insert(format!("{:024x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15), record);
     }
     let store = ConfigMapLedgerStore::new(client.clone(), &ns, "acme");
-    save_ledger(&store, &ledger).await.unwrap();
+    save_ledger(&store, &mut ledger.clone()).await.unwrap();
     let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
         .list(&ListParams::default().labels("app.kubernetes.io/component=ledger"))
         .await
