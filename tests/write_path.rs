@@ -71,6 +71,7 @@ impl Bed {
         let mut config = ClientConfig::from_spec(&org.spec).unwrap();
         config.budget.org_requests_per_minute = 100_000;
         config.retry.max_attempts = retries;
+        config.budget.timeout = std::time::Duration::from_secs(1);
         config.retry.backoff_base = std::time::Duration::from_millis(5);
         config.retry.backoff_cap = std::time::Duration::from_millis(20);
         let client =
@@ -352,4 +353,125 @@ async fn a_newly_protected_user_is_skipped_and_the_run_stops() {
     assert_eq!(a.outcome, ActionOutcome::Skipped, "{a:?}");
     assert!(a.error.as_deref().unwrap().contains("ProtectedUser vip"), "{a:?}");
     assert!(!bed.applied().contains_key(&("user.suspend".to_owned(), victim)));
+}
+
+/// A bed whose writes are affected by `faults`, limited to `cap` actions per run.
+async fn unknown_bed(faults: &str, cap: i32) -> Bed {
+    let mut bed = Bed::new(suspend_idle(), 2).await;
+    bed.policies[0].spec.caps.max_actions_per_run = cap;
+    bed.sim.set_faults(seatwarden::sim::Faults::parse(faults).unwrap());
+    bed
+}
+
+/// Unknown outcomes: run 1's writes get no answer; run 2 settles them from a fresh read.
+async fn unknown_then_settled(faults: &str) {
+    // The write lands and loses its answer; the outage that follows swallows the client's re-reads.
+    let bed = unknown_bed(faults, 1).await;
+    let runs = bed.run(&FailPoints::none(), None).await.unwrap();
+    let report = &runs[0].report;
+    assert_eq!(report.unknown, 1, "the write went unanswered: {report:?}");
+    assert_eq!((report.applied, report.failed), (0, 0));
+    let first = runs[0].record.clone().unwrap();
+    assert_eq!(first.counts()[5], 1, "the audit trail shows it Unknown");
+    let ledger = bed.ledger().await;
+    assert_eq!(ledger.in_flight().count(), 1, "the ledger keeps its intent open");
+    let landed: BTreeSet<String> = bed.applied().into_keys().map(|(_, a)| a).collect();
+    assert_eq!(landed.len(), 1, "the write landed");
+
+    // The outage ends; the next run re-reads those users first and settles each write.
+    bed.sim.set_faults(seatwarden::sim::Faults::none());
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    bed.run(&FailPoints::none(), None).await.unwrap();
+    let settled = bed.records().into_iter().find(|r| r.run_id == first.run_id).unwrap();
+    let was_unknown: BTreeSet<&str> =
+        first.actions.iter().filter(|a| a.outcome == ActionOutcome::Unknown).map(|a| a.account_id.as_str()).collect();
+    for a in settled.actions.iter().filter(|a| was_unknown.contains(a.account_id.as_str())) {
+        let want = if landed.contains(&a.account_id) { ActionOutcome::Applied } else { ActionOutcome::Failed };
+        assert_eq!(a.outcome, want, "{a:?}");
+        assert!(a.error.as_deref().unwrap().contains("sent, no answer"), "the record keeps why: {a:?}");
+    }
+    let ledger = bed.ledger().await;
+    assert_eq!(ledger.writes().count(), 0, "nothing left open");
+    for id in &landed {
+        assert!(ledger.record(id).unwrap().suspension.as_ref().is_some_and(|s| s.by_seatwarden), "{id}");
+    }
+    // The simulator, the ledger and the audit trail agree: each landed write once, recorded once.
+    let applied = bed.applied();
+    assert!(applied.values().all(|n| *n == 1), "no double write: {applied:?}");
+    let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
+    for r in bed.records() {
+        for a in r.actions.iter().filter(|a| a.outcome == ActionOutcome::Applied) {
+            *recorded.entry(a.account_id.clone()).or_default() += 1;
+        }
+    }
+    let in_sim: BTreeMap<String, usize> = applied.into_iter().map(|((_, a), n)| (a, n)).collect();
+    assert_eq!(recorded, in_sim, "the audit trail's Applied writes are the simulator's, once each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_is_dropped_is_unknown_until_the_next_run_settles_it() {
+    unknown_then_settled("drop-after-write=1,outage=5s").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answered_5xx_after_applying_is_unknown_until_the_next_run_settles_it() {
+    unknown_then_settled("500-after-write=1,outage=5s").await;
+}
+
+/// Re-reads without activity data, as the v2 fallback returns them.
+struct NoActivityOnReread<'a>(ClientWriter<'a>);
+
+impl seatwarden::execute::DirectoryWriter for NoActivityOnReread<'_> {
+    fn reread<'a>(
+        &'a self,
+        d: &'a str,
+        id: &'a str,
+    ) -> BoxFut<'a, Result<Option<seatwarden::execute::FreshRead>, String>> {
+        Box::pin(async move {
+            Ok(self.0.reread(d, id).await?.map(|mut f| {
+                f.user.product_access.clear();
+                f.activity_known = false;
+                f
+            }))
+        })
+    }
+    fn write<'a>(&'a self, a: &'a seatwarden::policy::PlannedAction) -> BoxFut<'a, seatwarden::execute::WriteOutcome> {
+        self.0.write(a)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_read_without_activity_data_defers_the_action_and_says_why() {
+    let bed = Bed::new(suspend_idle(), 3).await;
+    let snapshot = bed.client.snapshot(bed.t0).await.unwrap();
+    let writer = NoActivityOnReread(ClientWriter::new(&bed.client, &snapshot));
+    let ledger = FolderLedgerStore::new(bed.dir.path().join("ledger"));
+    let audit = FolderAudit::new(bed.dir.path());
+    let mailbox = MailboxNotifier::new(bed.dir.path().join("mail")).unwrap();
+    let clock = Clock::manual(bed.t0);
+    let fail = FailPoints::none();
+    let deps = RunDeps {
+        directory: &writer,
+        ledger_store: &ledger,
+        audit: &audit,
+        notifier: &mailbox,
+        clock: &clock,
+        fence: &SoleWriter,
+        premises: None,
+        fail: &fail,
+        metrics: None,
+        process_dry_run: false,
+        concurrency: 2,
+        summary_recipients: None,
+    };
+    let inputs = OrgInputs { organization: &bed.org, policies: &bed.policies, protections: &[], mappings: &[] };
+    let (_, runs) = run_due_policies(&inputs, &["sweep".to_owned()], &snapshot, &deps).await.unwrap();
+    assert!(bed.applied().is_empty(), "no write on a guess");
+    let record = runs[0].record.as_ref().unwrap();
+    assert!(!record.actions.is_empty());
+    for a in &record.actions {
+        assert_eq!(a.outcome, ActionOutcome::Deferred, "{a:?}");
+        assert!(a.error.as_deref().unwrap().contains("no activity data"), "{a:?}");
+    }
+    assert_eq!(runs[0].report.deferred as usize, record.actions.len());
 }
