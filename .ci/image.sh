@@ -24,7 +24,8 @@ BH=$CACHE/buildah
 mkdir -p "$BH/storage" "$BH/tmp" /run/seatwarden-buildah
 # buildah puts RUN --mount=type=cache directories below $TMPDIR; keep them in the cache.
 export TMPDIR=$BH/tmp
-bh() { buildah --root "$BH/storage" --runroot /run/seatwarden-buildah --storage-driver overlay "$@"; }
+BUILDAH=(buildah --root "$BH/storage" --runroot /run/seatwarden-buildah --storage-driver overlay)
+bh() { "${BUILDAH[@]}" "$@"; }
 has_image() { bh images --quiet "$1" >/dev/null 2>&1 && [ -n "$(bh images --quiet "$1" 2>/dev/null)" ]; }
 
 # The names come from the Dockerfile itself, so the local bases follow it when it changes.
@@ -127,7 +128,8 @@ case "${1:-}" in
     TAG=${2:?tag}; OUT=${3:?out.tar}
     runtime_base; builder_base
     t0=$(date +%s)
-    nice -n 10 bh bud --pull=never --network host --layers ${LABEL:+--label "$LABEL"} -f Dockerfile -t "$TAG" . \
+    # nice: a second release build competes with the tests for the cores.
+    nice -n 10 "${BUILDAH[@]}" bud --pull=never --network host --layers ${LABEL:+--label "$LABEL"} -f Dockerfile -t "$TAG" . \
       >"$BH/dockerfile-build.log" 2>&1 || { tail -40 "$BH/dockerfile-build.log"; exit 1; }
     echo "Dockerfile build of $TAG: $(( $(date +%s) - t0 )) s ($(grep -o 'Finished .*' "$BH/dockerfile-build.log" | tail -1))"
     export_image "$TAG" "$OUT"

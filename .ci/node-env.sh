@@ -23,7 +23,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${K8S_BIN_DIR:-/var/cache/k8s-test-bin/v1.20.2-deb12}
 NODE_IP=${NODE_IP:-10.255.255.1}
 NODE_NAME=${NODE_NAME:-seatwarden-node}
-ETCD_PORT=${ETCD_PORT:-23791}; ETCD_PEER_PORT=${ETCD_PEER_PORT:-23801}; API_PORT=${API_PORT:-16444}
+ETCD_PORT=${ETCD_PORT:-23795}; ETCD_PEER_PORT=${ETCD_PEER_PORT:-23805}; API_PORT=${API_PORT:-6443}
 POD_CIDR=${POD_CIDR:-10.244.0.0/24}; SVC_CIDR=${SVC_CIDR:-10.0.0.0/24}
 BRIDGE=${BRIDGE:-cni0}
 # Pods' cgroups go below this root (…/<root>/kubepods/…), away from anything else on the machine.
@@ -70,7 +70,7 @@ stop() {
     for pid in $(cat "$f"); do kill -9 "$pid" 2>/dev/null; done
   done
   for d in /proc/[0-9]*; do
-    tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "^/usr/bin/containerd-shim-runc-v2 .*-address $SOCK " \
+    { tr '\0' ' ' < "$d/cmdline"; } 2>/dev/null | grep -q "^/usr/bin/containerd-shim-runc-v2 .*-address $SOCK " \
       && kill -9 "${d#/proc/}" 2>/dev/null
   done
   for p in sim apiserver etcd containerd; do stop_pid "$p"; done
@@ -118,7 +118,7 @@ host_state() {
     for t in nat filter mangle; do $ipt -t $t -S 2>/dev/null | sed "s/^/$ipt $t /"; done
   done
   for p in $HOST_PATHS; do [ -e "$p" ] && echo "path $p"; done
-  ls -d /sys/fs/cgroup/*"$CGROUP_ROOT" 2>/dev/null | sed 's/^/cgroup /'
+  ls -d /sys/fs/cgroup/*"$CGROUP_ROOT" 2>/dev/null | sed "s/^/cgroup /" || true
   true
 }
 
@@ -130,7 +130,11 @@ case "$CMD" in
     if ! diff <(cat "$DIR/host.before") <(host_state) >"$DIR/host.diff"; then
       echo "host state differs from before the node started:"; cat "$DIR/host.diff"; exit 1
     fi
-    left=$(for d in /proc/[0-9]*; do tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q -- "$DIR" && echo "${d#/proc/}"; done || true)
+    # (this script and its subshells name DIR too: not counted)
+    left=$(for d in /proc/[0-9]*; do
+      c=$({ tr '\0' ' ' < "$d/cmdline"; } 2>/dev/null || true)
+      case "$c" in *node-env.sh*) continue ;; *"$DIR"*) echo "${d#/proc/} $c" ;; esac
+    done)
     [ -z "$left" ] || { echo "processes of this node still running: $left"; exit 1; }
     echo "host restored: sysctls, lo addresses, links, iptables, host paths and cgroups as before; no process left"
     exit 0 ;;
