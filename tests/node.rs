@@ -649,12 +649,12 @@ async fn helm_install_reconcile_upgrade_and_uninstall_on_a_real_node() {
     let endpoints = node.get("Endpoints", Some(ns), RELEASE).await.expect("the Service's endpoints");
     let pod_ip = pod["status"]["podIP"].as_str().unwrap().to_owned();
     assert_eq!(endpoints["subsets"][0]["addresses"][0]["ip"], pod_ip, "the Service points at the pod");
-    let metrics = metrics_via_service(&node, ns).await;
-    assert!(
-        sample(&metrics, "seatwarden_reconcile_runs_total", "reclaim-jira").unwrap_or(0.0) >= 1.0,
-        "the run is counted:\n{}",
-        metrics.lines().filter(|l| l.starts_with("seatwarden_reconcile_runs")).collect::<Vec<_>>().join("\n")
-    );
+    // (The counter moves just after the run's status is written: scrape until it has.)
+    let metrics = wait_for("seatwarden_reconcile_runs_total of reclaim-jira through the Service", 30, || async {
+        let m = metrics_via_service(&node, ns).await;
+        (sample(&m, "seatwarden_reconcile_runs_total", "reclaim-jira").unwrap_or(0.0) >= 1.0).then_some(m)
+    })
+    .await;
     assert!(
         sample(&metrics, "seatwarden_atlassian_requests_total", "").unwrap_or(0.0) > 0.0,
         "Atlassian requests are counted"
