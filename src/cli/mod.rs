@@ -66,4 +66,3 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::run(*args),
     }
 }
-
