@@ -12,10 +12,11 @@ bash .ci/install-k8s-test-bins.sh
 
 # The real node's runtime and the image builder, all Debian 12's own: containerd 1.6, runc, the CNI
 # plugins (bridge, host-local, portmap in /usr/lib/cni), iptables + conntrack for kube-proxy, and
-# buildah to build images with no registry and no daemon (.ci/image.sh). Their postinst scripts start
-# no service (policy-rc.d); .ci/node-env.sh starts containerd with its own config, by PID.
+# buildah to build images with no registry and no daemon (.ci/image.sh; debootstrap + rsync make the
+# Dockerfile's builder base). Their postinst scripts start no service (policy-rc.d);
+# .ci/node-env.sh starts containerd with its own config, by PID.
 node_apt=()
-for p in containerd runc containernetworking-plugins iptables conntrack buildah; do
+for p in containerd runc containernetworking-plugins iptables conntrack buildah debootstrap rsync; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || node_apt+=("$p")
 done
 if [ ${#node_apt[@]} -gt 0 ]; then
