@@ -5,8 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-# Real kube-apiserver v1.20.2 (built from Debian's source package) + etcd; cached in /var/cache.
+# Real Kubernetes v1.20.2 (built from Debian's source package) + etcd; cached in /var/cache:
+# kube-apiserver + kube-controller-manager for the shared test API server, kubelet, kube-scheduler,
+# kube-proxy and pause for the real node of the e2e stage (.ci/e2e.sh).
 bash .ci/install-k8s-test-bins.sh
+
+# The real node's runtime and the image builder, all Debian 12's own: containerd 1.6, runc, the CNI
+# plugins (bridge, host-local, portmap in /usr/lib/cni), iptables + conntrack for kube-proxy, and
+# buildah to build images with no registry and no daemon (.ci/image.sh; debootstrap + rsync make the
+# Dockerfile's builder base). Their postinst scripts start no service (policy-rc.d);
+# .ci/node-env.sh starts containerd with its own config, by PID.
+node_apt=()
+for p in containerd runc containernetworking-plugins iptables conntrack buildah debootstrap rsync; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || node_apt+=("$p")
+done
+if [ ${#node_apt[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${node_apt[@]}" >/dev/null
+fi
 
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)

@@ -75,6 +75,17 @@ fn run(cmd: &mut Command) -> Output {
     }
 }
 
+/// The one value an install must give (there is no public image).
+const REPOSITORY: &str = "registry.example.com/platform/seatwarden";
+
+/// A values file with image.repository set, for helm `-f` before the test's own values (which may
+/// override or, with `repository: null`, remove it).
+fn required_values(dir: &Path) -> PathBuf {
+    let f = dir.join("required.yaml");
+    std::fs::write(&f, format!("image: {{repository: {REPOSITORY}}}\n")).unwrap();
+    f
+}
+
 /// `helm template` of the chart with a values file (YAML text) in a namespace.
 fn helm_template(helm: &Path, release: &str, namespace: &str, values: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
@@ -84,6 +95,8 @@ fn helm_template(helm: &Path, release: &str, namespace: &str, values: &str, extr
         .args(["template", release])
         .arg(chart_dir())
         .args(["--namespace", namespace, "-f"])
+        .arg(required_values(dir.path()))
+        .arg("-f")
         .arg(&values_file)
         .args(extra))
 }
@@ -188,7 +201,13 @@ fn helm_lint_passes_with_default_values_and_with_every_option() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("values.yaml");
         std::fs::write(&f, &values).unwrap();
-        let out = run(Command::new(&helm).args(["lint", "--strict"]).arg(chart_dir()).arg("-f").arg(&f));
+        let out = run(Command::new(&helm)
+            .args(["lint", "--strict"])
+            .arg(chart_dir())
+            .arg("-f")
+            .arg(required_values(dir.path()))
+            .arg("-f")
+            .arg(&f));
         assert!(out.ok, "helm lint --strict ({what}) failed:\n{}{}", out.stdout, out.stderr);
         assert!(out.stdout.contains("0 chart(s) failed"), "{}", out.stdout);
     }
@@ -208,6 +227,9 @@ fn values_schema_rejects_bad_values() {
         ("credentialSecrets: [Bad_Name]", "credentialSecrets"),
         ("watchNamespace: Team A", "watchNamespace"),
         ("image: {digest: latest}", "digest"),
+        // There is no public image: the repository must be named.
+        ("image: {repository: null}", "repository"),
+        ("image: {repository: \"\"}", "repository"),
         ("runRetention: {age: forever}", "age"),
         // Not a schema rule but the chart's own: two replicas without a lease are two writers.
         ("replicaCount: 2", "leaderElection.enabled"),
@@ -229,6 +251,74 @@ fn values_schema_rejects_bad_values() {
     ] {
         let out = helm_template(&helm, "sw", "seatwarden", values, &[]);
         assert!(out.ok, "helm refused valid `{values}`:\n{}", out.stderr);
+    }
+}
+
+/// A default install stops before anything is rendered, and says what to set and why: by the values
+/// schema, and by the template when the schema is skipped.
+#[test]
+fn an_install_without_image_repository_says_what_to_set() {
+    let Some(helm) = helm() else { return };
+    let plain = run(Command::new(&helm).args(["template", "sw"]).arg(chart_dir()));
+    assert!(!plain.ok, "helm template rendered without image.repository");
+    assert!(
+        plain.stderr.contains("image: repository is required"),
+        "the schema's refusal names image.repository:\n{}",
+        plain.stderr
+    );
+    let skipped = run(Command::new(&helm).args(["template", "sw", "--skip-schema-validation"]).arg(chart_dir()));
+    assert!(!skipped.ok, "helm template rendered without image.repository (schema skipped)");
+    assert!(
+        skipped.stderr.contains("image.repository is required: there is no public seatwarden image"),
+        "the template's refusal explains:\n{}",
+        skipped.stderr
+    );
+}
+
+/// The chart installs on what it supports (1.20 and later, the version the real-node test runs) and
+/// refuses older clusters by name.
+#[test]
+fn kube_version_range_is_what_is_tested() {
+    let Some(helm) = helm() else { return };
+    for (version, ok) in [("1.19.16", false), ("1.20.2", true), ("1.24.0", true), ("1.25.0", true), ("1.34.1", true)] {
+        let out = helm_template(&helm, "sw", "seatwarden", "", &["--kube-version", version]);
+        assert_eq!(out.ok, ok, "kube {version}: {}", out.stderr);
+        if !ok {
+            assert!(out.stderr.contains("kubeVersion"), "the refusal names kubeVersion: {}", out.stderr);
+        }
+    }
+}
+
+/// NOTES: the namespace on every kubectl line, how to check the pod, how to preview with plan.
+/// (helm renders NOTES only for install, which wants a cluster even for a client-side dry run: the
+/// shared test API server.)
+#[tokio::test]
+async fn notes_say_how_to_check_the_pod_and_preview_with_plan() {
+    let Some(helm) = helm() else { return };
+    let Some(_client) = support::kube_client().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(&helm)
+        .args(["install", "sw"])
+        .arg(chart_dir())
+        .args(["--dry-run=client", "--namespace", "platform", "--set", "watchNamespace=team-a", "-f"])
+        .arg(required_values(dir.path())));
+    assert!(out.ok, "helm install --dry-run=client: {}", out.stderr);
+    let notes = out.stdout.split("NOTES:").nth(1).expect("helm prints the NOTES");
+    for needle in [
+        "kubectl -n platform rollout status deployment/sw-seatwarden",
+        "kubectl -n platform get pods -l app.kubernetes.io/instance=sw",
+        "kubectl -n platform logs deployment/sw-seatwarden",
+        "kubectl -n team-a create secret generic atlassian-org-api-key",
+        "seatwarden plan -f",
+        "kubectl get lifecycleruns -n team-a",
+    ] {
+        assert!(notes.contains(needle), "NOTES lack `{needle}`:\n{notes}");
+    }
+    for line in notes
+        .lines()
+        .filter(|l| l.trim_start().starts_with("kubectl ") && !l.contains("--server-side") && !l.contains("replace"))
+    {
+        assert!(line.contains(" -n ") || line.contains(" -A"), "a kubectl line without -n: {line}");
     }
 }
 
@@ -260,7 +350,7 @@ fn deployment_is_hardened_and_passes_the_operator_its_settings() {
     assert_eq!(c["ports"], json!([{"name": "http", "containerPort": 9464, "protocol": "TCP"}]));
     assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "http"}));
     assert_eq!(c["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "http"}));
-    assert_eq!(c["image"], "seatwarden/seatwarden:0.1.0", "the image tag defaults to appVersion");
+    assert_eq!(c["image"], format!("{REPOSITORY}:0.1.0"), "the image tag defaults to appVersion");
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert_eq!(
         args,

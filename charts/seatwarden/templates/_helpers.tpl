@@ -44,6 +44,8 @@ app.kubernetes.io/part-of: seatwarden
 {{- end }}
 
 {{- define "seatwarden.image" -}}
+{{- /* The schema requires it too; this message also covers --skip-schema-validation. */ -}}
+{{- $_ := required "image.repository is required: there is no public seatwarden image. Build it from the repository's Dockerfile, push it to your registry and set image.repository (e.g. --set image.repository=registry.example.com/platform/seatwarden)" .Values.image.repository }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
