@@ -157,7 +157,11 @@ async fn directory_member_count(
     let call = CallSite::new(Operation::UserStats).directory(directory);
     let req = Request::new(call, ApiFamily::Org, Method::GET, url);
     match http.read_json::<RawUserStats>(&req, Some(stats)).await {
-        Ok(s) => Ok(Some(s.account_status.iter().map(|c| c.count).sum())),
+        Ok(s) => {
+            // A one-page read: counted as a page, so calls and pages still add up.
+            stats.pages_done.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(s.account_status.iter().map(|c| c.count).sum()))
+        }
         Err(e) if matches!(e.status(), Some(400 | 403 | 404)) => {
             stats.note(format!("users/stats of directory {directory} is not available: checked on group counts only"));
             Ok(None)
