@@ -49,7 +49,8 @@ fn take(fixture: &Fixture, requests_per_minute: u32) -> DirectorySnapshot {
     fixture.runtime.block_on(client.snapshot(jiff::Timestamp::UNIX_EPOCH)).expect("snapshot")
 }
 
-/// Pages a complete listing needs at the largest page size: the minimum number of calls.
+/// Pages a complete listing needs at the largest page size, the API-token listing and one
+/// users/stats read per directory included: the minimum number of calls.
 fn minimum_calls(sim: &SimHandle) -> u64 {
     let limit = u64::from(PAGE_LIMIT);
     sim.with_state(|s| {
@@ -67,7 +68,11 @@ fn minimum_calls(sim: &SimHandle) -> u64 {
             // listing would take, and the calls counted are the ones a complete listing needs.
             pages += members(true).div_ceil(limit).max(1) + members(false).div_ceil(limit).max(1);
             pages += groups.div_ceil(limit).max(1) + groups;
+            // The directory's own counts (users/stats): one call, the completeness check.
+            pages += 1;
         }
+        // API-token use (API Access API), paged like the rest.
+        pages += (s.api_tokens.len() as u64).div_ceil(limit).max(1);
         pages
     })
 }

@@ -729,3 +729,62 @@ async fn secrets_never_appear_in_errors_debug_output_metrics_or_logs() {
     }
     let _ = std::io::stderr().flush();
 }
+
+/// Issue 12 against the simulator over HTTP: two directories sharing accounts, unmodelled products
+/// and API tokens are read whole (one entry per account); a listing that lies quietly (a page
+/// served twice, a directory answering empty, a cursor that cycles) is folded or marked incomplete
+/// naming the directory; a refused token listing is said, not fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_shapes_are_read_whole_or_marked_incomplete() {
+    use seatwarden::product::ProductKey;
+    use seatwarden::snapshot::ApiTokenActivity;
+    let sim = sim(1_500, 2, |c| {
+        c.shared_accounts = 0.2;
+        c.unmodelled_products = true;
+    })
+    .await;
+    let snap = client(&sim).snapshot(taken_at()).await.expect("snapshot");
+    assert!(snap.incomplete.is_none(), "{:?}", snap.incomplete);
+    let shared = snap.accounts.iter().filter(|a| a.memberships.len() == 2).count();
+    assert!(shared > 0, "accounts in both directories are one entry with two memberships");
+    let ids: BTreeSet<&str> = snap.accounts.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(ids.len(), snap.accounts.len(), "one entry per account");
+    assert!(
+        snap.accounts.iter().flat_map(|a| a.product_access()).any(|p| matches!(p.product, ProductKey::Other(_))),
+        "unmodelled product keys are kept"
+    );
+    let ApiTokenActivity::Read { tokens, accounts } = snap.api_tokens.clone() else {
+        panic!("tokens read: {:?}", snap.api_tokens)
+    };
+    assert!(tokens > 0 && accounts > 0);
+    assert!(snap.accounts.iter().any(|a| a.api_token_last_active.is_some()));
+
+    // A page served twice: the same rows again, folded; nothing incomplete.
+    sim.set_faults(Faults::parse("duplicate-page=2").unwrap());
+    let again = client(&sim).snapshot(taken_at()).await.expect("snapshot");
+    assert!(again.incomplete.is_none(), "{:?}", again.incomplete);
+    assert_eq!(again.accounts, snap.accounts, "identical duplicates fold away");
+    assert!(again.report.notes.iter().any(|n| n.contains("twice, identically")), "{:?}", again.report.notes);
+
+    // A directory that answers empty while its counts say otherwise: incomplete, naming it.
+    let second = snap.directories[1].id.clone();
+    sim.set_faults(Faults::parse("empty-directory=2").unwrap());
+    let empty = client(&sim).snapshot(taken_at()).await.expect("snapshot");
+    let why = empty.incomplete.expect("an empty directory with members is incomplete");
+    assert!(why.contains(&second), "{why}");
+
+    // A cursor that cycles: the directory is left unread and the snapshot says so (no endless loop).
+    sim.set_faults(Faults::parse("cycle-cursor=3").unwrap());
+    let cycled = client(&sim).snapshot(taken_at()).await;
+    match cycled {
+        Ok(s) => assert!(s.incomplete.as_deref().is_some_and(|w| w.contains("cycles")), "{:?}", s.incomplete),
+        Err(e) => assert!(e.to_string().contains("cycles"), "{e}"),
+    }
+
+    // Token listing refused: the snapshot is whole and says token use is unknown.
+    sim.set_faults(Faults::parse("api-tokens=403").unwrap());
+    let refused = client(&sim).snapshot(taken_at()).await.expect("a refused token read is not fatal");
+    assert!(matches!(refused.api_tokens, ApiTokenActivity::Refused { .. }), "{:?}", refused.api_tokens);
+    assert!(refused.incomplete.is_none());
+    assert!(refused.accounts.iter().all(|a| a.api_token_last_active.is_none()));
+}

@@ -13,6 +13,10 @@ pub enum Operation {
     GroupRoleAssignments,
     V1UsersList,
     LastActiveDates,
+    /// `GET .../directories/{id}/users/stats`: a directory's own member counts (completeness check).
+    UserStats,
+    /// `GET /admin/api-access/v1/orgs/{id}/api-tokens`: API-token use (API.md §2.10).
+    ApiTokensList,
     UserRead,
     UserSuspend,
     UserRestore,
@@ -30,7 +34,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 23] = [
         Operation::OrgRead,
         Operation::DirectoriesList,
         Operation::UsersSearch,
@@ -38,6 +42,8 @@ impl Operation {
         Operation::GroupRoleAssignments,
         Operation::V1UsersList,
         Operation::LastActiveDates,
+        Operation::UserStats,
+        Operation::ApiTokensList,
         Operation::UserRead,
         Operation::UserSuspend,
         Operation::UserRestore,
@@ -63,6 +69,8 @@ impl Operation {
             Operation::GroupRoleAssignments => "groups.role_assignments",
             Operation::V1UsersList => "v1.users.list",
             Operation::LastActiveDates => "users.last_active_dates",
+            Operation::UserStats => "users.stats",
+            Operation::ApiTokensList => "api_tokens.list",
             Operation::UserRead => "user.read",
             Operation::UserSuspend => "user.suspend",
             Operation::UserRestore => "user.restore",
@@ -91,6 +99,8 @@ impl Operation {
                 | Operation::GroupRoleAssignments
                 | Operation::V1UsersList
                 | Operation::LastActiveDates
+                | Operation::UserStats
+                | Operation::ApiTokensList
                 | Operation::UserRead
                 | Operation::UserManageCheck
         )
@@ -149,6 +159,8 @@ impl Operation {
             Operation::LastActiveDates => {
                 ("GET", "/admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates")
             }
+            Operation::UserStats => ("GET", dir!("/users/stats")),
+            Operation::ApiTokensList => ("GET", "/admin/api-access/v1/orgs/{orgId}/api-tokens"),
             Operation::UserSuspend => ("POST", dir!("/users/{accountId}/suspend")),
             Operation::UserRestore => ("POST", dir!("/users/{accountId}/restore")),
             Operation::UserRemove => ("DELETE", dir!("/users/{accountId}")),

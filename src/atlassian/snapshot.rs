@@ -17,8 +17,8 @@ use super::error::{AtlassianError, CallSite};
 use super::http::{CallStats, Http, Request};
 use super::observer::Operation;
 use super::wire::{
-    self, ConversionNotes, GroupInterner, Next, Page, PendingUser, RawDirectory, RawGroup, RawLastActive,
-    RawRoleAssignment, RawUser, RawV1User,
+    self, ConversionNotes, GroupInterner, Next, Page, PendingUser, RawApiToken, RawDirectory, RawGroup, RawLastActive,
+    RawRoleAssignment, RawUser, RawUserStats, RawV1User,
 };
 use crate::snapshot::{ApiTokenActivity, DirectoryInfo, DirectorySnapshot, Group, SnapshotReport};
 
@@ -33,6 +33,10 @@ const USER_EXPAND_WITHOUT_ACTIVITY: [&str; 2] = ["groups", "platformRoles"];
 #[derive(Debug, Default)]
 pub(crate) struct DirectoryListing {
     pub users: Vec<PendingUser>,
+    /// The directory's own member count (users/stats), when it answered.
+    pub stated_members: Option<u64>,
+    /// Why this directory's listing can't be trusted (a cursor that cycles, ...), naming it.
+    pub failed: Option<String>,
     /// Group ids met in user records; `users[..].user.groups` index into it until assembly.
     pub interner: GroupInterner,
     pub groups: Vec<ListedGroup>,
@@ -53,15 +57,23 @@ impl AtlassianClient {
         let http = &*self.http;
         let stats = CallStats::default();
         let directories = list_directories(http, &stats).await?;
-        let mut listings = try_join_all(directories.iter().enumerate().map(|(i, dir)| {
+        let tokens = list_api_tokens(http, &stats);
+        let listings = try_join_all(directories.iter().enumerate().map(|(i, dir)| {
             let stats = &stats;
             async move {
-                let (users, groups) =
-                    try_join(list_users(http, &dir.id, i as u16, stats), list_groups(http, &dir.id, stats)).await?;
-                Ok::<_, AtlassianError>(DirectoryListing { groups, ..users })
+                let (users, groups, stated) = futures::future::try_join3(
+                    list_users(http, &dir.id, i as u16, stats),
+                    list_groups(http, &dir.id, stats),
+                    directory_member_count(http, &dir.id, stats),
+                )
+                .await?;
+                Ok::<_, AtlassianError>(DirectoryListing { groups, stated_members: stated, ..users })
             }
-        }))
-        .await?;
+            // A listing that lies (a cursor that cycles) leaves this directory unread: the snapshot is
+            // incomplete, naming it, rather than failing outright or being taken as complete.
+        }));
+        let (listings, tokens) = try_join(listings, tokens).await?;
+        let mut listings = listings;
         let mut report = SnapshotReport::default();
         fill_missing_activity(http, &mut listings, &mut report).await?;
         report.calls += stats.calls.load(Ordering::Relaxed);
@@ -71,7 +83,90 @@ impl AtlassianClient {
         if retries > 0 {
             report.notes.push(format!("{retries} call(s) were retried"));
         }
-        Ok(assemble(&http.config.org_id, taken_at, directories, listings, http.config.api_key_owner.clone(), report))
+        let mut snapshot =
+            assemble(&http.config.org_id, taken_at, directories, listings, http.config.api_key_owner.clone(), report);
+        apply_token_activity(&mut snapshot, tokens);
+        Ok(snapshot)
+    }
+}
+
+/// What the API Access read found: per account, its tokens' latest use; or why it was refused.
+pub(crate) enum TokenRead {
+    Read { tokens: u64, last_active: HashMap<String, Timestamp> },
+    Refused(String),
+}
+
+/// Every user API token, paged, once per run (API.md §2.10). A 403 (plan or scope) or 404 (no such
+/// API here) is not a failure of the snapshot: token use is then unknown, and the snapshot says so.
+async fn list_api_tokens(http: &Http, stats: &CallStats) -> Result<TokenRead, AtlassianError> {
+    let org = http.config.org_id.as_str();
+    let mut url = http.admin_url(&["api-access", "v1", "orgs", org, "api-tokens"]);
+    url.query_pairs_mut().append_pair("limit", &PAGE_LIMIT.to_string());
+    let raw: Vec<RawApiToken> = match get_all_pages(http, CallSite::new(Operation::ApiTokensList), url, stats).await {
+        Ok(raw) => raw,
+        Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+            return Ok(TokenRead::Refused(format!(
+                "the API Access API refused the token listing (HTTP {}): API-token use is unknown",
+                e.status().unwrap_or_default()
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut last_active: HashMap<String, Timestamp> = HashMap::new();
+    for t in &raw {
+        let Some(at) = t.last_active_at.as_deref().filter(|s| !s.trim().is_empty()) else { continue };
+        let at = wire::parse_instant(at).map_err(|message| AtlassianError::Parse {
+            call: CallSite::new(Operation::ApiTokensList),
+            message: format!("token of {}: lastActiveAt {message}", t.user.id),
+        })?;
+        let e = last_active.entry(t.user.id.clone()).or_insert(at);
+        *e = (*e).max(at);
+    }
+    Ok(TokenRead::Read { tokens: raw.len() as u64, last_active })
+}
+
+/// Token use into the accounts (pure).
+pub(crate) fn apply_token_activity(snapshot: &mut DirectorySnapshot, tokens: TokenRead) {
+    match tokens {
+        TokenRead::Read { tokens, last_active } => {
+            let mut accounts = 0;
+            for a in &mut snapshot.accounts {
+                if let Some(t) = last_active.get(&a.account_id) {
+                    a.api_token_last_active = Some(*t);
+                    accounts += 1;
+                }
+            }
+            snapshot.api_tokens = ApiTokenActivity::Read { tokens, accounts };
+        }
+        TokenRead::Refused(reason) => {
+            snapshot.report.notes.push(reason.clone());
+            snapshot.api_tokens = ApiTokenActivity::Refused { reason };
+        }
+    }
+}
+
+/// The directory's own member count (`users/stats`, one call). None when the endpoint isn't there
+/// or is refused: the check is then made on group member counts alone.
+async fn directory_member_count(
+    http: &Http,
+    directory: &str,
+    stats: &CallStats,
+) -> Result<Option<u64>, AtlassianError> {
+    let org = http.config.org_id.as_str();
+    let url = http.admin_url(&["v2", "orgs", org, "directories", directory, "users", "stats"]);
+    let call = CallSite::new(Operation::UserStats).directory(directory);
+    let req = Request::new(call, ApiFamily::Org, Method::GET, url);
+    match http.read_json::<RawUserStats>(&req, Some(stats)).await {
+        Ok(s) => {
+            // A one-page read: counted as a page, so calls and pages still add up.
+            stats.pages_done.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(s.account_status.iter().map(|c| c.count).sum()))
+        }
+        Err(e) if matches!(e.status(), Some(400 | 403 | 404)) => {
+            stats.note(format!("users/stats of directory {directory} is not available: checked on group counts only"));
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -111,8 +206,15 @@ async fn get_all_pages<T: serde::de::DeserializeOwned>(
     let mut out = Vec::new();
     let mut next_url = url.clone();
     let mut previous: Option<String> = None;
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for page in 1..=MAX_PAGES {
         let call = call.clone().page(page);
+        if !seen.insert(next_url.to_string()) {
+            return Err(AtlassianError::Incomplete {
+                call,
+                message: "the listing's cursor cycles (a page it already read is offered again)".into(),
+            });
+        }
         let req = Request::new(call.clone(), ApiFamily::Org, Method::GET, next_url.clone());
         let body: Page<T> = http.read_json(&req, Some(stats)).await?;
         stats.pages_done.fetch_add(1, Ordering::Relaxed);
@@ -214,6 +316,7 @@ fn merge_listings(mut into: DirectoryListing, from: DirectoryListing) -> Directo
         }
         into.users.push(pending);
     }
+    into.failed = into.failed.or(from.failed);
     into.notes.not_in_directory += from.notes.not_in_directory;
     for t in from.notes.unknown_account_types {
         if !into.notes.unknown_account_types.contains(&t) {
@@ -240,8 +343,18 @@ async fn list_user_stream(
     let part = claim_status.map(|c| if c == "managed" { "claimStatus managed" } else { "claimStatus unmanaged" });
     let mut listing = DirectoryListing::default();
     let mut cursor: Option<String> = None;
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for page in 1..=MAX_PAGES {
         let call = CallSite::new(Operation::UsersSearch).directory(directory).listing(part).page(page);
+        if let Some(c) = &cursor
+            && !seen.insert(c.clone())
+        {
+            listing.failed = Some(format!(
+                "directory {directory}: the user listing's cursor cycles at page {page} (a page already read is offered again)"
+            ));
+            listing.users.clear();
+            return Ok(listing);
+        }
         let expand: &[&str] =
             if http.config.fallbacks.v2_product_access { &USER_EXPAND } else { &USER_EXPAND_WITHOUT_ACTIVITY };
         let mut body = json!({ "limit": PAGE_LIMIT, "expand": expand });
@@ -447,8 +560,18 @@ pub(crate) fn assemble(
     let mut not_in_directory = 0;
     let mut unknown_types = BTreeSet::new();
     let mut unknown_keys = BTreeSet::new();
-    for (d, listing) in listings.into_iter().enumerate() {
+    let mut incomplete: Vec<String> = Vec::new();
+    for (d, mut listing) in listings.into_iter().enumerate() {
         let d16 = d as u16;
+        let dir_id = directories.get(d).map(|x| x.id.clone()).unwrap_or_default();
+        if let Some(why) = listing.failed.take() {
+            incomplete.push(why);
+        }
+        let folded = fold_duplicates(&mut listing.users, &dir_id, &mut incomplete);
+        if folded > 0 {
+            report.notes.push(format!("directory {dir_id} listed {folded} user(s) twice, identically: folded"));
+        }
+        check_counts(&listing, &dir_id, &mut incomplete);
         let mut by_id: HashMap<&str, u32> = HashMap::new();
         for g in &listing.groups {
             let idx = groups.len() as u32;
@@ -545,7 +668,62 @@ pub(crate) fn assemble(
         activity_products,
         api_tokens: ApiTokenActivity::NotRead,
         report,
-        incomplete: None,
+        incomplete: (!incomplete.is_empty()).then(|| incomplete.join("; ")),
+    }
+}
+
+/// Identical rows of one account in one directory's listing (a page served twice) fold into one;
+/// rows that disagree make the listing untrustworthy: which one is true is unknown. Returns how
+/// many identical rows were dropped.
+fn fold_duplicates(users: &mut Vec<PendingUser>, directory: &str, incomplete: &mut Vec<String>) -> u64 {
+    users.sort_by(|a, b| a.user.account_id.cmp(&b.user.account_id));
+    let before = users.len();
+    let mut conflicting: Vec<String> = Vec::new();
+    users.dedup_by(|later, kept| {
+        if later.user.account_id != kept.user.account_id {
+            return false;
+        }
+        let same = later.user == kept.user
+            && later.activity_known == kept.activity_known
+            && later.ever_active == kept.ever_active
+            && later.site_admin_role == kept.site_admin_role;
+        if !same && !conflicting.contains(&kept.user.account_id) {
+            conflicting.push(kept.user.account_id.clone());
+        }
+        true
+    });
+    if !conflicting.is_empty() {
+        incomplete.push(format!(
+            "directory {directory} lists {} account(s) twice with different data (e.g. {})",
+            conflicting.len(),
+            conflicting[0]
+        ));
+    }
+    (before - users.len()) as u64 - conflicting.len().min(before - users.len()) as u64
+}
+
+/// A directory that answers far less than its own counts (users/stats, group member counts) while
+/// it has members is hiding them: the listing is incomplete, however well-formed each page was.
+fn check_counts(listing: &DirectoryListing, directory: &str, incomplete: &mut Vec<String>) {
+    let listed = listing.users.len() as u64;
+    // Stats count human accounts only.
+    let humans =
+        listing.users.iter().filter(|u| u.user.account_type == crate::snapshot::AccountType::Atlassian).count() as u64;
+    if let Some(stated) = listing.stated_members
+        && stated > 0
+        && humans * 10 < stated * 9
+    {
+        incomplete.push(format!(
+            "directory {directory} listed {humans} user(s) but its users/stats counts {stated}: far fewer than it has"
+        ));
+        return;
+    }
+    let largest_group =
+        listing.groups.iter().filter_map(|g| g.raw.counts.as_ref().and_then(|c| c.users)).max().unwrap_or(0);
+    if largest_group > 0 && (listed == 0 || largest_group > listed + listed / 10 + 1) {
+        incomplete.push(format!(
+            "directory {directory} listed {listed} user(s) but one of its groups has {largest_group} member(s)"
+        ));
     }
 }
 

@@ -147,6 +147,34 @@ pub struct RawRoleAssignment {
     pub roles: Vec<Value>,
 }
 
+/// One user API token (API Access API, API.md §2.10).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawApiToken {
+    #[serde(default)]
+    pub last_active_at: Option<String>,
+    pub user: RawTokenOwner,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTokenOwner {
+    pub id: String,
+}
+
+/// `GET .../directories/{id}/users/stats`: the directory's own counts.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawUserStats {
+    #[serde(default)]
+    pub account_status: Vec<RawStatusCount>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawStatusCount {
+    #[serde(default)]
+    pub count: u64,
+}
+
 /// v1 `GET /v1/orgs/{orgId}/users` (managed accounts).
 #[derive(Debug, Deserialize)]
 pub struct RawV1User {

@@ -144,6 +144,18 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                     }
                     continue;
                 }
+                Eval::SavedByToken(at) => {
+                    if claimed.is_none() && guard.is_none() {
+                        count(&mut d, SkipKind::ApiTokenActive);
+                        let why = format!(
+                            "no product activity past the threshold, but an API token of the account was used {}: \
+                             working through the API is activity",
+                            date(at)
+                        );
+                        skip(&mut d, user, SkipKind::ApiTokenActive, Some(&rule.name), why);
+                    }
+                    continue;
+                }
                 Eval::Targeted(t) => t,
             };
             if let Some(first) = &claimed {
@@ -194,6 +206,18 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                 break;
             }
             if ctx.incomplete {
+                break;
+            }
+            // Someone who can't be warned can't be acted on by a rule that promises a warning.
+            if !rule.notice_lead_times.is_empty() && user.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
+                count(&mut d, SkipKind::NoEmail);
+                skip(
+                    &mut d,
+                    user,
+                    SkipKind::NoEmail,
+                    Some(&rule.name),
+                    format!("no email address: rule {} warns before it acts, and this user can't be warned", rule.name),
+                );
                 break;
             }
             if let Some(why) = triggers::not_applicable(rule, user) {
@@ -250,6 +274,14 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
 
     if let Some(r) = reactivation {
         reactivation::plan_reinvitations(ctx, &name, namespace, r, &mut d);
+    }
+    if let Some(n) = d.skipped_counts.get(&SkipKind::NoEmail).copied().filter(|n| *n > 0) {
+        d.conditions.push(PlanCondition {
+            reason: "UsersWithoutEmail".into(),
+            message: format!(
+                "{n} user(s) have no email address and can't be warned: rules with notice lead times don't act on them"
+            ),
+        });
     }
     d
 }
@@ -510,6 +542,16 @@ pub(super) fn policy_conditions(ctx: &Ctx<'_>, policy: &LifecyclePolicy, scope: 
             reason: "UnresolvedGroup".into(),
             message: format!(
                 "scope.includeGroups names group {g}, which is not in the organization: it matches no one"
+            ),
+        });
+    }
+    if let crate::snapshot::ApiTokenActivity::Refused { reason } = &ctx.snapshot.api_tokens
+        && spec.rules.iter().any(|r| r.account_inactivity.is_some() || r.never_active.is_some())
+    {
+        d.conditions.push(PlanCondition {
+            reason: "ApiTokenActivityUnknown".into(),
+            message: format!(
+                "{reason}; account rules judge product activity only, so accounts that work through the API alone may look idle"
             ),
         });
     }

@@ -351,6 +351,27 @@ pub(crate) fn onboarding_policy(cap: Option<i32>) -> LifecyclePolicy {
     p
 }
 
+/// Offset of directory 2's groups in [`two_directories`]: the same names as directory 1's.
+pub(crate) const DIR2: GroupIdx = 7;
+
+/// A two-directory organization: directory 2 has a group of every name directory 1 has (ids
+/// suffixed `-2`). Rows with `directory: 1` must use group indices `DIR2 + i`.
+pub(crate) fn two_directories(users: Vec<DirectoryUser>) -> DirectorySnapshot {
+    let mut s = snapshot(users);
+    s.directories.push(DirectoryInfo { id: "dir-2".into(), name: "Acquired".into() });
+    let again: Vec<Group> =
+        groups().into_iter().map(|g| Group { id: format!("{}-2", g.id), directory: 1, ..g }).collect();
+    s.groups.extend(again);
+    s
+}
+
+/// `row` in directory 2, its groups moved to directory 2's same-named ones.
+pub(crate) fn in_dir2(mut row: DirectoryUser) -> DirectoryUser {
+    row.directory = 1;
+    row.groups = row.groups.iter().map(|g| g + DIR2).collect();
+    row
+}
+
 /// Everything a planner test names, in one import.
 pub(crate) mod prelude {
     pub(crate) use std::collections::BTreeMap;
@@ -358,7 +379,7 @@ pub(crate) mod prelude {
     pub(crate) use super::*;
     pub(crate) use crate::crd::*;
     pub(crate) use crate::ledger::{
-        Ledger, LedgerUpdate, NoticeRecord, Outcome, Suspension, TakenOut, TakenOutKind, UserRecord,
+        Ledger, LedgerUpdate, NoticeRecord, Outcome, RemovedGroup, Suspension, TakenOut, TakenOutKind, UserRecord,
     };
     pub(crate) use crate::policy::*;
     pub(crate) use crate::product::Product;

@@ -36,6 +36,8 @@ pub mod types;
 mod fixture;
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+mod shapes;
 
 use std::collections::{HashMap, HashSet};
 
@@ -87,6 +89,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         });
     }
 
+    if let crate::snapshot::ApiTokenActivity::Refused { reason } = &snapshot.api_tokens {
+        conditions.push(PlanCondition { reason: "ApiTokenActivityUnknown".into(), message: reason.clone() });
+    }
     // Writes a crashed run left in flight are settled first, from what the snapshot shows.
     let mut ledger_updates = settle_in_flight(input.ledger, snapshot, incomplete);
     let settled;

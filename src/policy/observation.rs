@@ -81,14 +81,11 @@ pub(super) fn observe(
             }
         }
     }
-    if !incomplete {
-        for (id, rec) in &ledger.users {
-            let keep = rec.taken_out.iter().any(|t| t.kind == TakenOutKind::RemovedFromDirectory);
-            if !keep && snapshot.account(id).is_none() {
-                out.push(LedgerUpdate::Forget { account_id: id.clone() });
-            }
-        }
-    }
+    // No record is forgotten because a snapshot lacks the account: a narrowed `spec.directories`
+    // or a listing that quietly came back short must not wipe what seatwarden took and must give
+    // back. Records end when Atlassian shows the account gone positively (the executor's confirmed
+    // removal, or a lookup answering 404), never here.
+    let _ = (ledger, incomplete);
     out
 }
 

@@ -1,4 +1,7 @@
-//! Property tests: for random small organizations, policies, protections and ledgers —
+//! Property tests: for random small organizations of two directories (accounts in both, the same
+//! group names in both, products seatwarden does not model, accounts working only through API
+//! tokens, listing rows served twice, listings marked incomplete), policies, protections and
+//! ledgers —
 //! no protected (or admin, or app, or API-key-owner) user is ever acted on or warned, caps are
 //! never exceeded, the plan is deterministic, and applying a plan then planning again at the same
 //! instant plans no action twice: without deferrals no further destructive action, with deferrals
@@ -30,13 +33,21 @@ struct UserSeed {
     synced: bool,
     added_days: Option<i64>,
     suspended_days: Option<i64>,
+    /// Also in directory 2: (status, Jira days, groups there).
+    second: Option<(u8, Option<i64>, Vec<bool>)>,
+    /// Activity on an unmodelled product (Loom), days ago.
+    other_product: Option<i64>,
+    /// API-token use, days ago.
+    token: Option<i64>,
+    /// The listing served this row twice, identically.
+    duplicated: bool,
 }
 
 fn user_seed() -> impl Strategy<Value = UserSeed> {
     (
         prop_oneof![6 => Just(0u8), 2 => Just(1u8), 2 => Just(2u8), 1 => Just(3u8)],
         any::<bool>(),
-        prop_oneof![12 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+        prop_oneof![12 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
         proptest::option::weighted(0.85, 0i64..400),
         proptest::option::of(proptest::option::weighted(0.8, 0i64..400)),
         proptest::collection::vec(proptest::bool::weighted(0.3), 7),
@@ -44,10 +55,39 @@ fn user_seed() -> impl Strategy<Value = UserSeed> {
         proptest::bool::weighted(0.1),
         proptest::option::weighted(0.9, 0i64..800),
         proptest::option::of(0i64..120),
+        (
+            proptest::option::weighted(
+                0.25,
+                (
+                    prop_oneof![3 => Just(0u8), 1 => Just(2u8)],
+                    proptest::option::weighted(0.85, 0i64..400),
+                    proptest::collection::vec(proptest::bool::weighted(0.3), 7),
+                ),
+            ),
+            proptest::option::weighted(0.1, 0i64..400),
+            proptest::option::weighted(0.1, 0i64..400),
+            proptest::bool::weighted(0.05),
+        ),
     )
         .prop_map(
-            |(status, managed, kind, jira_days, conf, groups, org_admin, synced, added_days, suspended_days)| {
+            |(
+                status,
+                managed,
+                kind,
+                jira_days,
+                conf,
+                groups,
+                org_admin,
+                synced,
+                added_days,
+                suspended_days,
+                (second, other_product, token, duplicated),
+            )| {
                 UserSeed {
+                    second,
+                    other_product,
+                    token,
+                    duplicated,
                     status,
                     managed,
                     kind,
@@ -68,7 +108,8 @@ fn make_user(i: usize, s: &UserSeed) -> DirectoryUser {
     u.status = [UserStatus::Active, UserStatus::InvitedNeverActive, UserStatus::Suspended, UserStatus::Deactivated]
         [s.status as usize];
     u.managed = s.managed;
-    u.account_type = [AccountType::Atlassian, AccountType::App, AccountType::Customer][s.kind as usize];
+    u.account_type =
+        [AccountType::Atlassian, AccountType::App, AccountType::Customer, AccountType::Unknown][s.kind as usize];
     u.product_access[0].last_active = s.jira_days.map(ago);
     if u.status == UserStatus::InvitedNeverActive {
         u.product_access[0].last_active = None;
@@ -81,7 +122,32 @@ fn make_user(i: usize, s: &UserSeed) -> DirectoryUser {
     u.org_admin = s.org_admin;
     u.management_source = if s.synced { ManagementSource::Synced } else { ManagementSource::Invited };
     u.added_to_org = s.added_days.map(ago);
+    if let Some(days) = s.other_product
+        && u.status != UserStatus::InvitedNeverActive
+    {
+        let loom = crate::product::ProductKey::from_api_key("loom");
+        u.product_access.push(ProductActivity { product: loom, last_active: Some(ago(days)) });
+    }
     u
+}
+
+/// Every row of one seed: its directory-1 row, its directory-2 row, and a repeat when the listing
+/// served it twice.
+fn make_rows(i: usize, s: &UserSeed) -> Vec<DirectoryUser> {
+    let first = make_user(i, s);
+    let mut rows = vec![first.clone()];
+    if let Some((status, jira, groups)) = &s.second {
+        let mut twin = first.clone();
+        twin.directory = 1;
+        twin.status = [UserStatus::Active, UserStatus::InvitedNeverActive, UserStatus::Suspended][*status as usize];
+        twin.product_access[0].last_active = jira.map(ago);
+        twin.groups = groups.iter().enumerate().filter(|(_, b)| **b).map(|(g, _)| g as GroupIdx + DIR2).collect();
+        rows.push(twin);
+    }
+    if s.duplicated {
+        rows.push(first);
+    }
+    rows
 }
 
 fn rule_seed(i: usize) -> impl Strategy<Value = Rule> {
@@ -169,9 +235,21 @@ fn build(
     prots: &[ProtSeed],
     daily: Option<u32>,
     key_owner: bool,
+    incomplete: bool,
 ) -> Fx {
-    let list: Vec<DirectoryUser> = users.iter().enumerate().map(|(i, s)| make_user(i, s)).collect();
-    let mut fx = Fx::new(list, policies);
+    let list: Vec<DirectoryUser> = users.iter().enumerate().flat_map(|(i, s)| make_rows(i, s)).collect();
+    let mut fx = Fx::new(vec![], policies);
+    fx.snapshot = two_directories(list);
+    for (i, s) in users.iter().enumerate() {
+        if let Some(days) = s.token {
+            let id = format!("u{i:03}");
+            fx.snapshot.accounts.iter_mut().find(|a| a.account_id == id).unwrap().api_token_last_active =
+                Some(ago(days));
+        }
+    }
+    if incomplete {
+        fx.snapshot.incomplete = Some("directory dir-2 listed 0 user(s) but its users/stats counts 12".into());
+    }
     fx.daily = daily;
     if key_owner && !users.is_empty() {
         fx.snapshot.api_key_owner = Some("u000".into());
@@ -222,7 +300,12 @@ fn build(
 /// Independent oracle for invariant 1 (protections here use ids, emails and the vips group).
 fn untouchable(fx: &Fx, account: &str, policy: &str) -> bool {
     let Some(u) = fx.snapshot.account(account) else { return false };
-    if u.org_admin || u.site_admin || u.in_group(SITE_ADMINS) || u.account_type != AccountType::Atlassian {
+    if u.org_admin
+        || u.site_admin
+        || u.in_group(SITE_ADMINS)
+        || u.in_group(SITE_ADMINS + DIR2)
+        || u.account_type != AccountType::Atlassian
+    {
         return true;
     }
     if fx.snapshot.api_key_owner.as_deref() == Some(account) {
@@ -235,7 +318,7 @@ fn untouchable(fx: &Fx, account: &str, policy: &str) -> bool {
         let email = u.email.as_deref().unwrap_or("").to_lowercase();
         let hit = s.account_ids.iter().any(|a| a == account)
             || s.emails.iter().any(|e| e.to_lowercase() == email)
-            || (s.groups.iter().any(|g| g == "vips") && u.in_group(VIPS));
+            || (s.groups.iter().any(|g| g == "vips") && (u.in_group(VIPS) || u.in_group(VIPS + DIR2)));
         live && covers && hit
     })
 }
@@ -248,12 +331,15 @@ fn kind_key(k: &ActionKind) -> String {
 /// records delivered notices and outcomes in the ledger.
 fn apply(fx: &mut Fx, plan: &Plan) -> HashSet<(String, ActionKind)> {
     fx.ledger.apply_updates(&plan.ledger_updates);
-    let licensed: Vec<(GroupIdx, Product)> = vec![
+    let licensed: Vec<(GroupIdx, Product)> = [
         (JIRA_USERS, Product::JiraSoftware),
         (JIRA_EXTRA, Product::JiraSoftware),
         (IDP_JIRA, Product::JiraSoftware),
         (CONFLUENCE_USERS, Product::Confluence),
-    ];
+    ]
+    .into_iter()
+    .flat_map(|(g, p)| [(g, p), (g + DIR2, p)])
+    .collect();
     let mut applied = HashSet::new();
     // What the operator applies: Enforce policies only (DryRun ones are shown, never applied).
     for p in plan.policies.iter().filter(|p| p.applies) {
@@ -323,12 +409,51 @@ proptest! {
         prots in proptest::collection::vec(prot_seed(), 0..3),
         daily in proptest::option::of(0u32..10),
         key_owner in any::<bool>(),
+        incomplete in proptest::bool::weighted(0.1),
     ) {
         let mut list = vec![policies.0];
         list.extend(policies.1);
         list.extend(policies.2);
-        let mut fx = build(&users, list, &prots, daily, key_owner);
+        let mut fx = build(&users, list, &prots, daily, key_owner, incomplete);
         let plan = fx.plan();
+
+        // One entry per account, whatever the rows: shared accounts and repeated rows fold.
+        prop_assert_eq!(fx.snapshot.accounts.len(), users.len());
+
+        // Invariant 2: an incomplete listing plans nothing destructive and warns no one.
+        if incomplete {
+            for p in &plan.policies {
+                prop_assert!(p.actions.iter().all(|a| !a.destructive) && p.notices.is_empty() && !p.applies);
+            }
+        }
+
+        // Invariant 1, the grace period: an account added (in any directory) less than the grace
+        // period ago is never acted on destructively nor warned.
+        for p in &plan.policies {
+            let spec = &fx.policies.iter().find(|x| x.metadata.name.as_deref() == Some(p.policy.as_str())).unwrap().spec;
+            let grace = spec.new_account_grace_period.as_secs();
+            for id in p.actions.iter().filter(|a| a.destructive).map(|a| &a.account_id).chain(p.notices.iter().map(|n| &n.account_id)) {
+                let added = fx.snapshot.account(id).and_then(|a| a.added_to_org)
+                    .or_else(|| fx.ledger.users.get(id).and_then(|r| r.first_seen));
+                prop_assert!(added.is_some_and(|t| t.as_second() + grace <= fx.now.as_second()),
+                    "{} acted on inside the grace period (added {:?})", id, added);
+            }
+        }
+
+        // Activity from every source: an account active (any product, known or not, any directory,
+        // or an API token) within a rule's threshold is not suspended/removed for account inactivity.
+        for p in plan.policies.iter().filter(|p| p.halt.is_none()) {
+            let spec = &fx.policies.iter().find(|x| x.metadata.name.as_deref() == Some(p.policy.as_str())).unwrap().spec;
+            for a in p.actions.iter().filter(|a| a.destructive) {
+                let Some(rule) = spec.rules.iter().find(|r| r.name == a.rule) else { continue };
+                let Some(ai) = &rule.account_inactivity else { continue };
+                let acct = fx.snapshot.account(&a.account_id).unwrap();
+                if let Some(last) = acct.last_activity() {
+                    prop_assert!(last.as_second() + ai.inactive_for.as_secs() <= fx.now.as_second(),
+                        "{} active {:?} but acted on by {}", a.account_id, last, a.rule);
+                }
+            }
+        }
 
         // Deterministic, whatever the order of the inputs.
         prop_assert_eq!(&plan, &fx.plan());

@@ -266,10 +266,24 @@ mod plan_tests {
     }
 
     #[test]
-    fn an_incomplete_listing_forgets_nobody() {
+    fn a_snapshot_without_the_account_forgets_nobody_complete_or_not() {
         let mut fx = Fx::new(vec![user("bob")], vec![suspend_idle()]);
-        fx.ledger.users.insert("gone".into(), UserRecord { first_seen: Some(ago(10)), ..Default::default() });
-        assert!(fx.plan().ledger_updates.contains(&LedgerUpdate::Forget { account_id: "gone".into() }));
+        fx.ledger.users.insert(
+            "gone".into(),
+            UserRecord {
+                removed_groups: vec![RemovedGroup {
+                    group_id: "g-jira".into(),
+                    product: Some(Product::JiraSoftware),
+                    policy: "idle".into(),
+                    rule: "r".into(),
+                    at: ago(30),
+                    last_active: None,
+                }],
+                ..Default::default()
+            },
+        );
+        // Absent from a complete listing (a directory no longer read, a quiet empty page): kept.
+        assert!(!fx.plan().ledger_updates.iter().any(|u| matches!(u, LedgerUpdate::Forget { .. })));
         fx.snapshot.incomplete = Some("x".into());
         assert!(!fx.plan().ledger_updates.iter().any(|u| matches!(u, LedgerUpdate::Forget { .. })));
     }

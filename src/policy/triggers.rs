@@ -38,6 +38,9 @@ pub(crate) enum Eval {
     /// The rule would need activity data that is missing or unreliable for this user (the
     /// conditions say which).
     NoData,
+    /// Idle on every product, but an API token of the account was used at this instant (seconds):
+    /// the account works through the API, so it is not inactive (said as the reason).
+    SavedByToken(i64),
     /// The rule targets the user: past its threshold, or inside the warning window before it.
     Targeted(Trigger),
 }
@@ -195,6 +198,16 @@ pub(crate) fn evaluate(
         let episode_start = since.max(restored.unwrap_or(i64::MIN));
         let threshold_at = episode_start.saturating_add(ai.inactive_for.as_secs()).saturating_add(margin);
         if !targeted(threshold_at) {
+            // Saved by token use alone? Then say so: product activity would have targeted them.
+            if let Some(token) = user.api_token_last_active.map(|t| t.as_second())
+                && last == Some(token)
+            {
+                let products = user.last_active_any().map(|t| t.as_second());
+                let from = products.or_else(|| added_at(user, rec)).map(|s| s.max(restored.unwrap_or(i64::MIN)));
+                if from.is_some_and(|f| targeted(f.saturating_add(ai.inactive_for.as_secs()).saturating_add(margin))) {
+                    return Eval::SavedByToken(token);
+                }
+            }
             return Eval::Not;
         }
         let what = match last {
@@ -212,7 +225,11 @@ pub(crate) fn evaluate(
     }
 
     if let Some(na) = &rule.never_active {
-        if last_active_any(user, rec).is_some() {
+        if let Some(last) = last_active_any(user, rec) {
+            // Never on a product page but working through an API token: active.
+            if user.last_active_any().is_none() && rec.and_then(UserRecord::last_active_seen).is_none() {
+                return Eval::SavedByToken(last);
+            }
             return Eval::Not;
         }
         if health.account_off(user) {

@@ -65,6 +65,8 @@ pub enum SkipKind {
     UnknownAccountType,
     /// No email address: the user can't be warned, so rules with notice lead times don't act.
     NoEmail,
+    /// Idle on every product but using an API token (integration, CI): not inactive.
+    ApiTokenActive,
 }
 
 impl SkipKind {
@@ -83,6 +85,7 @@ impl SkipKind {
             SkipKind::NoActivityData => "no-activity-data",
             SkipKind::UnknownAccountType => "unknown-account-type",
             SkipKind::NoEmail => "no-email",
+            SkipKind::ApiTokenActive => "api-token-active",
         }
     }
 }
