@@ -109,7 +109,7 @@ fn policy_header(p: &PolicyPlan) -> String {
         (_, _, Some(_)) => "HALTED: nothing is applied",
         (PolicyMode::Enforce, true, _) => "applies",
         (PolicyMode::Enforce, false, _) => "does not apply",
-        (PolicyMode::DryRun, _, _) => "shown as Enforce would act; DryRun applies nothing",
+        (PolicyMode::DryRun, _, _) => "DryRun: what it would do, nothing is applied",
         (PolicyMode::Paused, _, _) => "paused: nothing is evaluated",
     };
     format!("policy {} [{}] — {} in scope — {}", p.policy, mode_label(p.mode), p.in_scope, applies)
