@@ -486,12 +486,43 @@ async fn import(conn: &ConnectionArgs, args: ImportArgs, io: &mut Io<'_>) -> Res
     print_row_problems(io, &args.csv, "note", &plan.notes);
     let _ = write!(io.out, "{}", plan.render());
     let source = args.csv.display().to_string();
-    finish(&client, &snapshot, "cli-import", &source, &plan.changes, args.apply, &args.audit, io).await
+    finish(conn, &client, &snapshot, "cli-import", &source, &plan.changes, args.apply, &args.audit, io).await
+}
+
+/// The organization and ProtectedUsers the command line's changes are checked against: those of
+/// the manifests given with --file (in the organization's namespace), else the organization as
+/// read, with no ProtectedUser.
+fn cli_rules(
+    conn: &ConnectionArgs,
+    snapshot: &DirectorySnapshot,
+) -> Result<(crate::crd::AtlassianOrganization, Vec<crate::crd::ProtectedUser>), CommandError> {
+    if let Some(path) = &conn.file {
+        let manifests = Manifests::load(path).map_err(|e| CommandError::usage(e.to_string()))?;
+        let org = manifests
+            .organizations
+            .iter()
+            .find(|o| conn.organization.as_ref().is_none_or(|n| o.metadata.name.as_ref() == Some(n)))
+            .cloned();
+        if let Some(org) = org {
+            let ns = org.metadata.namespace.clone();
+            let protections =
+                manifests.protections.into_iter().filter(|p| ns.is_none() || p.metadata.namespace == ns).collect();
+            return Ok((org, protections));
+        }
+    }
+    let org: crate::crd::AtlassianOrganization = serde_json::from_value(serde_json::json!({
+        "apiVersion": "seatwarden.io/v1alpha1", "kind": "AtlassianOrganization",
+        "metadata": {"name": snapshot.org_id},
+        "spec": {"orgId": snapshot.org_id, "credentials": {"apiKeySecretRef": {"name": "-", "key": "-"}}}
+    }))
+    .map_err(|e| CommandError::failure(format!("organization for the checks: {e}")))?;
+    Ok((org, vec![]))
 }
 
 /// The dry run's last word, or the application of `changes` with its audit record.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
+    conn: &ConnectionArgs,
     client: &AtlassianClient,
     snapshot: &DirectorySnapshot,
     policy: &str,
@@ -501,6 +532,15 @@ async fn finish(
     audit: &AuditArgs,
     io: &mut Io<'_>,
 ) -> Result<u8, CommandError> {
+    // The operator's rules hold here too: protected users (from the manifests given with --file),
+    // admins, the API-key owner, apps and IdP-synced accounts and groups are not changed.
+    let (organization, protections) = cli_rules(conn, snapshot)?;
+    let guard = users::Guard { organization: &organization, protections: &protections, policy, now: snapshot.taken_at };
+    let (allowed, refused) = guard.screen(snapshot, changes);
+    for r in &refused {
+        let _ = writeln!(io.out, "refused: {}: {}", r.change, r.why);
+    }
+    let changes = allowed.as_slice();
     if changes.is_empty() {
         let _ = writeln!(io.out, "nothing to change");
         return Ok(exit::OK);
@@ -518,7 +558,7 @@ async fn finish(
         .await
         .map_err(|e| CommandError::failure(format!("cannot write the audit trail ({e}): nothing was changed")))?;
     let pb = bar(io, Some(changes.len() as u64), "applying");
-    let applied = users::apply_changes(client, changes, |_| pb.inc(1)).await;
+    let applied = users::apply_changes(client, snapshot, &guard, changes, |_| pb.inc(1)).await;
     pb.finish_and_clear();
     let record = users::audit_record(
         &run_id,
@@ -650,5 +690,5 @@ async fn activate(conn: &ConnectionArgs, args: ActivateArgs, io: &mut Io<'_>) ->
             plan.errors.len()
         )));
     }
-    finish(&client, &snapshot, "cli-activate", &source, &plan.changes, args.apply, &args.audit, io).await
+    finish(conn, &client, &snapshot, "cli-activate", &source, &plan.changes, args.apply, &args.audit, io).await
 }

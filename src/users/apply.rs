@@ -10,6 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::atlassian::{AtlassianClient, Invitation, WriteOutcome};
 use crate::crd::{ActionOutcome, PolicyMode, RunAction, RunPhase};
 use crate::record::RunRecord;
+use crate::snapshot::DirectorySnapshot;
+use crate::users::guard::Guard;
 use crate::users::import::{Change, ChangeKind};
 
 /// One change and what Atlassian made of it.
@@ -19,12 +21,17 @@ pub struct AppliedChange {
     pub outcome: WriteOutcome,
     /// The account id of an invitee, when Atlassian returned it.
     pub invited_account_id: Option<String>,
+    /// Not written: why the fresh read right before the write kept it out (nothing was sent).
+    pub skipped: Option<String>,
 }
 
-/// Applies `changes` (in plan order) and returns every outcome, in the same order. `on_done` is
-/// called after each write (progress).
+/// Applies `changes` (in plan order) and returns every outcome, in the same order. Each user is
+/// read again right before their write and `guard` checked on that fresh read (invariant 9).
+/// `on_done` is called after each write (progress).
 pub async fn apply_changes(
     client: &AtlassianClient,
+    snapshot: &DirectorySnapshot,
+    guard: &Guard<'_>,
     changes: &[Change],
     on_done: impl Fn(&AppliedChange),
 ) -> Vec<AppliedChange> {
@@ -35,7 +42,7 @@ pub async fn apply_changes(
         let phase = changes[start].kind.phase();
         let end = start + changes[start..].iter().take_while(|c| c.kind.phase() == phase).count();
         let mut stream = futures::stream::iter(start..end)
-            .map(|i| async move { (i, apply_one(client, &changes[i]).await) })
+            .map(|i| async move { (i, apply_one(client, snapshot, guard, &changes[i]).await) })
             .buffer_unordered(concurrency);
         while let Some((i, applied)) = stream.next().await {
             on_done(&applied);
@@ -46,15 +53,51 @@ pub async fn apply_changes(
     results.into_iter().map(|r| r.expect("every change applied")).collect()
 }
 
-async fn apply_one(client: &AtlassianClient, change: &Change) -> AppliedChange {
+async fn apply_one(
+    client: &AtlassianClient,
+    snapshot: &DirectorySnapshot,
+    guard: &Guard<'_>,
+    change: &Change,
+) -> AppliedChange {
     let dir = change.directory_id.as_str();
     let account = change.account_id.as_deref().unwrap_or_default();
     let mut invited_account_id = None;
+    let done = |outcome, skipped| AppliedChange { change: change.clone(), outcome, invited_account_id: None, skipped };
+    // The fresh read right before the write: the CSV (and the dry run) may be stale.
+    let reading = if matches!(change.kind, ChangeKind::Invite { .. }) {
+        None
+    } else {
+        match client.read_user(dir, account).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return done(
+                    WriteOutcome::Failed {
+                        message: format!("re-read before the write failed: {e}"),
+                        status: None,
+                        maybe_applied: false,
+                    },
+                    None,
+                );
+            }
+        }
+    };
+    if let Some(reading) = &reading {
+        let fresh = reading.as_ref().map(|r| {
+            let mut u = r.user.clone();
+            u.directory = snapshot.directories.iter().position(|d| d.id == dir).unwrap_or(0) as u16;
+            u.groups = r.groups_in(snapshot);
+            u
+        });
+        if let Some(why) = guard.refusal(snapshot, change, fresh.as_ref()) {
+            return done(WriteOutcome::AlreadySo, Some(format!("not changed: {why} (fresh read before the write)")));
+        }
+    }
+    let prior = reading.as_ref();
     let outcome = match &change.kind {
-        ChangeKind::RemoveFromGroup { group_id, .. } => client.remove_from_group(dir, group_id, account, None).await,
-        ChangeKind::AddToGroup { group_id, .. } => client.add_to_group(dir, group_id, account, None).await,
-        ChangeKind::Restore => client.restore(dir, account, None).await,
-        ChangeKind::Enable => client.enable(account, None).await,
+        ChangeKind::RemoveFromGroup { group_id, .. } => client.remove_from_group(dir, group_id, account, prior).await,
+        ChangeKind::AddToGroup { group_id, .. } => client.add_to_group(dir, group_id, account, prior).await,
+        ChangeKind::Restore => client.restore(dir, account, prior).await,
+        ChangeKind::Enable => client.enable(account, prior).await,
         ChangeKind::Invite { group_ids, .. } => {
             let invitation = Invitation {
                 email: change.email.clone().unwrap_or_default(),
@@ -67,7 +110,7 @@ async fn apply_one(client: &AtlassianClient, change: &Change) -> AppliedChange {
             result.outcome
         }
     };
-    AppliedChange { change: change.clone(), outcome, invited_account_id }
+    AppliedChange { change: change.clone(), outcome, invited_account_id, skipped: None }
 }
 
 /// The account id recorded for an invitation whose account id is not known (yet).
@@ -97,14 +140,21 @@ pub fn audit_record(
         .enumerate()
         .map(|(i, c)| {
             let result = applied.and_then(|(a, _)| a.get(i));
-            let (outcome, error) = match result.map(|a| &a.outcome) {
-                None => (ActionOutcome::Planned, None),
-                Some(WriteOutcome::Done) => (ActionOutcome::Applied, None),
-                Some(WriteOutcome::AlreadySo) => (ActionOutcome::Skipped, Some("already so".to_owned())),
-                Some(WriteOutcome::Refused { reason, message }) => {
-                    (ActionOutcome::Failed, Some(format!("{}: {message}", reason.label())))
-                }
-                Some(WriteOutcome::Failed { message, .. }) => (ActionOutcome::Failed, Some(message.clone())),
+            let (outcome, error) = match result.map(|a| (&a.outcome, &a.skipped)) {
+                Some((_, Some(why))) => (ActionOutcome::Skipped, Some(why.clone())),
+                _ => match result.map(|a| &a.outcome) {
+                    None => (ActionOutcome::Planned, None),
+                    Some(WriteOutcome::Done) => (ActionOutcome::Applied, None),
+                    Some(WriteOutcome::AlreadySo) => (ActionOutcome::Skipped, Some("already so".to_owned())),
+                    Some(WriteOutcome::Refused { reason, message }) => {
+                        (ActionOutcome::Failed, Some(format!("{}: {message}", reason.label())))
+                    }
+                    Some(WriteOutcome::Failed { message, maybe_applied: true, .. }) => (
+                        ActionOutcome::Unknown,
+                        Some(format!("sent, no answer ({message}): check the user in Atlassian")),
+                    ),
+                    Some(WriteOutcome::Failed { message, .. }) => (ActionOutcome::Failed, Some(message.clone())),
+                },
             };
             // An invitee has no account id until Atlassian answers; the field can't be empty (an
             // empty string reaches the API server as null and the whole record is refused).
@@ -175,16 +225,23 @@ mod tests {
         assert_eq!(before.actions[0].group.as_deref(), Some("g1"));
         assert_eq!(before.actions[0].reason, "requested by an administrator (users.csv line 4)");
         let applied = vec![
-            AppliedChange { change: changes[0].clone(), outcome: WriteOutcome::Done, invited_account_id: None },
+            AppliedChange {
+                change: changes[0].clone(),
+                outcome: WriteOutcome::Done,
+                invited_account_id: None,
+                skipped: None,
+            },
             AppliedChange {
                 change: changes[1].clone(),
                 outcome: WriteOutcome::Refused { reason: RefusalReason::LicenseLimit, message: "Jira is full".into() },
                 invited_account_id: None,
+                skipped: None,
             },
             AppliedChange {
                 change: changes[2].clone(),
                 outcome: WriteOutcome::Done,
                 invited_account_id: Some("acc-new".into()),
+                skipped: None,
             },
         ];
         let end: Timestamp = "2026-11-25T10:01:00Z".parse().unwrap();

@@ -9,6 +9,7 @@ pub mod activate;
 pub mod apply;
 pub mod export;
 pub mod filter;
+pub mod guard;
 pub mod import;
 
 use crate::snapshot::UserStatus;
@@ -17,6 +18,7 @@ pub use activate::{ActivationPlan, ActivationTarget, plan_activation};
 pub use apply::{AppliedChange, apply_changes, audit_record};
 pub use export::{ExportColumns, write_export_csv};
 pub use filter::{ActivityFilter, UserFilter};
+pub use guard::{Guard, Refused};
 pub use import::{Change, ChangeKind, ImportFile, ImportOptions, ImportPlan, RowError, parse_import_csv, plan_import};
 
 /// Parses a status as people write it: `active`, `suspended`, `deactivated`, `invited-never-active`
