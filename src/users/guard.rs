@@ -10,7 +10,7 @@ use crate::{
     crd::{AtlassianOrganization, ProtectedUser},
     ledger::Ledger,
     policy::{self, ActionBasis, ActionKind, PlanInput, PlannedAction},
-    snapshot::{DirectorySnapshot, ManagementSource, User},
+    snapshot::{DirectorySnapshot, DirectoryUser, ManagementSource},
     users::import::{Change, ChangeKind},
 };
 
@@ -34,11 +34,16 @@ pub struct Refused {
 impl Guard<'_> {
     /// Why `change` may not be made to `user` as `snapshot` shows them (None: it may). `user` is
     /// the snapshot's entry, or a fresh read whose groups index the snapshot's group table.
-    pub fn refusal(&self, snapshot: &DirectorySnapshot, change: &Change, user: Option<&User>) -> Option<String> {
+    pub fn refusal(
+        &self,
+        snapshot: &DirectorySnapshot,
+        change: &Change,
+        user: Option<&DirectoryUser>,
+    ) -> Option<String> {
         if let Some(gid) = change.kind.group_id()
-            && snapshot.group_by_id(gid).is_some_and(|(_, g)| g.idp_synced)
+            && snapshot.group_by_id(gid).is_some_and(|(_, g)| g.read_only())
         {
-            return Some("the group is synced from an identity provider: change it there".into());
+            return Some("the group is synced from an identity provider or not modifiable: change it there".into());
         }
         let kind = match &change.kind {
             ChangeKind::RemoveFromGroup { group_id, .. } => ActionKind::RemoveGroup { group_id: group_id.clone() },
@@ -48,12 +53,12 @@ impl Guard<'_> {
             // A new person: nothing of theirs to protect yet.
             ChangeKind::Invite { .. } => return None,
         };
-        let planned = snapshot.user(change.account_id.as_deref()?);
+        let planned = snapshot.directory_user(change.account_id.as_deref()?, &change.directory_id);
         let Some(user) = user else { return Some("the user is no longer in the organization".into()) };
         if user.management_source == ManagementSource::Synced && !matches!(kind, ActionKind::AddGroup { .. }) {
             return Some("the account is synced from an identity provider: change it there".into());
         }
-        let basis_of = planned.unwrap_or(user);
+        let basis_of = planned.as_ref().unwrap_or(user);
         let action = PlannedAction {
             account_id: user.account_id.clone(),
             email: user.email.clone(),
@@ -84,7 +89,6 @@ impl Guard<'_> {
             ledger: &ledger,
             now: self.now,
             daily_actions_remaining: None,
-            evaluate_as_enforce: false,
         };
         match policy::recheck(&input, &action, user) {
             policy::Recheck::Proceed => None,
@@ -99,8 +103,8 @@ impl Guard<'_> {
         let mut allowed = vec![];
         let mut refused = vec![];
         for c in changes {
-            let user = c.account_id.as_deref().and_then(|id| snapshot.user(id));
-            match self.refusal(snapshot, c, user) {
+            let user = c.account_id.as_deref().and_then(|id| snapshot.directory_user(id, &c.directory_id));
+            match self.refusal(snapshot, c, user.as_ref()) {
                 None => allowed.push(c.clone()),
                 Some(why) => refused.push(Refused { change: c.clone(), why }),
             }
