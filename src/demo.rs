@@ -95,7 +95,7 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
         .cloned()
         .ok_or_else(|| DemoError::Setup(format!("{}: no AtlassianOrganization", opts.examples.display())))?;
     let sim = Simulator::start(
-        SimConfig { users: opts.users, seed: opts.seed, now: opts.start, frozen: true, ..SimConfig::default() },
+        SimConfig { users: opts.users, seed: opts.seed, now: opts.start, frozen: true, ..SimConfig::two_directories() },
         "127.0.0.1:0",
     )
     .await
