@@ -32,6 +32,8 @@ mod fixture;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
+mod semantics_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -39,8 +41,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jiff::Timestamp;
 
 use crate::crd::{
-    AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, LocalRef, PolicyMode, ProtectedUser, Reactivation,
-    RuleAction,
+    AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, LocalRef, NO_NOTICE_DELIVERY, NoticeDelivery,
+    PolicyMode, ProtectedUser, Reactivation, RuleAction,
 };
 use crate::ledger::{Ledger, LedgerUpdate, TakenOutKind, UserRecord};
 use crate::product::Product;
@@ -99,6 +101,8 @@ struct Ctx<'a> {
     recs: Vec<Option<&'a UserRecord>>,
     ledger: &'a Ledger,
     incomplete: bool,
+    /// How notices reach people; rules with lead times act only when they can.
+    notice_delivery: NoticeDelivery,
 }
 
 /// One policy's decisions before cross-policy resolution and caps.
@@ -213,6 +217,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         recs,
         ledger,
         incomplete,
+        notice_delivery: input.organization.spec.notice_delivery(),
     };
 
     let mut policies: Vec<&LifecyclePolicy> = Vec::new();
@@ -447,6 +452,17 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
             }
         }
     }
+    // Invariant 4: a notice nobody can receive counts for nothing, so rules that need notices act
+    // on no one until the organization has a way to deliver them.
+    let notices_undeliverable = ctx.notice_delivery == NoticeDelivery::Unavailable;
+    if notices_undeliverable {
+        for rule in spec.rules.iter().filter(|r| !r.notice_lead_times.is_empty()) {
+            d.conditions.push(PlanCondition {
+                reason: "NoticeDeliveryUnavailable".into(),
+                message: format!("rule {} acts on no one: {NO_NOTICE_DELIVERY}", rule.name),
+            });
+        }
+    }
     let default_reactivation = Reactivation::default();
     let reactivation = spec.reactivation.as_ref();
     let opt_in = ResolvedGroups::resolve(ctx.snapshot, &reactivation.unwrap_or(&default_reactivation).opt_in_groups);
@@ -630,6 +646,34 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
                 }
                 continue;
             }
+            if notices_undeliverable && !rule.notice_lead_times.is_empty() {
+                continue;
+            }
+            // A group no mapping names still grants the product: the removal would free nothing.
+            if rule.action == RuleAction::RemoveLicensedGroups
+                && !spec.remove_when_no_seat_freed
+                && let Some(product) = trigger.product
+            {
+                let still: Vec<&str> = user
+                    .groups
+                    .iter()
+                    .filter(|g| !trigger.groups.contains(g) && ctx.licensing.grants(**g).contains(&product))
+                    .map(|g| ctx.snapshot.groups[*g as usize].name.as_str())
+                    .collect();
+                if !still.is_empty() {
+                    count(&mut d, SkipKind::StillGranted);
+                    let why = format!(
+                        "{}; but group(s) {} still grant {}, and no GroupLicenseMapping names them: removing the mapped \
+                         groups would free no seat. Add them to a GroupLicenseMapping of {product}, or set \
+                         spec.removeWhenNoSeatFreed to remove anyway",
+                        trigger.facts(now),
+                        still.join(", "),
+                        product.display_name()
+                    );
+                    skip(&mut d, user, SkipKind::StillGranted, Some(&rule.name), why);
+                    continue;
+                }
+            }
             let schedule = rules::schedule(&name, rule, rec, &trigger, now);
             d.claims.push(Claim { user: ui, rule_idx: ri, rule: &rule.name, action: rule.action, trigger, schedule });
             claimed = Some(rule.name.clone());
@@ -738,6 +782,11 @@ fn plan_reactivation(
         format!("joined opt-in group {}", ctx.snapshot.groups[g as usize].name)
     } else if let Some(t) = reinvited {
         format!("back in the directory after seatwarden removed the account on {}", date(t.at.as_second()))
+    } else if let Some(began) = rec.restored_at.filter(|at| *at >= took_at) {
+        // A restoration, once begun, is finished whatever the route was (the admin may have
+        // dropped the name after the first step): a deactivated and suspended returner is
+        // re-enabled, then its suspension lifted, then its groups given back.
+        format!("seatwarden began restoring the account on {}: finishing the restoration", date(began.as_second()))
     } else if r.on_activity && !suspended && !deactivated && last.is_some_and(|l| l > took_at) {
         format!(
             "active again on {} after seatwarden took access on {}",
@@ -877,7 +926,7 @@ fn materialize(
                     deferred.extend(acts.into_iter().map(|a| DeferredAction { action: a, why: why.clone() }));
                 }
             }
-            Schedule::Notify { lead, due } => {
+            Schedule::Notify { lead, due, replaces } => {
                 let kind = rule_kind(ctx, claim.action, &claim.trigger);
                 let mut reason = String::with_capacity(200);
                 claim.trigger.write_facts(ctx.now, &mut reason);
@@ -893,6 +942,17 @@ fn materialize(
                 reason.push_str(" on or after ");
                 render::write_date(&mut reason, *due);
                 reason.push_str(" unless active again");
+                if let Some((at, action, product)) = replaces {
+                    reason.push_str("; a new notice cycle: the notice of ");
+                    render::write_date(&mut reason, *at);
+                    reason.push_str(" announced ");
+                    reason.push_str(action.map_or("an action not on record", action_words));
+                    if let Some(p) = product {
+                        reason.push_str(" of ");
+                        reason.push_str(p.display_name());
+                    }
+                    reason.push_str(", which this rule no longer does");
+                }
                 notices.push(PlannedNotice {
                     account_id: user.account_id.clone(),
                     email: user.email.clone(),
@@ -901,6 +961,7 @@ fn materialize(
                     lead_time: *lead,
                     action_due: Timestamp::from_second(*due).unwrap_or(Timestamp::MAX),
                     action: kind,
+                    product: claim.trigger.product.filter(|_| claim.action == RuleAction::RemoveLicensedGroups),
                     reason,
                 });
             }

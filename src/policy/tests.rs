@@ -527,6 +527,8 @@ fn activity_after_a_notice_makes_it_stale() {
                 policy: "warn".into(),
                 rule: "idle-90".into(),
                 lead_time: Duration::from_days(14),
+                action: Some(RuleAction::Suspend),
+                product: None,
                 delivered_at: ago(150),
             }],
             ..Default::default()
@@ -1070,6 +1072,8 @@ fn a_group_the_snapshot_says_grants_the_product_keeps_the_seat() {
     alice.groups = vec![JIRA_USERS, VIPS];
     let mut fx = Fx::new(vec![alice, user("bob")], vec![jira_idle()]);
     fx.snapshot.groups[VIPS as usize].grants = vec![Product::JiraSoftware];
+    // By default such a removal is reported instead (see semantics_tests); the option removes.
+    fx.policies[0].spec.remove_when_no_seat_freed = true;
     let plan = fx.plan();
     // vips isn't a mapped licensed group: it's not removed, and it keeps Alice's Jira seat.
     assert_eq!(acts(&plan, "jira"), vec![pair("alice", "remove-group:g-jira")]);

@@ -145,6 +145,10 @@ pub struct PlannedNotice {
     pub action_due: Timestamp,
     /// The action that will follow (for the notice text).
     pub action: ActionKind,
+    /// The product the user loses, for a per-product rule: with the action, what the notice
+    /// announces (and all it counts for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<crate::product::Product>,
     pub reason: String,
 }
 
@@ -188,6 +192,9 @@ pub enum SkipKind {
     OptedIn,
     /// Activity data for this user is missing or unreliable.
     NoActivityData,
+    /// A group no GroupLicenseMapping names still grants the product: removing the mapped groups
+    /// would take nothing and free no seat (unless the policy sets `removeWhenNoSeatFreed`).
+    StillGranted,
 }
 
 impl SkipKind {
@@ -204,6 +211,7 @@ impl SkipKind {
             SkipKind::NotApplicable => "not-applicable",
             SkipKind::OptedIn => "opted-in",
             SkipKind::NoActivityData => "no-activity-data",
+            SkipKind::StillGranted => "still-granted",
         }
     }
 }
