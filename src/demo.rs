@@ -169,7 +169,7 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
             continue;
         }
         let snapshot = client.snapshot(now).await.map_err(|e| setup("snapshot", &e))?;
-        report.users_evaluated = snapshot.users.len();
+        report.users_evaluated = snapshot.accounts.len();
         let writer = ClientWriter::new(&client, &snapshot);
         let deps = RunDeps {
             directory: &writer,

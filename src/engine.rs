@@ -106,7 +106,7 @@ where
             .and_then(|p| p.spec.notices.clone());
         notice_for(n, snapshot, &org_name, inputs).map(|notice| (notice, settings))
     };
-    let recheck = |a: &policy::PlannedAction, fresh: &crate::snapshot::User| -> Option<String> {
+    let recheck = |a: &policy::PlannedAction, fresh: &crate::snapshot::DirectoryUser| -> Option<String> {
         match policy::recheck(&input, a, fresh) {
             policy::Recheck::Proceed => None,
             policy::Recheck::Drop(why) => Some(why),
@@ -249,7 +249,7 @@ fn notice_for(
     inputs: &OrgInputs<'_>,
 ) -> Option<Notice> {
     let email = n.email.clone()?;
-    let user = snapshot.user(&n.account_id);
+    let user = snapshot.account(&n.account_id);
     let product = match &n.action {
         policy::ActionKind::RemoveGroup { .. } => inputs
             .policies

@@ -236,7 +236,7 @@ pub async fn run_organization(
             .and_then(|w| schedule::validate_window(w).ok())
             .is_some_and(|w| !w.contains(now));
         if let Some(ls) = st.last_run.as_mut() {
-            ls.users_evaluated = snapshot.users.len() as i64;
+            ls.users_evaluated = snapshot.accounts.len() as i64;
             ls.trigger = trigger;
             ls.outside_window = outside_window;
         }
@@ -313,7 +313,7 @@ pub async fn run_organization(
     tracing::info!(
         organization = org_name,
         namespace = ns,
-        users = snapshot.users.len(),
+        users = snapshot.accounts.len(),
         policies = runs.len(),
         plan_actions = plan.all_actions().count(),
         "organization run finished"
@@ -450,9 +450,9 @@ async fn take_snapshot(
 }
 
 fn counts(snapshot: &DirectorySnapshot) -> UserCounts {
-    let mut c = UserCounts { total: snapshot.users.len() as i64, ..Default::default() };
-    for u in &snapshot.users {
-        match u.status {
+    let mut c = UserCounts { total: snapshot.accounts.len() as i64, ..Default::default() };
+    for u in &snapshot.accounts {
+        match u.status() {
             UserStatus::Active => c.active += 1,
             UserStatus::Suspended => c.suspended += 1,
             UserStatus::Deactivated => c.deactivated += 1,
@@ -480,7 +480,7 @@ async fn write_org_status(
             let fallbacks = snap.report.v1_fallback_calls + snap.report.last_active_fallback_calls;
             let msg = format!(
                 "read {} users in {} directories with {} calls{}",
-                snap.users.len(),
+                snap.accounts.len(),
                 snap.directories.len(),
                 snap.report.calls,
                 if fallbacks > 0 {
@@ -564,10 +564,12 @@ async fn write_mapping_statuses(
                         members: group.member_count as i64,
                         idp_synced: group.idp_synced,
                     });
-                    for u in snap.users.iter().filter(|u| {
-                        u.groups.contains(&idx)
-                            && u.status != UserStatus::Suspended
-                            && u.status != UserStatus::Deactivated
+                    for u in snap.accounts.iter().filter(|u| {
+                        u.memberships.iter().any(|m| {
+                            m.groups.contains(&idx)
+                                && m.status != UserStatus::Suspended
+                                && m.status != UserStatus::Deactivated
+                        })
                     }) {
                         seat_holders.insert(u.account_id.as_str());
                     }
@@ -658,14 +660,15 @@ fn record_org_metrics(
     ] {
         m.users.with_label_values(&[org, status]).set(n);
     }
-    for product in snap.activity_products.iter() {
+    // Modelled products only: metric labels stay a bounded set.
+    for product in snap.activity_products.iter().filter_map(|p| p.known()) {
         for days in [30i64, 60, 90, 180, 365] {
             let cutoff = now.checked_sub(jiff::SignedDuration::from_hours(24 * days)).unwrap_or(now);
             let n = snap
-                .users
+                .accounts
                 .iter()
-                .filter(|u| u.status == UserStatus::Active && u.has_access_to(*product))
-                .filter(|u| u.last_active_on(*product).is_some_and(|t| t < cutoff))
+                .filter(|u| u.status() == UserStatus::Active && u.has_access_to(product))
+                .filter(|u| u.last_active_on(product).is_some_and(|t| t < cutoff))
                 .count();
             m.inactive_users.with_label_values(&[org, product.label(), &format!("{days}d")]).set(n as i64);
         }
@@ -675,9 +678,11 @@ fn record_org_metrics(
         for g in &mapping.spec.groups {
             let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
             if let Some((idx, _)) = snap.find_group(key) {
-                for u in snap.users.iter().filter(|u| {
-                    u.groups.contains(&idx) && matches!(u.status, UserStatus::Active | UserStatus::InvitedNeverActive)
-                }) {
+                for u in snap
+                    .accounts
+                    .iter()
+                    .filter(|u| u.memberships.iter().any(|m| m.groups.contains(&idx) && m.is_live()))
+                {
                     holders.insert(u.account_id.as_str());
                 }
             }

@@ -60,8 +60,8 @@ pub(crate) fn groups() -> Vec<Group> {
 }
 
 /// An active managed user in jira-users, active on Jira 5 days ago, added 400 days ago.
-pub(crate) fn user(id: &str) -> User {
-    User {
+pub(crate) fn user(id: &str) -> DirectoryUser {
+    DirectoryUser {
         account_id: id.into(),
         email: Some(format!("{id}@acme.test")),
         name: id.to_uppercase(),
@@ -69,7 +69,7 @@ pub(crate) fn user(id: &str) -> User {
         managed: true,
         status: UserStatus::Active,
         added_to_org: Some(ago(400)),
-        product_access: vec![ProductActivity { product: Product::JiraSoftware, last_active: Some(ago(5)) }],
+        product_access: vec![ProductActivity { product: Product::JiraSoftware.into(), last_active: Some(ago(5)) }],
         groups: vec![JIRA_USERS],
         org_admin: false,
         site_admin: false,
@@ -79,25 +79,34 @@ pub(crate) fn user(id: &str) -> User {
 }
 
 /// A user last active on Jira `days` ago.
-pub(crate) fn idle(id: &str, days: i64) -> User {
+pub(crate) fn idle(id: &str, days: i64) -> DirectoryUser {
     let mut u = user(id);
     u.product_access[0].last_active = Some(ago(days));
     u
 }
 
-pub(crate) fn snapshot(mut users: Vec<User>) -> DirectorySnapshot {
-    users.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+/// A one-directory organization of these directory rows (rows of one account id in other
+/// directories fold into that account).
+pub(crate) fn snapshot(users: Vec<DirectoryUser>) -> DirectorySnapshot {
+    let (accounts, _) = DirectorySnapshot::fold_rows(users);
     DirectorySnapshot {
         org_id: "org-1".into(),
         directories: vec![DirectoryInfo { id: "dir-1".into(), name: "Main".into() }],
         taken_at: now(),
-        users,
+        accounts,
         groups: groups(),
         api_key_owner: None,
-        activity_products: BTreeSet::from([Product::JiraSoftware, Product::Confluence]),
+        activity_products: BTreeSet::from([Product::JiraSoftware.into(), Product::Confluence.into()]),
+        api_tokens: ApiTokenActivity::NotRead,
         report: SnapshotReport::default(),
         incomplete: None,
     }
+}
+
+/// The first directory row of an account of `s` (what a re-read of it returns).
+pub(crate) fn row(s: &DirectorySnapshot, id: &str) -> DirectoryUser {
+    let a = s.account(id).unwrap();
+    a.directory_user(&a.memberships[0])
 }
 
 pub(crate) fn meta(name: &str) -> ObjectMeta {
@@ -246,7 +255,7 @@ pub(crate) struct Fx {
 }
 
 impl Fx {
-    pub fn new(users: Vec<User>, policies: Vec<LifecyclePolicy>) -> Self {
+    pub fn new(users: Vec<DirectoryUser>, policies: Vec<LifecyclePolicy>) -> Self {
         Fx {
             snapshot: snapshot(users),
             org: org(),

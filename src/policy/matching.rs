@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 
 use crate::crd::{AccountScope, OnboardingSelector, ProtectedUser, Scope};
-use crate::snapshot::{AccountType, DirectorySnapshot, GroupIdx, User};
+use crate::snapshot::{Account, AccountType, DirectorySnapshot, GroupIdx};
 
 /// Group names or ids resolved against the snapshot; what did not resolve is kept for a condition.
+/// A name resolves to every directory's group of that name (a group id to the group(s) with that id).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResolvedGroups {
     pub idx: Vec<GroupIdx>,
@@ -19,20 +20,25 @@ impl ResolvedGroups {
     pub fn resolve(snapshot: &DirectorySnapshot, names_or_ids: &[String]) -> Self {
         let mut out = ResolvedGroups::default();
         for name in names_or_ids {
-            match snapshot.find_group(name) {
-                Some((i, _)) => {
-                    if !out.idx.contains(&i) {
-                        out.idx.push(i);
-                    }
+            let found = snapshot.groups_named(name);
+            if found.is_empty() {
+                out.unresolved.push(name.clone());
+            }
+            for i in found {
+                if !out.idx.contains(&i) {
+                    out.idx.push(i);
                 }
-                None => out.unresolved.push(name.clone()),
             }
         }
         out
     }
 
-    pub fn any_member(&self, user: &User) -> Option<GroupIdx> {
-        self.idx.iter().copied().find(|g| user.groups.contains(g))
+    /// A group of these the account is in, in any directory.
+    pub fn any_member(&self, user: &Account) -> Option<GroupIdx> {
+        if self.idx.is_empty() {
+            return None;
+        }
+        user.groups().find(|g| self.idx.contains(g))
     }
 }
 
@@ -76,7 +82,7 @@ impl CompiledScope {
     }
 
     /// Whether the policy looks at this user at all.
-    pub fn matches(&self, user: &User) -> bool {
+    pub fn matches(&self, user: &Account) -> bool {
         if !(if user.managed { self.managed } else { self.external }) {
             return false;
         }
@@ -131,7 +137,7 @@ impl CompiledSelector {
         self.groups.as_ref().map(|g| g.unresolved.as_slice()).unwrap_or(&[])
     }
 
-    pub fn matches(&self, user: &User) -> bool {
+    pub fn matches(&self, user: &Account) -> bool {
         if !(if user.managed { self.managed } else { self.external }) {
             return false;
         }
@@ -212,7 +218,7 @@ impl CompiledProtection {
     }
 }
 
-/// Every protection active at `now`, and for each user (by index in the snapshot) the protections
+/// Every protection active at `now`, and for each account (by index in the snapshot) the protections
 /// that match them. Computed once per plan; a policy then asks which apply to it.
 #[derive(Debug, Default)]
 pub(crate) struct Protections {
@@ -284,19 +290,18 @@ impl Protections {
         // Account ids: look the few protected ids up, rather than hash a million.
         let mut by_account: HashMap<u32, Vec<u16>> = HashMap::new();
         for (id, idx) in &account_ids {
-            let hits: Vec<usize> = if users_sorted {
-                let start = snapshot.users.partition_point(|u| u.account_id.as_str() < *id);
-                (start..snapshot.users.len()).take_while(|&i| snapshot.users[i].account_id == *id).collect()
+            let hit = if users_sorted {
+                snapshot.account_index(id)
             } else {
-                snapshot.users.iter().enumerate().filter(|(_, u)| u.account_id == *id).map(|(i, _)| i).collect()
+                snapshot.accounts.iter().position(|u| u.account_id == *id)
             };
-            for i in hits {
+            if let Some(i) = hit {
                 by_account.entry(i as u32).or_default().extend_from_slice(idx);
             }
         }
         let mut found: Vec<u16> = Vec::new();
         let mut lower = String::new();
-        for (ui, user) in snapshot.users.iter().enumerate() {
+        for (ui, user) in snapshot.accounts.iter().enumerate() {
             found.clear();
             if let Some(v) = by_account.get(&(ui as u32)) {
                 found.extend_from_slice(v);
@@ -330,8 +335,9 @@ impl Protections {
                 }
             }
             if !by_group.is_empty() {
-                for g in &user.groups {
-                    if let Some(v) = by_group.get(g) {
+                // Membership of a protected group in any of the account's directories.
+                for g in user.groups() {
+                    if let Some(v) = by_group.get(&g) {
                         found.extend_from_slice(v);
                     }
                 }
@@ -342,36 +348,11 @@ impl Protections {
                 out.hits.insert(ui as u32, found.clone());
             }
         }
-        out.share_across_directories(snapshot);
-        out.any_hit = vec![false; snapshot.users.len()];
+        out.any_hit = vec![false; snapshot.accounts.len()];
         for ui in out.hits.keys() {
             out.any_hit[*ui as usize] = true;
         }
         out
-    }
-
-    /// An account listed once per directory is protected in all of them when protected in one.
-    fn share_across_directories(&mut self, snapshot: &DirectorySnapshot) {
-        let users = &snapshot.users;
-        let hit_users: Vec<u32> = self.hits.keys().copied().collect();
-        for ui in hit_users {
-            let id = &users[ui as usize].account_id;
-            let hits = self.hits[&ui].clone();
-            let mut j = ui as usize;
-            while j > 0 && &users[j - 1].account_id == id {
-                j -= 1;
-            }
-            while j < users.len() && &users[j].account_id == id {
-                let entry = self.hits.entry(j as u32).or_default();
-                for h in &hits {
-                    if !entry.contains(h) {
-                        entry.push(*h);
-                    }
-                }
-                entry.sort_unstable();
-                j += 1;
-            }
-        }
     }
 
     /// The first protection covering this user for `policy`, if any.
@@ -398,44 +379,28 @@ impl AccountGuards {
     pub fn compute(snapshot: &DirectorySnapshot, key_owner: Option<&str>) -> Vec<AccountGuards> {
         let admin_groups: HashSet<GroupIdx> =
             snapshot.groups.iter().enumerate().filter(|(_, g)| g.site_admin).map(|(i, _)| i as GroupIdx).collect();
-        let mut guards: Vec<AccountGuards> = snapshot
-            .users
+        snapshot
+            .accounts
             .iter()
-            .map(|u| AccountGuards {
-                org_admin: u.org_admin,
-                site_admin: u.site_admin || u.groups.iter().any(|g| admin_groups.contains(g)),
-                api_key_owner: snapshot.api_key_owner.as_deref() == Some(u.account_id.as_str())
-                    || key_owner == Some(u.account_id.as_str()),
-            })
-            .collect();
-        // Users are sorted by account id: OR the flags over each run of equal ids (an account
-        // repeats only across directories).
-        if snapshot.directories.len() <= 1 {
-            return guards;
+            .map(|u| AccountGuards::of(u, &admin_groups, snapshot.api_key_owner.as_deref(), key_owner))
+            .collect()
+    }
+
+    pub fn of(
+        u: &Account,
+        admin_groups: &HashSet<GroupIdx>,
+        snapshot_owner: Option<&str>,
+        key_owner: Option<&str>,
+    ) -> AccountGuards {
+        AccountGuards {
+            org_admin: u.org_admin,
+            site_admin: u.site_admin || (!admin_groups.is_empty() && u.groups().any(|g| admin_groups.contains(&g))),
+            api_key_owner: snapshot_owner == Some(u.account_id.as_str()) || key_owner == Some(u.account_id.as_str()),
         }
-        let users = &snapshot.users;
-        let mut start = 0;
-        while start < users.len() {
-            let mut end = start + 1;
-            while end < users.len() && users[end].account_id == users[start].account_id {
-                end += 1;
-            }
-            if end - start > 1 {
-                let mut merged = AccountGuards::default();
-                for g in &guards[start..end] {
-                    merged.org_admin |= g.org_admin;
-                    merged.site_admin |= g.site_admin;
-                    merged.api_key_owner |= g.api_key_owner;
-                }
-                guards[start..end].fill(merged);
-            }
-            start = end;
-        }
-        guards
     }
 }
 
 /// Human accounts only: app accounts are never acted on, JSM customers are not billed.
-pub(crate) fn is_human(user: &User) -> bool {
+pub(crate) fn is_human(user: &Account) -> bool {
     user.account_type == AccountType::Atlassian
 }

@@ -46,7 +46,7 @@ use crate::crd::{
 };
 use crate::ledger::{Ledger, LedgerUpdate, TakenOutKind, UserRecord};
 use crate::product::Product;
-use crate::snapshot::{DirectorySnapshot, GroupIdx, ManagementSource, User, UserStatus};
+use crate::snapshot::{Account, DirectorySnapshot, GroupIdx, ManagementSource, Membership, UserStatus};
 
 pub use recheck::{Recheck, recheck};
 pub use render::{to_json, to_markdown, to_text};
@@ -156,16 +156,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         settled = l;
         &settled
     };
-    let sorted = snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id);
+    let sorted = snapshot.accounts.is_sorted_by(|a, b| a.account_id <= b.account_id);
     let recs: Vec<Option<&UserRecord>> = if ledger.users.is_empty() {
-        vec![None; snapshot.users.len()]
+        vec![None; snapshot.accounts.len()]
     } else {
         // Both are sorted by account id: one merge pass, no hashing of a million ids. (Should the
         // snapshot not be sorted as documented, look each user up instead of missing a record.)
         if sorted {
-            let mut out = Vec::with_capacity(snapshot.users.len());
+            let mut out = Vec::with_capacity(snapshot.accounts.len());
             let mut records = ledger.users.iter().peekable();
-            for u in &snapshot.users {
+            for u in &snapshot.accounts {
                 while records.peek().is_some_and(|(id, _)| id.as_str() < u.account_id.as_str()) {
                     records.next();
                 }
@@ -173,7 +173,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
             out
         } else {
-            snapshot.users.iter().map(|u| ledger.users.get(&u.account_id)).collect()
+            snapshot.accounts.iter().map(|u| ledger.users.get(&u.account_id)).collect()
         }
     };
     ledger_updates.extend(observe(snapshot, ledger, &recs, incomplete));
@@ -273,7 +273,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         drafts.iter().flat_map(|d| d.restored.iter().map(|u| (*u, d.name.clone()))).collect();
 
     let mut daily = input.daily_actions_remaining;
-    let mut busy: Vec<bool> = vec![false; snapshot.users.len()];
+    let mut busy: Vec<bool> = vec![false; snapshot.accounts.len()];
     for u in restored_by.keys() {
         busy[*u as usize] = true;
     }
@@ -331,17 +331,24 @@ fn guard_of(ctx: &Ctx<'_>, ui: u32, policy: &str, namespace: Option<&str>) -> Op
     None
 }
 
-fn directory_id(ctx: &Ctx<'_>, user: &User) -> String {
-    ctx.snapshot.directories.get(usize::from(user.directory)).map(|d| d.id.clone()).unwrap_or_default()
+fn directory_id(ctx: &Ctx<'_>, directory: u16) -> String {
+    ctx.snapshot.directory_id(directory).to_owned()
+}
+
+/// The directory an account-wide write (deactivate, enable) is re-read in: its first.
+fn home_directory(user: &Account) -> u16 {
+    user.memberships.first().map_or(0, |m| m.directory)
 }
 
 fn group_id(ctx: &Ctx<'_>, g: GroupIdx) -> String {
     ctx.snapshot.groups[g as usize].id.clone()
 }
 
-fn basis(user: &User, product: Option<Product>) -> ActionBasis {
+/// What the plan saw, for the recheck; `status` is the status in the directory written to (the
+/// account's status for account-wide writes).
+fn basis(user: &Account, status: UserStatus, product: Option<Product>) -> ActionBasis {
     ActionBasis {
-        status: user.status,
+        status,
         management_source: user.management_source,
         last_active_any: user.last_active_any(),
         last_active_product: product.and_then(|p| user.last_active_on(p)),
@@ -349,7 +356,7 @@ fn basis(user: &User, product: Option<Product>) -> ActionBasis {
     }
 }
 
-fn skip(d: &mut Draft<'_>, user: &User, kind: SkipKind, rule: Option<&str>, why: String) {
+fn skip(d: &mut Draft<'_>, user: &Account, kind: SkipKind, rule: Option<&str>, why: String) {
     d.skipped.push(SkippedUser {
         account_id: user.account_id.clone(),
         email: user.email.clone(),
@@ -477,16 +484,16 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
     let grace = spec.new_account_grace_period.as_secs().max(0);
     let now = ctx.now;
 
-    for (i, user) in ctx.snapshot.users.iter().enumerate() {
+    for (i, user) in ctx.snapshot.accounts.iter().enumerate() {
         let ui = i as u32;
         if !is_human(user) {
             if scope.matches(user) {
                 count(
                     &mut d,
-                    if user.account_type == crate::snapshot::AccountType::App {
-                        SkipKind::AppAccount
-                    } else {
-                        SkipKind::CustomerAccount
+                    match user.account_type {
+                        crate::snapshot::AccountType::App => SkipKind::AppAccount,
+                        crate::snapshot::AccountType::Customer => SkipKind::CustomerAccount,
+                        _ => SkipKind::UnknownAccountType,
                     },
                 );
             }
@@ -654,12 +661,13 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
                 && !spec.remove_when_no_seat_freed
                 && let Some(product) = trigger.product
             {
-                let still: Vec<&str> = user
-                    .groups
-                    .iter()
-                    .filter(|g| !trigger.groups.contains(g) && ctx.licensing.grants(**g).contains(&product))
-                    .map(|g| ctx.snapshot.groups[*g as usize].name.as_str())
+                let mut still: Vec<&str> = user
+                    .groups()
+                    .filter(|g| !trigger.groups.contains(g) && ctx.licensing.grants(*g).contains(&product))
+                    .map(|g| ctx.snapshot.groups[g as usize].name.as_str())
                     .collect();
+                still.sort_unstable();
+                still.dedup();
                 if !still.is_empty() {
                     count(&mut d, SkipKind::StillGranted);
                     let why = format!(
@@ -686,7 +694,7 @@ fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> 
             let Some(rec) = ctx.ledger.users.get(id) else { continue };
             let removed =
                 rec.taken_out.iter().find(|t| t.kind == TakenOutKind::RemovedFromDirectory && t.policy == name);
-            if removed.is_none() || ctx.snapshot.user(id).is_some() {
+            if removed.is_none() || ctx.snapshot.account(id).is_some() {
                 continue;
             }
             // Not in the snapshot, so protections are matched on what the ledger knows.
@@ -760,7 +768,7 @@ fn plan_reactivation(
     policy: &str,
     r: &Reactivation,
     opt_in: &ResolvedGroups,
-    user: &User,
+    user: &Account,
     rec: &UserRecord,
 ) -> Option<(Vec<PlannedAction>, Vec<IdpAction>)> {
     let groups: Vec<_> = rec.removed_groups.iter().filter(|g| g.policy == policy).collect();
@@ -768,9 +776,14 @@ fn plan_reactivation(
     if groups.is_empty() && taken.is_empty() {
         return None;
     }
-    let suspended = user.status == UserStatus::Suspended && taken.iter().any(|t| t.kind == TakenOutKind::Suspended);
+    let suspended_in: Vec<&Membership> = if taken.iter().any(|t| t.kind == TakenOutKind::Suspended) {
+        user.memberships.iter().filter(|m| m.status == UserStatus::Suspended).collect()
+    } else {
+        Vec::new()
+    };
+    let suspended = !suspended_in.is_empty();
     let deactivated =
-        user.status == UserStatus::Deactivated && taken.iter().any(|t| t.kind == TakenOutKind::Deactivated);
+        user.status() == UserStatus::Deactivated && taken.iter().any(|t| t.kind == TakenOutKind::Deactivated);
     let reinvited = taken.iter().find(|t| t.kind == TakenOutKind::RemovedFromDirectory);
     let took_at = groups.iter().map(|g| g.at).chain(taken.iter().map(|t| t.at)).min()?;
     let named = r.account_ids.iter().any(|a| a == &user.account_id);
@@ -799,40 +812,60 @@ fn plan_reactivation(
     if (suspended || deactivated) && !r.restore_suspended {
         return None;
     }
-    let dir = directory_id(ctx, user);
     let mut actions = Vec::new();
     let mut idp = Vec::new();
-    let make = |kind: ActionKind, seats: BTreeMap<Product, i32>, reason: String| PlannedAction {
-        account_id: user.account_id.clone(),
-        email: user.email.clone(),
-        directory_id: dir.clone(),
-        kind,
-        policy: policy.to_owned(),
-        rule: "reactivation".into(),
-        reason,
-        seats,
-        destructive: false,
-        inactive_days: None,
-        groups_lost: vec![],
-        basis: basis(user, None),
+    let make = |kind: ActionKind, directory: u16, status: UserStatus, seats: BTreeMap<Product, i32>, reason: String| {
+        PlannedAction {
+            account_id: user.account_id.clone(),
+            email: user.email.clone(),
+            directory_id: directory_id(ctx, directory),
+            kind,
+            policy: policy.to_owned(),
+            rule: "reactivation".into(),
+            reason,
+            seats,
+            destructive: false,
+            inactive_days: None,
+            groups_lost: vec![],
+            basis: basis(user, status, None),
+        }
     };
-    let back_seats: BTreeMap<Product, i32> = user.product_access.iter().map(|p| (p.product, -1)).collect();
     if deactivated {
         actions.push(make(
             ActionKind::Enable,
+            home_directory(user),
+            user.status(),
             BTreeMap::new(),
             format!("{why}: re-enable the account seatwarden deactivated"),
         ));
     }
-    if suspended {
-        actions.push(make(ActionKind::Restore, back_seats, format!("{why}: lift the suspension seatwarden made")));
+    // Seats come back once per product, whatever the number of directories lifted.
+    let mut back: Vec<Product> = Vec::new();
+    for m in &suspended_in {
+        let mut seats = BTreeMap::new();
+        for p in m.product_access.iter().filter_map(|p| p.product.known()) {
+            let live_elsewhere =
+                user.memberships.iter().any(|k| k.is_live() && k.product_access.iter().any(|x| x.product == p));
+            if !back.contains(&p) && !live_elsewhere {
+                back.push(p);
+                seats.insert(p, -1);
+            }
+        }
+        actions.push(make(
+            ActionKind::Restore,
+            m.directory,
+            m.status,
+            seats,
+            format!("{why}: lift the suspension seatwarden made"),
+        ));
     }
     let mut gaining: Vec<Product> = Vec::new();
     for g in groups {
         let Some((gi, group)) = ctx.snapshot.group_by_id(&g.group_id) else { continue };
-        if user.groups.contains(&gi) {
+        if user.in_group(gi) {
             continue;
         }
+        let Some(m) = user.membership(group.directory) else { continue };
         let reason = format!("{why}: restore group {} removed on {}", group.name, date(g.at.as_second()));
         if group.idp_synced {
             idp.push(IdpAction {
@@ -852,7 +885,13 @@ fn plan_reactivation(
                 seats.insert(*p, -1);
             }
         }
-        actions.push(make(ActionKind::AddGroup { group_id: group.id.clone() }, seats, reason));
+        actions.push(make(
+            ActionKind::AddGroup { group_id: group.id.clone() },
+            group.directory,
+            m.status,
+            seats,
+            reason,
+        ));
     }
     if actions.is_empty() && idp.is_empty() {
         return None;
@@ -875,7 +914,7 @@ fn materialize(
     let mut held_back = d.held_back;
     let mut winners: Vec<&Claim> = Vec::new();
     for (claim, loss) in d.claims.iter().zip(losses) {
-        let user = &ctx.snapshot.users[claim.user as usize];
+        let user = &ctx.snapshot.accounts[claim.user as usize];
         let restored = if restored_by.is_empty() { None } else { restored_by.get(&claim.user) };
         let lost_why = match (loss, restored) {
             (_, Some(p)) => Some(format!("being restored by policy {p} this run")),
@@ -909,7 +948,7 @@ fn materialize(
         Vec::with_capacity(winners.iter().filter(|c| matches!(c.schedule, Schedule::Notify { .. })).count());
     let mut deferred = Vec::new();
     for claim in winners {
-        let user = &ctx.snapshot.users[claim.user as usize];
+        let user = &ctx.snapshot.accounts[claim.user as usize];
         busy[claim.user as usize] = true;
         match &claim.schedule {
             Schedule::Act { notices: sent } => {
@@ -1001,26 +1040,46 @@ fn claim_actions(
     ctx: &Ctx<'_>,
     policy: &str,
     claim: &Claim,
-    user: &User,
+    user: &Account,
     sent: &[(crate::crd::Duration, i64)],
 ) -> Vec<PlannedAction> {
     let reason_base = format!("{}{}", claim.trigger.facts(ctx.now), notices_clause(sent));
-    let dir = directory_id(ctx, user);
-    let make =
-        |kind: ActionKind, seats: BTreeMap<Product, i32>, reason: String, groups_lost: Vec<String>| PlannedAction {
-            account_id: user.account_id.clone(),
-            email: user.email.clone(),
-            directory_id: dir.clone(),
-            kind,
-            policy: policy.to_owned(),
-            rule: claim.rule.to_owned(),
-            reason,
-            seats,
-            destructive: true,
-            inactive_days: Some(claim.trigger.inactive_days),
-            groups_lost,
-            basis: basis(user, claim.trigger.product),
-        };
+    let make = |kind: ActionKind,
+                directory: u16,
+                status: UserStatus,
+                seats: BTreeMap<Product, i32>,
+                reason: String,
+                groups_lost: Vec<String>| PlannedAction {
+        account_id: user.account_id.clone(),
+        email: user.email.clone(),
+        directory_id: directory_id(ctx, directory),
+        kind,
+        policy: policy.to_owned(),
+        rule: claim.rule.to_owned(),
+        reason,
+        seats,
+        destructive: true,
+        inactive_days: Some(claim.trigger.inactive_days),
+        groups_lost,
+        basis: basis(user, status, claim.trigger.product),
+    };
+    // One write per directory, the account's seats booked once (on the first write holding each).
+    let per_directory = |kind: ActionKind, memberships: Vec<&Membership>, lost: bool| -> Vec<PlannedAction> {
+        let mut seats = savings::seats_for_account_action(user);
+        memberships
+            .into_iter()
+            .map(|m| {
+                let here: BTreeMap<Product, i32> = m
+                    .product_access
+                    .iter()
+                    .filter_map(|p| p.product.known())
+                    .filter_map(|p| seats.remove(&p).map(|n| (p, n)))
+                    .collect();
+                let groups_lost = if lost { m.groups.iter().map(|g| group_id(ctx, *g)).collect() } else { vec![] };
+                make(kind.clone(), m.directory, m.status, here, reason_base.clone(), groups_lost)
+            })
+            .collect()
+    };
     match claim.action {
         RuleAction::RemoveLicensedGroups => {
             let mut groups = claim.trigger.groups.clone();
@@ -1037,19 +1096,33 @@ fn claim_actions(
                     if seats.is_empty() && pos + 1 == groups.len() && freed.is_empty() {
                         reason.push_str(" (another group still grants the product: no seat freed)");
                     }
-                    make(ActionKind::RemoveGroup { group_id: group.id.clone() }, seats, reason, vec![])
+                    let status = user.membership(group.directory).map_or(user.status(), |m| m.status);
+                    make(
+                        ActionKind::RemoveGroup { group_id: group.id.clone() },
+                        group.directory,
+                        status,
+                        seats,
+                        reason,
+                        vec![],
+                    )
                 })
                 .collect()
         }
+        // Suspension is per directory: every directory where the account is live.
         RuleAction::Suspend => {
-            vec![make(ActionKind::Suspend, savings::seats_for_account_action(user), reason_base, vec![])]
+            per_directory(ActionKind::Suspend, user.memberships.iter().filter(|m| m.is_live()).collect(), false)
         }
-        RuleAction::Deactivate => {
-            vec![make(ActionKind::Deactivate, savings::seats_for_account_action(user), reason_base, vec![])]
-        }
+        // Deactivation is account-wide: once per account, whatever the number of directories.
+        RuleAction::Deactivate => vec![make(
+            ActionKind::Deactivate,
+            home_directory(user),
+            user.status(),
+            savings::seats_for_account_action(user),
+            reason_base.clone(),
+            vec![],
+        )],
         RuleAction::RemoveFromDirectory => {
-            let lost: Vec<String> = user.groups.iter().map(|g| group_id(ctx, *g)).collect();
-            vec![make(ActionKind::RemoveFromDirectory, savings::seats_for_account_action(user), reason_base, lost)]
+            per_directory(ActionKind::RemoveFromDirectory, user.memberships.iter().collect(), true)
         }
     }
 }
@@ -1081,10 +1154,10 @@ fn onboard(
         let cap = ob.seat_cap.map(|c| c.max(0) as u32);
         let rule = format!("onboarding/{}", ob.name);
         let mut users_added = 0u32;
-        for (i, user) in ctx.snapshot.users.iter().enumerate() {
+        for (i, user) in ctx.snapshot.accounts.iter().enumerate() {
             let ui = i as u32;
             if !is_human(user)
-                || !matches!(user.status, UserStatus::Active | UserStatus::InvitedNeverActive)
+                || !matches!(user.status(), UserStatus::Active | UserStatus::InvitedNeverActive)
                 || !scope.matches(user)
                 || !selector.matches(user)
                 || busy[i]
@@ -1095,7 +1168,12 @@ fn onboard(
                 .idx
                 .iter()
                 .copied()
-                .filter(|g| !user.groups.contains(g) && !onboarded.contains(&(ui, *g)))
+                // A group can only take members of its own directory, where the account is live.
+                .filter(|g| {
+                    user.membership(ctx.snapshot.groups[*g as usize].directory).is_some_and(Membership::is_live)
+                        && !user.in_group(*g)
+                        && !onboarded.contains(&(ui, *g))
+                })
                 .collect();
             if missing.is_empty() {
                 continue;
@@ -1140,8 +1218,7 @@ fn onboard(
                 }
                 let mut seats = BTreeMap::new();
                 for p in ctx.licensing.grants(g) {
-                    let held =
-                        user.has_access_to(*p) || user.groups.iter().any(|k| ctx.licensing.grants(*k).contains(p));
+                    let held = user.has_access_to(*p) || user.groups().any(|k| ctx.licensing.grants(k).contains(p));
                     if !held && !gaining.contains(p) {
                         gaining.push(*p);
                         seats.insert(*p, -1);
@@ -1152,7 +1229,7 @@ fn onboard(
                     PlannedAction {
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),
-                        directory_id: directory_id(ctx, user),
+                        directory_id: directory_id(ctx, group.directory),
                         kind: ActionKind::AddGroup { group_id: group.id.clone() },
                         policy: name.clone(),
                         rule: rule.clone(),
@@ -1161,7 +1238,7 @@ fn onboard(
                         destructive: false,
                         inactive_days: None,
                         groups_lost: vec![],
-                        basis: basis(user, None),
+                        basis: basis(user, user.membership(group.directory).map_or(user.status(), |m| m.status), None),
                     },
                 ));
             }
@@ -1185,9 +1262,10 @@ fn onboard(
 /// Totals of one policy's plan. Prices come from the mapping of the group involved, else billing.
 fn policy_totals(ctx: &Ctx<'_>, pp: &PolicyPlan) -> Totals {
     let mut t = Totals { waiting: pp.totals.waiting, ..Totals::default() };
-    let mut acted: HashSet<(&str, &str)> = HashSet::new();
+    // Accounts, not directory entries: an account suspended in two directories is one user acted on.
+    let mut acted: HashSet<&str> = HashSet::new();
     for a in &pp.actions {
-        let user = ctx.snapshot.user(&a.account_id);
+        let user = ctx.snapshot.account(&a.account_id);
         let via = a.kind.group_id().and_then(|g| ctx.snapshot.group_by_id(g)).map(|(i, _)| i);
         savings::add_to_totals(&mut t, a, |p| match user {
             Some(u) => ctx.licensing.price(p, u, via),
@@ -1195,7 +1273,7 @@ fn policy_totals(ctx: &Ctx<'_>, pp: &PolicyPlan) -> Totals {
         });
         if a.destructive {
             t.destructive_actions += 1;
-            acted.insert((&a.account_id, &a.directory_id));
+            acted.insert(&a.account_id);
         } else if a.rule == "reactivation" {
             t.restorations += 1;
         } else {
@@ -1240,15 +1318,16 @@ fn absorb(into: &mut Totals, t: &Totals) {
     into.savings.unpriced_products.sort();
 }
 
-fn is_member(snapshot: &DirectorySnapshot, user: &User, group_id: &str) -> bool {
-    snapshot.group_by_id(group_id).is_some_and(|(i, _)| user.groups.contains(&i))
+/// Whether the account is in a group with this id (in any of its directories).
+fn is_member(snapshot: &DirectorySnapshot, user: &Account, group_id: &str) -> bool {
+    user.groups().any(|g| snapshot.groups[g as usize].id == group_id)
 }
 
 /// Settles writes left in flight by a crashed run from what the snapshot shows (invariant 5).
 fn settle_in_flight(ledger: &Ledger, snapshot: &DirectorySnapshot, incomplete: bool) -> Vec<LedgerUpdate> {
     let mut out = Vec::new();
     for (id, flight) in ledger.in_flight() {
-        let user = snapshot.user(id);
+        let user = snapshot.account(id);
         if user.is_none() && incomplete {
             continue; // absent from an incomplete listing proves nothing
         }
@@ -1257,10 +1336,10 @@ fn settle_in_flight(ledger: &Ledger, snapshot: &DirectorySnapshot, incomplete: b
             (_, None) => false,
             (ActionKind::RemoveGroup { group_id }, Some(u)) => !is_member(snapshot, u, group_id),
             (ActionKind::AddGroup { group_id }, Some(u)) => is_member(snapshot, u, group_id),
-            (ActionKind::Suspend, Some(u)) => u.status == UserStatus::Suspended,
-            (ActionKind::Deactivate, Some(u)) => u.status == UserStatus::Deactivated,
-            (ActionKind::Restore, Some(u)) => u.status != UserStatus::Suspended,
-            (ActionKind::Enable, Some(u)) => u.status != UserStatus::Deactivated,
+            (ActionKind::Suspend, Some(u)) => u.memberships.iter().any(|m| m.status == UserStatus::Suspended),
+            (ActionKind::Deactivate, Some(u)) => u.status() == UserStatus::Deactivated,
+            (ActionKind::Restore, Some(u)) => u.memberships.iter().all(|m| m.status != UserStatus::Suspended),
+            (ActionKind::Enable, Some(u)) => u.status() != UserStatus::Deactivated,
             (ActionKind::Invite, Some(_)) => true,
         };
         out.push(if took {
@@ -1281,19 +1360,13 @@ fn observe(
 ) -> Vec<LedgerUpdate> {
     let mut out = Vec::new();
     let at = snapshot.taken_at;
-    for (i, user) in snapshot.users.iter().enumerate() {
-        // An account repeats only across directories; with one directory every entry is the first.
-        let first_entry =
-            snapshot.directories.len() <= 1 || i == 0 || snapshot.users[i - 1].account_id != user.account_id;
-        if !first_entry {
-            continue;
-        }
+    for (i, user) in snapshot.accounts.iter().enumerate() {
         let rec = recs[i];
         let id = || user.account_id.clone();
         if user.added_to_org.is_none() && rec.is_none_or(|r| r.first_seen.is_none()) {
             out.push(LedgerUpdate::FirstSeen { account_id: id(), at });
         }
-        match (user.status, rec.and_then(|r| r.suspension.as_ref())) {
+        match (user.status(), rec.and_then(|r| r.suspension.as_ref())) {
             (UserStatus::Suspended, None) => out.push(LedgerUpdate::SuspensionSeen { account_id: id(), at }),
             (UserStatus::Active | UserStatus::InvitedNeverActive, Some(_)) => {
                 out.push(LedgerUpdate::SuspensionEnded { account_id: id() })
@@ -1303,16 +1376,16 @@ fn observe(
         let Some(rec) = rec else { continue };
         // The restoration stops mattering once every product the user holds shows activity since.
         if let Some(r) = rec.restored_at
-            && !user.product_access.is_empty()
-            && user.product_access.iter().all(|p| p.last_active.is_some_and(|l| l >= r))
+            && user.product_access().next().is_some()
+            && user.product_access().all(|p| p.last_active.is_some_and(|l| l >= r))
         {
             out.push(LedgerUpdate::ReturnSuperseded { account_id: id() });
         }
         if rec.holds_removals() {
             let groups_back = rec.removed_groups.iter().all(|g| is_member(snapshot, user, &g.group_id));
             let nothing_in_force = rec.taken_out.iter().all(|t| match t.kind {
-                TakenOutKind::Suspended => user.status != UserStatus::Suspended,
-                TakenOutKind::Deactivated => user.status != UserStatus::Deactivated,
+                TakenOutKind::Suspended => user.memberships.iter().all(|m| m.status != UserStatus::Suspended),
+                TakenOutKind::Deactivated => user.status() != UserStatus::Deactivated,
                 TakenOutKind::RemovedFromDirectory => rec.removed_groups.is_empty(),
             });
             if groups_back && nothing_in_force {
@@ -1323,7 +1396,7 @@ fn observe(
     if !incomplete {
         for (id, rec) in &ledger.users {
             let keep = rec.taken_out.iter().any(|t| t.kind == TakenOutKind::RemovedFromDirectory);
-            if !keep && snapshot.user(id).is_none() {
+            if !keep && snapshot.account(id).is_none() {
                 out.push(LedgerUpdate::Forget { account_id: id.clone() });
             }
         }
@@ -1338,7 +1411,7 @@ pub fn protection_matches(
     protections: &[ProtectedUser],
     now: Timestamp,
 ) -> std::collections::BTreeMap<String, usize> {
-    let sorted = snapshot.users.is_sorted_by(|a, b| a.account_id <= b.account_id);
+    let sorted = snapshot.accounts.is_sorted_by(|a, b| a.account_id <= b.account_id);
     let compiled = matching::Protections::compile(snapshot, protections, now, sorted);
     let mut out: std::collections::BTreeMap<String, usize> =
         compiled.active.iter().map(|p| (p.name.clone(), 0)).collect();

@@ -1,7 +1,7 @@
 //! The executor's last look before a write (invariant 9): a fresh read of the user is compared
 //! with what the plan saw. Anything that makes the action no longer apply drops it.
 
-use crate::snapshot::{ManagementSource, User, UserStatus};
+use crate::snapshot::{DirectoryUser, ManagementSource, UserStatus};
 
 use super::PlanInput;
 use super::matching::{AccountGuards, Protections, is_human};
@@ -15,15 +15,16 @@ pub enum Recheck {
     Drop(String),
 }
 
-/// Checks a freshly re-read `fresh` user right before `action` is written. `fresh.groups` must
-/// index `input.snapshot.groups` (map the re-read group ids with `DirectorySnapshot::group_by_id`;
-/// drop unknown ones). Pure: the input is the one the plan was made from.
-pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> Recheck {
+/// Checks a freshly re-read `fresh` user (its row in the action's directory) right before `action`
+/// is written. `fresh.groups` must index `input.snapshot.groups` (map the re-read group ids with
+/// `DirectorySnapshot::group_in`; drop unknown ones). Pure: the input is the one the plan was made from.
+pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &DirectoryUser) -> Recheck {
     let drop = |why: &str| Recheck::Drop(why.to_owned());
     if fresh.account_id != action.account_id {
         return drop("the re-read returned a different account");
     }
-    if !is_human(fresh) {
+    let account = fresh.clone().into_account();
+    if !is_human(&account) {
         return drop("the account is not a human account");
     }
     if fresh.org_admin || fresh.site_admin {
@@ -37,7 +38,7 @@ pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> R
     }
     // Protection, site-admin groups: evaluated on a one-user snapshot sharing the group table.
     let one = crate::snapshot::DirectorySnapshot {
-        users: vec![fresh.clone()],
+        accounts: vec![account],
         groups: input.snapshot.groups.clone(),
         api_key_owner: input.snapshot.api_key_owner.clone(),
         ..Default::default()

@@ -6,7 +6,7 @@
 use crate::crd::{Duration, Rule, RuleAction};
 use crate::ledger::UserRecord;
 use crate::product::Product;
-use crate::snapshot::{GroupIdx, User, UserStatus};
+use crate::snapshot::{Account, GroupIdx, UserStatus};
 
 use super::render::{days, write_date};
 use super::safety::ActivityHealth;
@@ -104,15 +104,16 @@ impl Trigger {
 }
 
 /// When the user joined the organization: the snapshot's date, else when seatwarden first saw them.
-pub(crate) fn added_at(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
+pub(crate) fn added_at(user: &Account, rec: Option<&UserRecord>) -> Option<i64> {
     user.added_to_org.map(|t| t.as_second()).or_else(|| rec.and_then(|r| r.first_seen).map(|t| t.as_second()))
 }
 
-/// Last activity on any product: the snapshot's, or what the ledger saw before seatwarden took a
-/// product away (the snapshot no longer lists activity on a product the user lost).
-pub(crate) fn last_active_any(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
+/// Last activity from any source (any product, known or not, in any directory; API tokens): the
+/// snapshot's, or what the ledger saw before seatwarden took a product away (the snapshot no longer
+/// lists activity on a product the user lost).
+pub(crate) fn last_active_any(user: &Account, rec: Option<&UserRecord>) -> Option<i64> {
     let seen = rec.and_then(UserRecord::last_active_seen).map(|t| t.as_second());
-    user.last_active_any().map(|t| t.as_second()).max(seen)
+    user.last_activity().map(|t| t.as_second()).max(seen)
 }
 
 fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
@@ -125,11 +126,11 @@ pub(crate) fn max_lead(rule: &Rule) -> i64 {
 }
 
 /// Whether `user` is someone a rule of this kind may act on at all, by status.
-fn status_allows(rule: &Rule, user: &User) -> bool {
+fn status_allows(rule: &Rule, user: &Account) -> bool {
     if rule.suspended_for.is_some() {
-        user.status == UserStatus::Suspended
+        user.status() == UserStatus::Suspended
     } else {
-        matches!(user.status, UserStatus::Active | UserStatus::InvitedNeverActive)
+        matches!(user.status(), UserStatus::Active | UserStatus::InvitedNeverActive)
     }
 }
 
@@ -137,7 +138,7 @@ fn status_allows(rule: &Rule, user: &User) -> bool {
 pub(crate) fn evaluate(
     rule: &Rule,
     margin: Duration,
-    user: &User,
+    user: &Account,
     rec: Option<&UserRecord>,
     health: &ActivityHealth,
     licensing: &Licensing,
@@ -157,7 +158,7 @@ pub(crate) fn evaluate(
             return Eval::Not;
         }
         let licensed = licensing.licensed_groups_of(product);
-        if !licensed.iter().any(|g| user.groups.contains(g)) {
+        if !licensed.iter().any(|g| user.in_group(*g)) {
             return Eval::Not;
         }
         if health.product_off(product).is_some() {
@@ -181,7 +182,7 @@ pub(crate) fn evaluate(
             inactive_days: days(now - since),
             what,
             product: Some(product),
-            groups: licensed.iter().copied().filter(|g| user.groups.contains(g)).collect(),
+            groups: licensed.iter().copied().filter(|g| user.in_group(*g)).collect(),
         });
     }
 
@@ -260,7 +261,7 @@ pub(crate) fn evaluate(
 }
 
 /// Whether the rule's action applies to this account at all (deactivation: managed accounts only).
-pub(crate) fn not_applicable(rule: &Rule, user: &User) -> Option<String> {
+pub(crate) fn not_applicable(rule: &Rule, user: &Account) -> Option<String> {
     (rule.action == RuleAction::Deactivate && !user.managed).then(|| {
         "deactivation applies to managed accounts only (it would block the account in every organization)".to_owned()
     })

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::ledger::UserRecord;
 use crate::product::Product;
-use crate::snapshot::{DirectorySnapshot, User, UserStatus};
+use crate::product::ProductKey;
+use crate::snapshot::{Account, DirectorySnapshot, UserStatus};
 
 use super::matching::is_human;
 use super::types::PlanCondition;
@@ -45,29 +46,31 @@ impl ActivityHealth {
         let mut counts = [(0u64, 0u64); Product::ALL.len()];
         let mut held = [false; Product::ALL.len()];
         let (mut active_accounts, mut no_activity) = (0u64, 0u64);
-        for (user, rec) in snapshot.users.iter().zip(recs) {
+        for (user, rec) in snapshot.accounts.iter().zip(recs) {
             if !is_human(user) {
                 continue;
             }
-            for pa in &user.product_access {
-                held[pa.product as usize] = true;
+            for pa in user.product_access() {
+                if let ProductKey::Known(p) = pa.product {
+                    held[p as usize] = true;
+                }
             }
             // Suspended users keep their activity dates (and are mostly the inactive ones seatwarden
             // suspended): leaving them out would make each suspension skew the share.
-            let judged = matches!(user.status, UserStatus::Active | UserStatus::Suspended)
+            let judged = matches!(user.status(), UserStatus::Active | UserStatus::Suspended)
                 && rec.is_none_or(|r| r.restored_at.is_none());
             if !judged {
                 continue;
             }
             active_accounts += 1;
-            let mut any = false;
-            for pa in &user.product_access {
-                let e = &mut counts[pa.product as usize];
+            let mut any = user.api_token_last_active.is_some();
+            for pa in user.product_access() {
+                any |= pa.last_active.is_some();
+                let ProductKey::Known(p) = pa.product else { continue };
+                let e = &mut counts[p as usize];
                 e.0 += 1;
                 if pa.last_active.is_none() {
                     e.1 += 1;
-                } else {
-                    any = true;
                 }
             }
             if !any {
@@ -76,7 +79,7 @@ impl ActivityHealth {
         }
         let per_product = Product::ALL.iter().filter(|p| held[**p as usize]).map(|p| (*p, counts[*p as usize]));
         for (product, (with_access, never)) in per_product {
-            if !snapshot.activity_products.contains(&product) {
+            if !snapshot.activity_products.contains(&ProductKey::Known(product)) {
                 let why = format!(
                     "the snapshot has no {product} activity data at all: rules that depend on {product} activity act on no one"
                 );
@@ -91,7 +94,7 @@ impl ActivityHealth {
                 health.off.insert(product, why);
             }
         }
-        if snapshot.activity_products.is_empty() && !snapshot.users.is_empty() {
+        if snapshot.activity_products.is_empty() && !snapshot.accounts.is_empty() {
             let why =
                 "the snapshot has no activity data for any product: inactivity and never-active rules act on no one"
                     .to_owned();
@@ -125,9 +128,10 @@ impl ActivityHealth {
 
     /// Whether account-level activity can't be judged for this user: account data untrusted, or
     /// the user has a product whose activity is unknown (they may be active there).
-    pub fn account_off(&self, user: &User) -> bool {
+    pub fn account_off(&self, user: &Account) -> bool {
         self.any_off.is_some()
-            || (!self.off.is_empty() && user.product_access.iter().any(|p| self.off.contains_key(&p.product)))
+            || (!self.off.is_empty()
+                && user.product_access().any(|p| p.product.known().is_some_and(|k| self.off.contains_key(&k))))
     }
 }
 

@@ -163,7 +163,9 @@ fn a_deactivated_and_suspended_returner_is_fully_restored_even_after_the_name_is
     assert_eq!(acts(&plan, "p"), vec![pair("dana", "enable")]);
     let enable = plan.policy("p").unwrap().actions[0].clone();
     fx.ledger.record_outcome(&enable, Outcome::Applied, now());
-    fx.snapshot.users.iter_mut().find(|u| u.account_id == "dana").unwrap().status = UserStatus::Suspended;
+    let mut dana = idle("dana", 200);
+    dana.status = UserStatus::Suspended;
+    fx.snapshot = snapshot(vec![dana, user("bob")]);
     // Run 2: the admin dropped the name. She is not escalated again; the restoration finishes.
     fx.policies[0].spec.reactivation.as_mut().unwrap().account_ids.clear();
     let plan = fx.plan();

@@ -46,7 +46,7 @@ fn account_inactivity_suspends_only_the_inactive_with_a_readable_reason() {
 #[test]
 fn product_inactivity_removes_the_products_licensed_groups() {
     let mut alice = idle("alice", 94);
-    alice.product_access.push(ProductActivity { product: Product::Confluence, last_active: Some(ago(2)) });
+    alice.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(2)) });
     alice.groups = vec![JIRA_USERS, CONFLUENCE_USERS];
     let fx = Fx::new(vec![alice, idle("bob", 30)], vec![jira_idle()]);
     let plan = fx.plan();
@@ -79,7 +79,7 @@ fn a_group_removal_frees_a_seat_only_when_no_kept_group_grants_the_product() {
     fx.snapshot = snapshot(vec![alice, user("bob")]);
     fx.mappings.push(mapping("jira-vips", Product::JiraSoftware, &["vips"], None));
     let licensing = savings::Licensing::new(&fx.snapshot, &fx.org.spec, &fx.mappings.iter().collect::<Vec<_>>());
-    let alice = fx.snapshot.user("alice").unwrap();
+    let alice = fx.snapshot.account("alice").unwrap();
     assert!(savings::seats_for_group_removals(&licensing, alice, &[JIRA_USERS]).is_empty());
     assert_eq!(
         savings::seats_for_group_removals(&licensing, alice, &[JIRA_USERS, VIPS]),
@@ -173,10 +173,10 @@ fn protected_users_are_never_acted_on_by_any_match_kind() {
         idle("plain", 200),
     ];
     let mut fx = Fx::new(users, vec![suspend_idle()]);
-    fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-group").unwrap().groups.push(VIPS);
-    fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-email").unwrap().email =
+    fx.snapshot.accounts.iter_mut().find(|u| u.account_id == "by-group").unwrap().memberships[0].groups.push(VIPS);
+    fx.snapshot.accounts.iter_mut().find(|u| u.account_id == "by-email").unwrap().email =
         Some("By.Email@ACME.test".into());
-    fx.snapshot.users.iter_mut().find(|u| u.account_id == "by-pattern").unwrap().email =
+    fx.snapshot.accounts.iter_mut().find(|u| u.account_id == "by-pattern").unwrap().email =
         Some("svc-build@acme.test".into());
     fx.protections = vec![
         protection("ids", |s| s.account_ids = vec!["by-id".into()]),
@@ -296,7 +296,7 @@ fn new_accounts_inside_the_grace_period_are_left_alone() {
 #[test]
 fn a_product_without_activity_data_switches_its_rules_off_with_a_condition() {
     let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![jira_idle(), suspend_idle()]);
-    fx.snapshot.activity_products.remove(&Product::JiraSoftware);
+    fx.snapshot.activity_products.remove(&Product::JiraSoftware.into());
     let plan = fx.plan();
     assert!(acts(&plan, "jira").is_empty());
     // Alice's only product has no data: account inactivity can't be judged either.
@@ -321,11 +321,11 @@ fn a_product_without_activity_data_switches_its_rules_off_with_a_condition() {
 #[test]
 fn an_implausible_share_of_missing_product_dates_switches_the_product_off() {
     // 11 active users with Jira access, all but one without a Jira date: that's missing data.
-    let mut users: Vec<User> = (0..10)
+    let mut users: Vec<DirectoryUser> = (0..10)
         .map(|i| {
             let mut u = user(&format!("u{i}"));
             u.product_access[0].last_active = None;
-            u.product_access.push(ProductActivity { product: Product::Confluence, last_active: Some(ago(1)) });
+            u.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(1)) });
             u
         })
         .collect();
@@ -337,7 +337,7 @@ fn an_implausible_share_of_missing_product_dates_switches_the_product_off() {
 
 #[test]
 fn never_active_is_off_when_most_active_accounts_show_no_activity_at_all() {
-    let mut users: Vec<User> = (0..12)
+    let mut users: Vec<DirectoryUser> = (0..12)
         .map(|i| {
             let mut u = user(&format!("u{i:02}"));
             u.product_access[0].last_active = None;
@@ -392,7 +392,7 @@ fn the_activity_lag_margin_is_added_to_every_threshold() {
 
 #[test]
 fn max_actions_per_run_acts_on_the_longest_inactive_and_defers_the_rest() {
-    let users: Vec<User> = [150, 300, 100, 250, 200].iter().map(|d| idle(&format!("u{d}"), *d)).collect();
+    let users: Vec<DirectoryUser> = [150, 300, 100, 250, 200].iter().map(|d| idle(&format!("u{d}"), *d)).collect();
     let mut fx = Fx::new(users, vec![suspend_idle()]);
     fx.policies[0].spec.caps.max_actions_per_run = 2;
     let plan = fx.plan();
@@ -407,7 +407,7 @@ fn max_actions_per_run_acts_on_the_longest_inactive_and_defers_the_rest() {
 
 #[test]
 fn max_action_percent_halts_the_run_entirely() {
-    let mut users: Vec<User> = (0..3).map(|i| idle(&format!("idle{i}"), 200)).collect();
+    let mut users: Vec<DirectoryUser> = (0..3).map(|i| idle(&format!("idle{i}"), 200)).collect();
     users.extend((0..7).map(|i| user(&format!("ok{i}"))));
     let mut fx = Fx::new(users, vec![suspend_idle()]);
     fx.policies[0].spec.caps.max_action_percent = 20;
@@ -426,7 +426,7 @@ fn max_action_percent_halts_the_run_entirely() {
 
 #[test]
 fn the_daily_cap_bounds_all_policies_together_in_name_order() {
-    let users: Vec<User> = (0..6).map(|i| idle(&format!("u{i}"), 200 + i)).collect();
+    let users: Vec<DirectoryUser> = (0..6).map(|i| idle(&format!("u{i}"), 200 + i)).collect();
     let mut fx = Fx::new(
         users,
         vec![
@@ -644,7 +644,7 @@ fn equal_actions_go_by_policy_name() {
 
 #[test]
 fn the_plan_is_deterministic() {
-    let users: Vec<User> = (0..30).map(|i| idle(&format!("u{i:02}"), 10 * i)).collect();
+    let users: Vec<DirectoryUser> = (0..30).map(|i| idle(&format!("u{i:02}"), 10 * i)).collect();
     let mut fx = Fx::new(users, vec![suspend_idle(), jira_idle(), warn_policy()]);
     fx.policies[0].spec.caps.max_actions_per_run = 3;
     assert_eq!(fx.plan(), fx.plan());
@@ -842,7 +842,7 @@ fn onboarding_never_re_adds_someone_seatwarden_took_out() {
 #[test]
 fn savings_use_billing_prices_mapping_overrides_and_the_next_cycle() {
     let mut both = idle("both", 200);
-    both.product_access.push(ProductActivity { product: Product::Confluence, last_active: Some(ago(200)) });
+    both.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(200)) });
     both.groups.push(CONFLUENCE_USERS);
     let mut suspended = idle("suspended", 200);
     suspended.status = UserStatus::Suspended;
@@ -922,7 +922,7 @@ fn recheck_drops_an_action_when_the_user_changed() {
     let plan = fx.plan();
     let action = &plan.policy("idle").unwrap().actions[0];
     let input = fx.input();
-    let same = fx.snapshot.user("alice").unwrap().clone();
+    let same = row(&fx.snapshot, "alice");
     assert_eq!(recheck(&input, action, &same), Recheck::Proceed);
 
     let mut active = same.clone();
@@ -955,13 +955,13 @@ fn recheck_of_a_group_removal_looks_at_that_product_and_membership() {
     let fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![jira_idle()]);
     let plan = fx.plan();
     let action = &plan.policy("jira").unwrap().actions[0];
-    let mut alice = fx.snapshot.user("alice").unwrap().clone();
+    let mut alice = row(&fx.snapshot, "alice");
     // Activity on another product doesn't save the Jira seat.
-    alice.product_access.push(ProductActivity { product: Product::Confluence, last_active: Some(now()) });
+    alice.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(now()) });
     assert_eq!(recheck(&fx.input(), action, &alice), Recheck::Proceed);
     alice.product_access[0].last_active = Some(now());
     assert_eq!(recheck(&fx.input(), action, &alice), Recheck::Drop("active on Jira since the plan".into()));
-    let mut left = fx.snapshot.user("alice").unwrap().clone();
+    let mut left = row(&fx.snapshot, "alice");
     left.groups.clear();
     assert_eq!(recheck(&fx.input(), action, &left), Recheck::Drop("no longer in the group".into()));
 }
