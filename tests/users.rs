@@ -693,8 +693,8 @@ fn inactive_takes_days_or_weeks_and_says_why_it_refuses_minutes_and_hours() {
     };
     assert!(parse("90d").is_ok() && parse("12w").is_ok());
     // `3m` once listed everyone (three minutes); it is ambiguous, so it is refused with the reason.
-    let e = parse("3m").err().expect("3m is refused").to_string();
+    let e = parse("3m").expect_err("3m is refused").to_string();
     assert!(e.contains("ambiguous") && e.contains("minutes or months"), "{e}");
-    let e = parse("36h").err().expect("36h is refused").to_string();
+    let e = parse("36h").expect_err("36h is refused").to_string();
     assert!(e.contains("below a day"), "{e}");
 }
