@@ -6,11 +6,11 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::crd::*;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, RemovedGroup};
 use crate::product::Product;
 use crate::snapshot::*;
 
-use super::{Plan, PlanInput, plan};
+use super::{Plan, PlanInput, SkipKind, plan};
 
 pub(crate) const DAY: i64 = 86_400;
 
@@ -41,6 +41,7 @@ fn group(id: &str, name: &str) -> Group {
         name: name.into(),
         directory: 0,
         idp_synced: false,
+        locked: false,
         member_count: 0,
         site_admin: false,
         grants: vec![],
@@ -301,4 +302,66 @@ pub(crate) fn acts(plan: &Plan, policy: &str) -> Vec<(String, String)> {
 
 pub(crate) fn pair(a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
+}
+
+pub(crate) fn suspend_idle() -> LifecyclePolicy {
+    policy("idle", vec![account_rule("idle-90", 90, RuleAction::Suspend)])
+}
+
+pub(crate) fn jira_idle() -> LifecyclePolicy {
+    policy("jira", vec![product_rule("jira-60", Product::JiraSoftware, 60)])
+}
+
+pub(crate) fn skipped_kinds(plan: &Plan, policy: &str) -> Vec<(String, SkipKind)> {
+    plan.policy(policy).unwrap().skipped.iter().map(|s| (s.account_id.clone(), s.kind)).collect()
+}
+
+pub(crate) fn warn_policy() -> LifecyclePolicy {
+    policy("warn", vec![with_leads(account_rule("idle-90", 90, RuleAction::Suspend), &[14])])
+}
+
+pub(crate) fn reactivating(mut p: LifecyclePolicy) -> LifecyclePolicy {
+    p.spec.reactivation = Some(Reactivation {
+        on_activity: true,
+        opt_in_groups: vec!["request-access".into()],
+        account_ids: vec![],
+        restore_suspended: true,
+    });
+    p
+}
+
+pub(crate) fn removed(group_id: &str, policy: &str, days_ago: i64) -> RemovedGroup {
+    RemovedGroup {
+        group_id: group_id.into(),
+        product: None,
+        policy: policy.into(),
+        rule: "jira-60".into(),
+        at: ago(days_ago),
+        last_active: None,
+    }
+}
+
+pub(crate) fn onboarding_policy(cap: Option<i32>) -> LifecyclePolicy {
+    let mut p = policy("onboard", vec![]);
+    p.spec.onboarding = vec![Onboarding {
+        name: "confluence-for-all".into(),
+        selector: OnboardingSelector { email_domains: vec!["acme.test".into()], groups: vec![], account_types: vec![] },
+        groups: vec!["confluence-users".into()],
+        seat_cap: cap,
+    }];
+    p
+}
+
+/// Everything a planner test names, in one import.
+pub(crate) mod prelude {
+    pub(crate) use std::collections::BTreeMap;
+
+    pub(crate) use super::*;
+    pub(crate) use crate::crd::*;
+    pub(crate) use crate::ledger::{
+        Ledger, LedgerUpdate, NoticeRecord, Outcome, Suspension, TakenOut, TakenOutKind, UserRecord,
+    };
+    pub(crate) use crate::policy::*;
+    pub(crate) use crate::product::Product;
+    pub(crate) use crate::snapshot::*;
 }

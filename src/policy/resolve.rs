@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use crate::crd::{PolicyMode, RuleAction};
 
-use super::rules::{Schedule, Trigger};
+use super::triggers::{Schedule, Trigger};
 
 /// One rule's claim on one user (directory entry) in one policy.
 #[derive(Clone, Debug)]
@@ -133,4 +133,64 @@ pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
         out.push(losses);
     }
     out
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn two_policies_on_one_user_resolve_to_the_gentler_action_deterministically() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle(), jira_idle()]);
+        let a = fx.plan();
+        fx.policies.reverse();
+        let b = fx.plan();
+        assert_eq!(a, b);
+        assert_eq!(acts(&a, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+        assert!(acts(&a, "idle").is_empty());
+        let held = &a.policy("idle").unwrap().held_back[0];
+        assert_eq!(held.account_id, "alice");
+        assert_eq!(held.kind, ActionKind::Suspend);
+        assert!(held.why.contains("policy jira rule jira-60 (remove licensed groups) wins"), "{}", held.why);
+        assert!(held.why.contains("the gentler action first"));
+    }
+
+    #[test]
+    fn an_enforce_policy_goes_before_a_dry_run_one() {
+        // One resolution for the operator and `seatwarden plan` (invariant 11): there is no "show
+        // everything as Enforce" mode in which the DryRun policy's gentler rule would win instead.
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle(), jira_idle()]);
+        fx.policies[1].spec.mode = PolicyMode::DryRun;
+        let p = fx.plan();
+        assert_eq!(acts(&p, "idle"), vec![pair("alice", "suspend")]);
+        assert!(acts(&p, "jira").is_empty());
+        assert!(p.policy("jira").unwrap().held_back[0].why.contains("an Enforce policy goes before a dry_run one"));
+        assert!(p.policy("idle").unwrap().applies && !p.policy("jira").unwrap().applies);
+    }
+
+    #[test]
+    fn equal_actions_go_by_policy_name() {
+        let mut fx = Fx::new(
+            vec![idle("alice", 200), user("bob")],
+            vec![
+                policy("zeta", vec![account_rule("z", 90, RuleAction::Suspend)]),
+                policy("alpha", vec![account_rule("a", 90, RuleAction::Suspend)]),
+            ],
+        );
+        let p = fx.plan();
+        assert_eq!(acts(&p, "alpha"), vec![pair("alice", "suspend")]);
+        assert!(p.policy("zeta").unwrap().held_back[0].why.contains("equal actions go by policy name"));
+        fx.policies.reverse();
+        assert_eq!(fx.plan(), p);
+    }
+
+    #[test]
+    fn the_plan_is_deterministic() {
+        let users: Vec<DirectoryUser> = (0..30).map(|i| idle(&format!("u{i:02}"), 10 * i)).collect();
+        let mut fx = Fx::new(users, vec![suspend_idle(), jira_idle(), warn_policy()]);
+        fx.policies[0].spec.caps.max_actions_per_run = 3;
+        assert_eq!(fx.plan(), fx.plan());
+        assert_eq!(serde_json::to_string(&fx.plan()).unwrap(), serde_json::to_string(&fx.plan()).unwrap());
+    }
 }

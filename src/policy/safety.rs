@@ -8,7 +8,7 @@ use crate::product::Product;
 use crate::product::ProductKey;
 use crate::snapshot::{Account, DirectorySnapshot, UserStatus};
 
-use super::matching::is_human;
+use super::eligibility::is_human;
 use super::types::PlanCondition;
 
 /// A product's rules switch off when more than this share (per mille) of the active users with
@@ -176,5 +176,101 @@ mod tests {
         assert!(implausible(10, 10, 900));
         assert!(implausible(91, 100, 900));
         assert!(!implausible(90, 100, 900));
+    }
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod plan_tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn a_product_without_activity_data_switches_its_rules_off_with_a_condition() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![jira_idle(), suspend_idle()]);
+        fx.snapshot.activity_products.remove(&Product::JiraSoftware.into());
+        let plan = fx.plan();
+        assert!(acts(&plan, "jira").is_empty());
+        // Alice's only product has no data: account inactivity can't be judged either.
+        assert!(acts(&plan, "idle").is_empty());
+        assert!(
+            plan.conditions.iter().any(|c| c.reason == "NoActivityData" && c.message.contains("no Jira activity data"))
+        );
+        assert_eq!(plan.policy("idle").unwrap().skipped_counts.get(&SkipKind::NoActivityData), Some(&2));
+        // Each policy says it in its own conditions (they become status conditions).
+        let jira_conditions = &plan.policy("jira").unwrap().conditions;
+        assert!(
+            jira_conditions
+                .iter()
+                .any(|c| c.reason == "RuleSwitchedOff" && c.message.starts_with("rule jira-60 acts on no one"))
+        );
+        let idle_conditions = &plan.policy("idle").unwrap().conditions;
+        assert!(
+            idle_conditions
+                .iter()
+                .any(|c| c.reason == "RuleLimited" && c.message.contains("skips users with Jira access"))
+        );
+    }
+
+    #[test]
+    fn an_implausible_share_of_missing_product_dates_switches_the_product_off() {
+        // 11 active users with Jira access, all but one without a Jira date: that's missing data.
+        let mut users: Vec<DirectoryUser> = (0..10)
+            .map(|i| {
+                let mut u = user(&format!("u{i}"));
+                u.product_access[0].last_active = None;
+                u.product_access
+                    .push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(1)) });
+                u
+            })
+            .collect();
+        users.push(idle("alice", 200));
+        let plan = Fx::new(users, vec![jira_idle()]).plan();
+        assert!(acts(&plan, "jira").is_empty());
+        assert!(
+            plan.conditions.iter().any(|c| c.reason == "ImplausibleActivityData" && c.message.starts_with("10 of 11"))
+        );
+    }
+
+    #[test]
+    fn never_active_is_off_when_most_active_accounts_show_no_activity_at_all() {
+        let mut users: Vec<DirectoryUser> = (0..12)
+            .map(|i| {
+                let mut u = user(&format!("u{i:02}"));
+                u.product_access[0].last_active = None;
+                u
+            })
+            .collect();
+        users.push(user("bob"));
+        let fx = Fx::new(users, vec![policy("never", vec![never_rule("never-30", 30, RuleAction::Suspend)])]);
+        let plan = fx.plan();
+        assert!(acts(&plan, "never").is_empty());
+        assert!(
+            plan.conditions
+                .iter()
+                .any(|c| c.message.contains("12 of 13 active or suspended accounts have no activity"))
+        );
+    }
+
+    #[test]
+    fn an_incomplete_listing_plans_nothing_destructive_and_sends_no_notice() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
+        fx.policies.push(policy("warn", vec![with_leads(account_rule("idle-warn", 90, RuleAction::Suspend), &[14])]));
+        fx.snapshot.incomplete = Some("page 3 failed".into());
+        let plan = fx.plan();
+        for p in &plan.policies {
+            assert!(p.actions.iter().all(|a| !a.destructive));
+            assert!(p.notices.is_empty());
+            assert!(!p.applies);
+        }
+        assert!(plan.conditions.iter().any(|c| c.reason == "IncompleteListing" && c.message.contains("page 3 failed")));
+    }
+
+    #[test]
+    fn an_incomplete_listing_forgets_nobody() {
+        let mut fx = Fx::new(vec![user("bob")], vec![suspend_idle()]);
+        fx.ledger.users.insert("gone".into(), UserRecord { first_seen: Some(ago(10)), ..Default::default() });
+        assert!(fx.plan().ledger_updates.contains(&LedgerUpdate::Forget { account_id: "gone".into() }));
+        fx.snapshot.incomplete = Some("x".into());
+        assert!(!fx.plan().ledger_updates.iter().any(|u| matches!(u, LedgerUpdate::Forget { .. })));
     }
 }

@@ -11,7 +11,7 @@ use crate::crd::{AtlassianOrganizationSpec, BillingCycle, GroupLicenseMapping};
 use crate::product::Product;
 use crate::snapshot::{Account, DirectorySnapshot, GroupIdx, Membership};
 
-use super::matching::ResolvedGroups;
+use super::eligibility::ResolvedGroups;
 use super::types::{PlannedAction, Savings, Totals};
 
 /// The organization's GroupLicenseMappings and prices, resolved against the snapshot.
@@ -228,5 +228,58 @@ pub(crate) fn finish_savings(savings: &mut Savings, currency: Option<&str>, real
     savings.projected_monthly = (savings.projected_monthly * 100.0).round() / 100.0;
     for v in savings.by_product.values_mut() {
         *v = (*v * 100.0).round() / 100.0;
+    }
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn savings_use_billing_prices_mapping_overrides_and_the_next_cycle() {
+        let mut both = idle("both", 200);
+        both.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(200)) });
+        both.groups.push(CONFLUENCE_USERS);
+        let mut suspended = idle("suspended", 200);
+        suspended.status = UserStatus::Suspended;
+        let plan = Fx::new(vec![both, suspended, idle("jira-only", 200), user("bob")], vec![suspend_idle()]).plan();
+        let t = &plan.totals;
+        // The suspended user isn't billed and isn't suspended again.
+        assert_eq!(t.seats_freed, BTreeMap::from([(Product::JiraSoftware, 2), (Product::Confluence, 1)]));
+        // Jira 2 × 8.00 (billing) + Confluence 1 × 5.00 (mapping override of confluence-users).
+        assert_eq!(t.savings.projected_monthly, 21.0);
+        assert_eq!(t.savings.by_product.get(&Product::Confluence), Some(&5.0));
+        assert_eq!(t.savings.currency.as_deref(), Some("USD"));
+        assert_eq!(t.savings.realized_from, Some("2026-12-10".parse().unwrap()));
+    }
+
+    #[test]
+    fn annual_plans_realize_at_renewal_and_missing_prices_are_reported() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
+        let billing = fx.org.spec.billing.as_mut().unwrap();
+        billing.cycle = BillingCycle::Annual;
+        billing.renewal_date = Some("2025-03-01".into());
+        billing.seat_prices.clear();
+        let plan = fx.plan();
+        assert_eq!(plan.totals.savings.realized_from, Some("2027-03-01".parse().unwrap()));
+        assert_eq!(plan.totals.savings.unpriced_products, vec![Product::JiraSoftware]);
+        assert_eq!(plan.totals.savings.projected_monthly, 0.0);
+    }
+
+    #[test]
+    fn a_group_the_snapshot_says_grants_the_product_keeps_the_seat() {
+        let mut alice = idle("alice", 94);
+        alice.groups = vec![JIRA_USERS, VIPS];
+        let mut fx = Fx::new(vec![alice, user("bob")], vec![jira_idle()]);
+        fx.snapshot.groups[VIPS as usize].grants = vec![Product::JiraSoftware];
+        // By default such a removal is reported instead (see semantics_tests); the option removes.
+        fx.policies[0].spec.remove_when_no_seat_freed = true;
+        let plan = fx.plan();
+        // vips isn't a mapped licensed group: it's not removed, and it keeps Alice's Jira seat.
+        assert_eq!(acts(&plan, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+        let a = &plan.policy("jira").unwrap().actions[0];
+        assert!(a.seats.is_empty());
+        assert!(a.reason.ends_with("(another group still grants the product: no seat freed)"), "{}", a.reason);
     }
 }

@@ -3,8 +3,10 @@
 
 use super::fixture::*;
 use super::*;
-use crate::crd::{Duration, Reactivation};
+use crate::crd::{Duration, LifecyclePolicy, Reactivation, RuleAction};
 use crate::ledger::{NoticeRecord, Outcome, RemovedGroup, Suspension, TakenOut, TakenOutKind, UserRecord};
+use crate::product::Product;
+use crate::snapshot::UserStatus;
 
 fn skipped(plan: &Plan, policy: &str, kind: SkipKind) -> Vec<SkippedUser> {
     plan.policy(policy).unwrap().skipped.iter().filter(|s| s.kind == kind).cloned().collect()
