@@ -72,7 +72,7 @@ fn main() {
         let audit = FolderAudit::new(dir.path());
         let mailbox = MailboxNotifier::new(dir.path().join("mail")).unwrap();
         let clock = Clock::manual(t0);
-        let leader = || true;
+        let fail = seatwarden::execute::FailPoints::none();
 
         let calls_before = sim.request_count();
         let started = Instant::now();
@@ -86,7 +86,9 @@ fn main() {
             audit: &audit,
             notifier: &mailbox,
             clock: &clock,
-            is_leader: &leader,
+            fence: &seatwarden::record::SoleWriter,
+        premises: None,
+        fail: &fail,
             metrics: None,
             process_dry_run: false,
             concurrency: 4,

@@ -140,7 +140,6 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
     let audit = FolderAudit::new(&opts.out);
     let notifier = MailboxNotifier::new(&mailbox_dir).map_err(|e| setup("mailbox", &e))?;
     let clock = Clock::manual(opts.start);
-    let always_leader = || true;
 
     let mut report = DemoReport { days: opts.days, forced_enforce: forced, ..Default::default() };
     let mut price: BTreeMap<Product, f64> = BTreeMap::new();
@@ -177,7 +176,9 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
             audit: &audit,
             notifier: &notifier,
             clock: &clock,
-            is_leader: &always_leader,
+            fence: &crate::record::SoleWriter,
+            premises: None,
+            fail: &crate::execute::FailPoints::none(),
             metrics: Some(metrics),
             process_dry_run: false,
             concurrency: org.spec.request_budget.concurrency.max(1) as usize,

@@ -8,14 +8,20 @@ use jiff::Timestamp;
 
 use crate::{
     clock::Clock,
-    crd::{AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, NoticeSettings, ProtectedUser, RunPhase},
-    execute::{DirectoryWriter, ExecuteOptions, ExecutionReport, Executor, load_ledger, save_ledger},
-    ledger::Ledger,
+    crd::{
+        ActionOutcome, AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, NoticeSettings, ProtectedUser,
+        RunPhase,
+    },
+    execute::{
+        BoxFut, DirectoryWriter, ExecuteOptions, ExecutionReport, Executor, FailPoint, FailPoints, PremiseCheck,
+        Premises, load_ledger, save_ledger,
+    },
+    ledger::{Ledger, Outcome, WriteKey},
     metrics::Metrics,
     notify::{Notice, Notifier},
-    policy::{self, Plan, PlanInput, PlannedNotice, PolicyPlan},
-    record::{AuditSink, LedgerStore, RecordError, RunRecord, audit::run_id},
-    snapshot::DirectorySnapshot,
+    policy::{self, ActionKind, Plan, PlanInput, PlannedNotice, PolicyPlan},
+    record::{AuditSink, Fence, LedgerStore, RecordError, RunRecord, audit::run_id},
+    snapshot::{DirectorySnapshot, DirectoryUser, UserStatus},
 };
 
 /// Everything one organization's run reads from the cluster (or the manifests, without one).
@@ -33,12 +39,94 @@ pub struct RunDeps<'a, D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink
     pub audit: &'a A,
     pub notifier: &'a dyn Notifier,
     pub clock: &'a Clock,
-    pub is_leader: &'a (dyn Fn() -> bool + Send + Sync),
+    /// Confirmed before every write to Atlassian, the ledger and the audit trail (the stores
+    /// confirm it themselves for theirs).
+    pub fence: &'a dyn Fence,
+    /// Where the premises of a run are re-read before each batch (None: they cannot change).
+    pub premises: Option<&'a dyn PremiseSource>,
+    pub fail: &'a FailPoints,
     pub metrics: Option<&'a Metrics>,
     pub process_dry_run: bool,
     pub concurrency: usize,
     /// Admins who receive a summary after each run that planned or took actions (None: no summary).
     pub summary_recipients: Option<&'a [String]>,
+}
+
+/// The premises of a run as they are now (invariant 12).
+#[derive(Clone, Debug, Default)]
+pub struct CurrentPremises {
+    /// None: the policy was deleted.
+    pub policy: Option<LifecyclePolicy>,
+    pub protections: Vec<ProtectedUser>,
+    pub process_dry_run: bool,
+}
+
+/// Re-reads a run's premises from where they are kept (the API server, for the operator).
+pub trait PremiseSource: Send + Sync {
+    fn current<'a>(&'a self, policy: &'a str) -> BoxFut<'a, Result<CurrentPremises, String>>;
+}
+
+/// Compares the premises as they are now with those a plan was made from.
+struct PlanPremises<'a> {
+    source: &'a dyn PremiseSource,
+    input: &'a PlanInput<'a>,
+    process_dry_run: bool,
+}
+
+impl Premises for PlanPremises<'_> {
+    fn check<'a>(&'a self, plan: &'a PolicyPlan, remaining: Vec<usize>) -> BoxFut<'a, PremiseCheck> {
+        Box::pin(async move {
+            let changed = |reason: String| PremiseCheck::Changed { reason, skip: Default::default() };
+            let now = match self.source.current(&plan.policy).await {
+                Ok(n) => n,
+                Err(e) => return changed(format!("the run's premises could not be re-read ({e})")),
+            };
+            if now.process_dry_run && !self.process_dry_run {
+                return changed("the process dry-run flag was set".into());
+            }
+            let planned = self.input.policies.iter().find(|p| p.metadata.name.as_deref() == Some(plan.policy.as_str()));
+            let Some(policy) = now.policy else { return changed("the policy was deleted".into()) };
+            if policy.metadata.deletion_timestamp.is_some() {
+                return changed("the policy is being deleted".into());
+            }
+            if policy.spec.mode != plan.mode {
+                return changed(format!("the policy's mode changed to {:?}", policy.spec.mode));
+            }
+            let planned_generation = planned.and_then(|p| p.metadata.generation);
+            if policy.metadata.generation != planned_generation {
+                return changed(format!(
+                    "the policy changed (generation {} → {})",
+                    planned_generation.unwrap_or_default(),
+                    policy.metadata.generation.unwrap_or_default()
+                ));
+            }
+            let key = |ps: &[ProtectedUser]| -> Vec<(Option<String>, String)> {
+                let mut v: Vec<_> = ps
+                    .iter()
+                    .map(|p| (p.metadata.name.clone(), serde_json::to_string(&p.spec).unwrap_or_default()))
+                    .collect();
+                v.sort();
+                v
+            };
+            if key(&now.protections) == key(self.input.protections) {
+                return PremiseCheck::Hold;
+            }
+            // Who the new ProtectedUsers cover among the writes not yet made: the planner's own
+            // recheck, against the users as the plan saw them, with the new protections.
+            let input = PlanInput { protections: &now.protections, ..*self.input };
+            let mut skip = std::collections::BTreeMap::new();
+            for i in remaining {
+                let a = &plan.actions[i];
+                let Some(user) = self.input.snapshot.directory_user(&a.account_id, &a.directory_id) else { continue };
+                if let policy::Recheck::Drop(why) = policy::recheck(&input, a, &user)
+                    && why.contains("ProtectedUser")
+                {
+                    skip.insert(i, why);
+                }
+            }
+            PremiseCheck::Changed { reason: "the ProtectedUsers changed during the run".into(), skip }
+        })
+    }
 }
 
 /// One policy's run.
@@ -76,6 +164,9 @@ where
     let now = deps.clock.now().await?;
     let org_id = inputs.organization.spec.org_id.clone();
     let mut ledger: Ledger = load_ledger(deps.ledger_store, &org_id).await?;
+    // Writes a crash or a missing answer left open are settled first, from a fresh read of each
+    // user, so the plan starts from what really happened (invariant 5).
+    settle_open_writes(due, snapshot, &mut ledger, deps, now).await?;
     let planned_from = ledger.clone();
     let input = PlanInput {
         snapshot,
@@ -88,14 +179,15 @@ where
         daily_actions_remaining: policy::daily_remaining(inputs.organization, now),
     };
     let plan = policy::plan(&input);
-    // A crash may have left runs Running with writes in flight: settle their records from what the
-    // snapshot shows (the planner already decided, per in-flight write, whether it took effect).
-    settle_interrupted_runs(due, &ledger, &plan, deps.audit).await?;
     // Observations hold in every mode: they describe the organization, not our actions.
     if !plan.ledger_updates.is_empty() {
         ledger.apply_updates(&plan.ledger_updates);
-        save_ledger(deps.ledger_store, &ledger).await?;
+        save_ledger(deps.ledger_store, &mut ledger).await?;
     }
+    let premises_now: Box<dyn Premises + '_> = match deps.premises {
+        Some(source) => Box::new(PlanPremises { source, input: &input, process_dry_run: deps.process_dry_run }),
+        None => Box::new(crate::execute::Unchanging),
+    };
 
     let org_name = inputs.organization.metadata.name.clone().unwrap_or_else(|| org_id.clone());
     let render = |n: &PlannedNotice| -> Option<(Notice, Option<NoticeSettings>)> {
@@ -124,7 +216,9 @@ where
             notifier: deps.notifier,
             render_notice: &render,
             recheck: &recheck,
-            is_leader: deps.is_leader,
+            premises: premises_now.as_ref(),
+            fence: deps.fence,
+            fail: deps.fail,
             clock: deps.clock,
             metrics: deps.metrics,
             options: ExecuteOptions {
@@ -156,6 +250,7 @@ where
             actions: vec![],
         };
         let report = executor.execute(pp, &mut ledger, &mut record).await?;
+        deps.fail.pass(FailPoint::BeforeAuditWrite)?;
         record.end_time = Some(deps.clock.now().await?);
         record.phase = Some(if pp.halt.is_some() {
             RunPhase::Halted
@@ -165,6 +260,8 @@ where
             RunPhase::Completed
         });
         let record_names = deps.audit.write(&record).await?;
+        ledger.forget_recorded(&record.run_id);
+        save_ledger(deps.ledger_store, &mut ledger).await?;
         if let Some(admins) = deps.summary_recipients {
             let summary = summary_of(&org_name, pp, &report, &record, record_names.first());
             // Summaries tell admins; they never hold up a run, and DryRun sends nothing to users only.
@@ -178,67 +275,171 @@ where
     Ok((plan, runs))
 }
 
-/// Closes the records of runs a crash interrupted: each write that was in flight becomes Applied
-/// or Failed as the snapshot shows, every action never started becomes Deferred, and the run Failed.
-async fn settle_interrupted_runs<A: AuditSink>(
+/// Whether a write took effect, from the user as Atlassian shows it now (None: not in the
+/// directory). `snapshot` gives the group table `user.groups` indexes.
+pub fn took_effect(kind: &ActionKind, user: Option<&DirectoryUser>, snapshot: &DirectorySnapshot) -> bool {
+    let member = |u: &DirectoryUser, group_id: &str| snapshot.group_by_id(group_id).is_some_and(|(i, _)| u.groups.contains(&i));
+    match (kind, user) {
+        (ActionKind::RemoveFromDirectory, u) => u.is_none(),
+        (_, None) => false,
+        (ActionKind::RemoveGroup { group_id }, Some(u)) => !member(u, group_id),
+        (ActionKind::AddGroup { group_id }, Some(u)) => member(u, group_id),
+        (ActionKind::Suspend, Some(u)) => u.status == UserStatus::Suspended,
+        (ActionKind::Deactivate, Some(u)) => u.status == UserStatus::Deactivated,
+        (ActionKind::Restore, Some(u)) => u.status != UserStatus::Suspended,
+        (ActionKind::Enable, Some(u)) => u.status != UserStatus::Deactivated,
+        (ActionKind::Invite, Some(_)) => true,
+    }
+}
+
+/// Settles every write the ledger holds open (recorded and maybe sent before a crash, or sent
+/// without an answer) from a fresh read of its user — the snapshot when the read fails — then
+/// brings the audit trail in line, per write (account, directory, action, target group): the
+/// interrupted runs' records get each write's real outcome, actions never started become
+/// Deferred, delivered notices the record missed are added from the ledger, and the run closes.
+async fn settle_open_writes<D, L, A>(
     due: &[String],
-    ledger: &Ledger,
-    plan: &Plan,
-    audit: &A,
-) -> Result<(), EngineError> {
-    use crate::{crd::ActionOutcome, ledger::LedgerUpdate};
-    // (run id, account id, action label) → applied?
-    let mut settled: std::collections::HashMap<(String, String, &'static str), bool> = Default::default();
-    for u in &plan.ledger_updates {
-        let (account, kind, applied) = match u {
-            LedgerUpdate::InFlightApplied { account_id, kind } => (account_id, kind, true),
-            LedgerUpdate::InFlightNotApplied { account_id, kind } => (account_id, kind, false),
-            _ => continue,
+    snapshot: &DirectorySnapshot,
+    ledger: &mut Ledger,
+    deps: &RunDeps<'_, D, L, A>,
+    now: jiff::Timestamp,
+) -> Result<(), EngineError>
+where
+    D: DirectoryWriter + ?Sized,
+    L: LedgerStore,
+    A: AuditSink,
+{
+    let open: Vec<(WriteKey, ActionKind)> = ledger.in_flight().map(|(id, f)| (f.key(id), f.kind.clone())).collect();
+    let mut changed = false;
+    for (key, kind) in open {
+        let directory = if key.directory_id.is_empty() {
+            snapshot
+                .account(&key.account_id)
+                .and_then(|a| a.memberships.first())
+                .and_then(|m| snapshot.directories.get(usize::from(m.directory)))
+                .or(snapshot.directories.first())
+                .map(|d| d.id.clone())
+                .unwrap_or_default()
+        } else {
+            key.directory_id.clone()
         };
-        for (id, flight) in ledger.in_flight() {
-            if id == account && &flight.kind == kind {
-                settled.insert((flight.run_id.clone(), account.clone(), kind.label()), applied);
+        let user: Option<DirectoryUser> = match deps.directory.reread(&directory, &key.account_id).await {
+            Ok(fresh) => fresh.map(|f| f.user),
+            Err(e) => {
+                if snapshot.incomplete.is_some() && snapshot.account(&key.account_id).is_none() {
+                    tracing::warn!(account = %key.account_id, error = %e, "an open write stays open: no fresh read");
+                    continue;
+                }
+                snapshot.directory_user(&key.account_id, &directory)
             }
+        };
+        let applied = took_effect(&kind, user.as_ref(), snapshot);
+        changed |= ledger.settle(&key, applied);
+        tracing::info!(account = %key.account_id, action = %key.action, applied, "settled an open write");
+    }
+    if changed {
+        save_ledger(deps.ledger_store, ledger).await?;
+    }
+
+    // The records to bring in line: runs left Running, and runs whose writes the ledger still holds.
+    let mut runs: std::collections::BTreeSet<(String, String)> = Default::default();
+    for (_, f) in ledger.writes() {
+        if !f.run_id.is_empty() {
+            runs.insert((f.policy.clone(), f.run_id.clone()));
         }
     }
+    let mut records = vec![];
     for policy in due {
-        for mut record in audit.running(policy).await? {
-            for a in record.actions.iter_mut().filter(|a| a.outcome == ActionOutcome::Planned) {
-                let key = (record.run_id.clone(), a.account_id.clone(), label_of(&a.action));
-                match settled.get(&key) {
-                    Some(true) => {
-                        a.outcome = ActionOutcome::Applied;
-                        a.error =
-                            Some("in flight when the run was interrupted; the next snapshot shows it applied".into());
-                    }
-                    Some(false) => {
-                        a.outcome = ActionOutcome::Failed;
-                        a.error = Some(
-                            "in flight when the run was interrupted; the next snapshot shows it not applied".into(),
-                        );
-                    }
-                    None => {
-                        a.outcome = ActionOutcome::Deferred;
-                        a.error = Some(
-                            "the run was interrupted before this action; later runs plan it again if it still applies"
-                                .into(),
-                        );
+        for r in deps.audit.running(policy).await? {
+            runs.remove(&(r.policy.clone(), r.run_id.clone()));
+            records.push(r);
+        }
+    }
+    for (policy, run) in runs {
+        if let Some(r) = deps.audit.read(&policy, &run).await? {
+            records.push(r);
+        }
+    }
+    for mut record in records {
+        let interrupted = record.phase == Some(RunPhase::Running);
+        let outcomes: std::collections::HashMap<WriteKey, Option<Outcome>> = ledger
+            .writes()
+            .filter(|(_, f)| f.run_id == record.run_id)
+            .map(|(id, f)| (WriteKey { directory_id: String::new(), ..f.key(id) }, f.outcome))
+            .collect();
+        let mut never_started = false;
+        for a in record.actions.iter_mut().filter(|a| a.action != crate::record::audit::NOTICE && a.outcome.is_open()) {
+            let key = WriteKey {
+                account_id: a.account_id.clone(),
+                directory_id: String::new(),
+                action: a.action.clone(),
+                group: a.group.clone(),
+            };
+            let (outcome, why) = match outcomes.get(&key) {
+                Some(Some(Outcome::Applied)) => {
+                    (ActionOutcome::Applied, "a fresh read after the interruption shows it applied")
+                }
+                Some(Some(Outcome::Failed)) => {
+                    (ActionOutcome::Failed, "sent without an answer; a fresh read shows it not applied")
+                }
+                Some(Some(Outcome::NotApplied)) => (
+                    ActionOutcome::Deferred,
+                    "interrupted before the write took effect; later runs plan it again if it still applies",
+                ),
+                // Still open (no fresh read was possible): stays as it is until a later run.
+                Some(None | Some(Outcome::Unknown)) => continue,
+                None if interrupted && a.outcome == ActionOutcome::Planned => {
+                    never_started = true;
+                    (
+                        ActionOutcome::Deferred,
+                        "the run was interrupted before this action; later runs plan it again if it still applies",
+                    )
+                }
+                None => continue,
+            };
+            if a.outcome == ActionOutcome::Unknown {
+                a.error = Some(format!("{}; {why}", a.error.as_deref().unwrap_or("sent, no answer")));
+            } else {
+                a.error = Some(why.to_owned());
+            }
+            a.outcome = outcome;
+        }
+        if interrupted {
+            // Notices delivered (saved in the ledger) after the record's last audit write.
+            let listed: std::collections::HashSet<(String, String)> = record
+                .actions
+                .iter()
+                .filter(|a| a.action == crate::record::audit::NOTICE && a.outcome == ActionOutcome::Applied)
+                .map(|a| (a.account_id.clone(), a.rule.clone()))
+                .collect();
+            for (id, rec) in &ledger.users {
+                for n in rec.notices.iter().filter(|n| n.policy == record.policy && n.delivered_at >= record.start_time)
+                {
+                    if !listed.contains(&(id.clone(), n.rule.clone())) {
+                        record.actions.push(crate::crd::RunAction {
+                            time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(n.delivered_at),
+                            account_id: id.clone(),
+                            email: rec.email.clone(),
+                            action: crate::record::audit::NOTICE.into(),
+                            group: None,
+                            directory: None,
+                            rule: n.rule.clone(),
+                            reason: "delivered; listed from the ledger after the run was interrupted".into(),
+                            outcome: ActionOutcome::Applied,
+                            error: None,
+                        });
                     }
                 }
             }
-            record.phase = Some(RunPhase::Failed);
-            tracing::warn!(policy, run = %record.run_id, "settled the record of an interrupted run");
-            audit.write(&record).await?;
+            record.phase = Some(if never_started { RunPhase::Failed } else { RunPhase::Completed });
+            record.end_time = Some(now);
+            tracing::warn!(policy = %record.policy, run = %record.run_id, "settled the record of an interrupted run");
         }
+        deps.audit.write(&record).await?;
+        ledger.forget_recorded(&record.run_id);
     }
+    save_ledger(deps.ledger_store, ledger).await?;
     Ok(())
-}
-
-/// The static label of an action as the audit trail spells it.
-fn label_of(action: &str) -> &'static str {
-    const LABELS: [&str; 8] =
-        ["suspend", "restore", "deactivate", "enable", "remove-from-directory", "remove-group", "add-group", "invite"];
-    LABELS.iter().find(|l| **l == action).copied().unwrap_or("other")
 }
 
 /// The notice a person receives for a planned notice: their name, what happens, when and why.

@@ -424,6 +424,18 @@ impl DirectorySnapshot {
         self.directories.iter().position(|d| d.id == directory_id).map(|i| i as u16)
     }
 
+    /// The row of `account_id` in the directory `directory_id` (its first directory when the id is
+    /// empty), as that directory's listing would show it.
+    pub fn directory_user(&self, account_id: &str, directory_id: &str) -> Option<DirectoryUser> {
+        let account = self.account(account_id)?;
+        let membership = if directory_id.is_empty() {
+            account.memberships.first()?
+        } else {
+            account.membership(self.directory_index(directory_id)?)?
+        };
+        Some(account.directory_user(membership))
+    }
+
     /// Every (account, membership) pair: one per row a directory listing shows.
     pub fn entries(&self) -> impl Iterator<Item = (&Account, &Membership)> + '_ {
         self.accounts.iter().flat_map(|a| a.memberships.iter().map(move |m| (a, m)))

@@ -119,8 +119,19 @@ fn free_port() -> u16 {
 
 impl OperatorProc {
     fn start(ns: &str, sim: &SimProc, mailbox: &std::path::Path, extra: &[&str]) -> OperatorProc {
+        Self::start_env(ns, sim, mailbox, extra, &[])
+    }
+
+    fn start_env(
+        ns: &str,
+        sim: &SimProc,
+        mailbox: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> OperatorProc {
         let port = free_port();
         let child = Command::new(bin())
+            .envs(env.iter().copied())
             .args(["run", "--watch-namespace", ns, "--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(["--clock-from", &sim.url, "--mailbox-dir", mailbox.to_str().unwrap()])
             .args(extra)
@@ -576,12 +587,11 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
     use seatwarden::{
         clock::Clock,
         engine::{OrgInputs, RunDeps, run_due_policies},
-        execute::{BoxFut, DirectoryWriter, WriteOutcome, atlassian::ClientWriter},
+        execute::{BoxFut, DirectoryWriter, FreshRead, WriteOutcome, atlassian::ClientWriter},
         notify::MailboxNotifier,
         policy::PlannedAction,
         record::{FolderAudit, FolderLedgerStore},
         sim::{SimConfig, Simulator},
-        snapshot::DirectoryUser,
     };
     seatwarden::tls::install_crypto_provider();
     let t0: Timestamp = T0.parse().unwrap();
@@ -620,7 +630,7 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
         now: Timestamp,
     }
     impl DirectoryWriter for LoginBeforeReread<'_> {
-        fn reread<'a>(&'a self, d: &'a str, id: &'a str) -> BoxFut<'a, Result<Option<DirectoryUser>, String>> {
+        fn reread<'a>(&'a self, d: &'a str, id: &'a str) -> BoxFut<'a, Result<Option<FreshRead>, String>> {
             if id == self.returning {
                 self.sim.with_state_mut(|s| {
                     let u = s.users.iter_mut().find(|u| u.account_id == id).unwrap();
@@ -646,14 +656,16 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
     let audit = FolderAudit::new(dir.path());
     let mailbox = MailboxNotifier::new(dir.path().join("mail")).unwrap();
     let clock = Clock::manual(t0);
-    let leader = || true;
+    let fail = seatwarden::execute::FailPoints::none();
     let deps = RunDeps {
         directory: &writer,
         ledger_store: &ledger,
         audit: &audit,
         notifier: &mailbox,
         clock: &clock,
-        is_leader: &leader,
+        fence: &seatwarden::record::SoleWriter,
+        premises: None,
+        fail: &fail,
         metrics: None,
         process_dry_run: false,
         concurrency: 2,
@@ -901,7 +913,7 @@ async fn the_ledger_of_100000_users_is_sharded_well_under_the_object_limit() {
         ledger.users.insert(format!("{:024x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15), record);
     }
     let store = ConfigMapLedgerStore::new(client.clone(), &ns, "acme");
-    save_ledger(&store, &ledger).await.unwrap();
+    save_ledger(&store, &mut ledger.clone()).await.unwrap();
     let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
         .list(&ListParams::default().labels("app.kubernetes.io/component=ledger"))
         .await
@@ -911,4 +923,227 @@ async fn the_ledger_of_100000_users_is_sharded_well_under_the_object_limit() {
     let back = load_ledger(&store, "sim-org").await.unwrap();
     assert_eq!(back.users.len(), 100_000);
     assert_eq!(back, ledger, "the ledger reads back as written");
+}
+
+/// After a scenario: the simulator's event log, the ledger and the audit trail agree exactly on
+/// `expected` — each suspended once, recorded Applied once, its suspension in the ledger once,
+/// nothing left open. Returns the figures (writes, records, open actions).
+async fn assert_log_ledger_audit_agree(client: &Client, ns: &str, sim: &SimProc, expected: &BTreeSet<String>) {
+    let writes = sim.applied_writes().await;
+    let mut per_user: BTreeMap<String, usize> = BTreeMap::new();
+    for (op, account) in &writes {
+        assert_eq!(op, "user.suspend");
+        *per_user.entry(account.clone()).or_default() += 1;
+    }
+    assert!(per_user.values().all(|n| *n == 1), "no user suspended twice: {per_user:?}");
+    assert_same(&per_user.keys().cloned().collect(), expected, "the simulator: every target suspended once");
+    let runs = Api::<LifecycleRun>::namespaced(client.clone(), ns).list(&ListParams::default()).await.unwrap();
+    let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &runs.items {
+        let phase = r.status.as_ref().and_then(|s| s.phase);
+        assert_ne!(phase, Some(RunPhase::Running), "no LifecycleRun left Running: {}", r.spec.run_id);
+        for a in r.spec.actions.iter().filter(|a| a.action != "notice") {
+            assert!(!a.outcome.is_open(), "no action left {:?}: {a:?}", a.outcome);
+            if a.outcome == ActionOutcome::Applied {
+                *recorded.entry(a.account_id.clone()).or_default() += 1;
+            }
+        }
+    }
+    assert!(recorded.values().all(|n| *n == 1), "no write recorded twice: {recorded:?}");
+    assert_same(&recorded.keys().cloned().collect(), expected, "the audit trail: every write recorded Applied");
+    let store = seatwarden::record::ConfigMapLedgerStore::new(client.clone(), ns, "acme");
+    let ledger = seatwarden::execute::load_ledger(&store, "sim-org").await.unwrap();
+    assert_eq!(ledger.writes().count(), 0, "the ledger holds no write in flight");
+    for id in expected {
+        let rec = ledger.record(id).unwrap_or_else(|| panic!("no ledger record for {id}"));
+        assert!(rec.suspension.as_ref().is_some_and(|s| s.by_seatwarden), "{id}: the ledger has the suspension");
+        assert_eq!(rec.taken_out.len(), 1, "{id}: recorded once in the ledger");
+    }
+    eprintln!(
+        "figures {ns}: {} writes in the simulator, {} LifecycleRun objects, {} Applied records, {} ledger records",
+        writes.len(),
+        runs.items.len(),
+        recorded.len(),
+        ledger.users.len()
+    );
+}
+
+/// The operator process aborts at an armed failure point mid-run; restarted, it settles and
+/// finishes, and the event log, the ledger and the audit trail agree exactly.
+async fn crash_point_end_to_end(prefix: &str, point: &str) {
+    let Some((client, ns, sim, mailbox)) = scenario(prefix, 400, 9).await else { return };
+    let mut objects = organization(&sim);
+    objects.push(policy(
+        "sweep",
+        "Enforce",
+        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
+        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
+    ));
+    apply(&client, &ns, objects).await;
+    let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"));
+    assert!(expected.len() > 50, "targets for more than two batches: {}", expected.len());
+    let mut op = OperatorProc::start_env(&ns, &sim, mailbox.path(), &[], &[("SEATWARDEN_FAIL_AT", point)]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let exit = loop {
+        if let Some(status) = op.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the operator never reached {point}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!exit.success(), "aborted at the failure point: {exit:?}");
+    let at_crash = sim.applied_writes().await.len();
+    assert!(at_crash > 0 && at_crash < expected.len(), "crashed mid-run: {at_crash} of {} written", expected.len());
+
+    let _op2 = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
+    let t0: Timestamp = T0.parse().unwrap();
+    wait_status(&client, &ns, "sweep", 120, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
+    eprintln!("figures {ns}: crash at {point} after {at_crash} of {} writes", expected.len());
+    assert_log_ledger_audit_agree(&client, &ns, &sim, &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_aborted_right_after_a_write_settles_it_exactly_on_restart() {
+    crash_point_end_to_end("e2e-crash-write", "after-write:30").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_aborted_between_the_ledger_and_the_audit_write_settles_it_exactly_on_restart() {
+    crash_point_end_to_end("e2e-crash-ledger", "after-ledger-save:1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_never_came_is_unknown_then_settled_by_the_next_run() {
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-unknown", 200, 13).await else { return };
+    let mut objects = organization(&sim);
+    objects[1]["spec"]["requestBudget"]["timeoutSeconds"] = json!(1);
+    objects.push(policy(
+        "sweep",
+        "Enforce",
+        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "90d"}, "action": "Suspend"}),
+        json!({"maxActionsPerRun": 1, "maxActionPercent": 100}),
+    ));
+    // The write lands, its answer is lost, and Atlassian goes dark long enough that the client's
+    // own verification cannot tell either.
+    sim.faults("drop-after-write=1,outage=45s").await;
+    let outage_from = std::time::Instant::now();
+    apply(&client, &ns, objects).await;
+    let op = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
+    let t0: Timestamp = T0.parse().unwrap();
+    wait_status(&client, &ns, "sweep", 120, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
+    let writes = sim.applied_writes().await;
+    assert_eq!(writes.len(), 1, "the one write landed: {writes:?}");
+    let target = writes[0].1.clone();
+    let actions = audit_actions(&client, &ns).await;
+    let unknown: Vec<&RunAction> = actions.iter().filter(|a| a.outcome == ActionOutcome::Unknown).collect();
+    assert_eq!(unknown.len(), 1, "the audit trail shows it Unknown: {actions:#?}");
+    assert_eq!(unknown[0].account_id, target);
+    let store = seatwarden::record::ConfigMapLedgerStore::new(client.clone(), &ns, "acme");
+    let ledger = seatwarden::execute::load_ledger(&store, "sim-org").await.unwrap();
+    assert_eq!(ledger.in_flight().map(|(id, _)| id.to_owned()).collect::<Vec<_>>(), vec![target.clone()]);
+    assert!(ledger.record(&target).unwrap().suspension.is_none(), "not counted as done before it is known");
+    let metrics = op.metrics().await.unwrap();
+    assert_eq!(metric_sum(&metrics, "seatwarden_actions_total", &[("outcome", "unknown")]), 1.0);
+    assert_eq!(metric_sum(&metrics, "seatwarden_actions_total", &[("outcome", "applied")]), 0.0);
+
+    // The outage ends; the next run re-reads the user first and settles the write as applied.
+    sim.faults("").await;
+    tokio::time::sleep(Duration::from_secs(46).saturating_sub(outage_from.elapsed())).await;
+    run_now(&client, &ns, "sweep", "settle").await;
+    wait_status(&client, &ns, "sweep", 120, |s| s.last_handled_run_now.as_deref() == Some("settle")).await;
+    let actions = audit_actions(&client, &ns).await;
+    let settled = actions
+        .iter()
+        .find(|a| a.account_id == target && a.error.as_deref().is_some_and(|e| e.contains("sent, no answer")))
+        .unwrap();
+    assert_eq!(settled.outcome, ActionOutcome::Applied, "{settled:?}");
+    let all_writes = sim.applied_writes().await;
+    let suspended: BTreeSet<String> = all_writes.iter().map(|(_, a)| a.clone()).collect();
+    assert_eq!(suspended.len(), all_writes.len(), "no double write");
+    assert_eq!(suspended.len(), 2, "the settled write, and the next run's one");
+    assert_log_ledger_audit_agree(&client, &ns, &sim, &suspended).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_writes_nothing_after_it_resumes() {
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-pause", 400, 9).await else { return };
+    let mut objects = organization(&sim);
+    objects.push(policy(
+        "sweep",
+        "Enforce",
+        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
+        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
+    ));
+    let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"));
+    let lease = ["--leader-election", "--lease-namespace", &ns, "--lease-name", "seatwarden"];
+    let a = OperatorProc::start(&ns, &sim, mailbox.path(), &lease);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while a.metrics().await.is_none_or(|m| metric_sum(&m, "seatwarden_leader", &[]) != 1.0) {
+        assert!(std::time::Instant::now() < deadline, "the first replica never led");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let b = OperatorProc::start(&ns, &sim, mailbox.path(), &lease);
+    // Slow Atlassian down so the leader is mid-run when it is paused.
+    sim.faults("latency=150ms").await;
+    apply(&client, &ns, objects).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while sim.applied_writes().await.len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "the leader never started writing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = a.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let at_pause = sim.applied_writes().await.len();
+    sim.faults("").await;
+
+    // Past the lease (15 s): the other replica takes over, settles what the paused one left and
+    // finishes the run.
+    let t0: Timestamp = T0.parse().unwrap();
+    wait_status(&client, &ns, "sweep", 150, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
+    assert!(b.metrics().await.is_some_and(|m| metric_sum(&m, "seatwarden_leader", &[]) == 1.0), "b leads");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let versions = |items: Vec<(String, String)>| items.into_iter().collect::<BTreeMap<String, String>>();
+    let cms = || async {
+        let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default().labels("app.kubernetes.io/component=ledger"))
+            .await
+            .unwrap();
+        versions(
+            maps.items
+                .iter()
+                .map(|m| (m.metadata.name.clone().unwrap(), m.metadata.resource_version.clone().unwrap()))
+                .collect(),
+        )
+    };
+    let lrs = || async {
+        let runs = Api::<LifecycleRun>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.unwrap();
+        versions(
+            runs.items
+                .iter()
+                .map(|m| (m.metadata.name.clone().unwrap(), m.metadata.resource_version.clone().unwrap()))
+                .collect(),
+        )
+    };
+    let (writes_before, ledger_before, audit_before) = (sim.applied_writes().await, cms().await, lrs().await);
+
+    // Resumed, the old leader finds its lease gone and writes nothing anywhere.
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(sim.applied_writes().await, writes_before, "no Atlassian write after resuming");
+    assert_eq!(cms().await, ledger_before, "no ledger write after resuming");
+    assert_eq!(lrs().await, audit_before, "no audit write after resuming");
+    assert!(a.metrics().await.is_some_and(|m| metric_sum(&m, "seatwarden_leader", &[]) == 0.0), "a follows");
+    let log = std::fs::read_dir(mailbox.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("operator-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    eprintln!(
+        "figures {ns}: paused after {at_pause} of {} writes; {} writes in all",
+        expected.len(),
+        writes_before.len()
+    );
+    assert!(log.contains("write refused"), "the resumed replica refused to write");
+    assert_log_ledger_audit_agree(&client, &ns, &sim, &expected).await;
 }

@@ -410,6 +410,7 @@ async fn activation_is_a_dry_run_until_applied_then_restores_enables_and_invites
         end_time: None,
         phase: None,
         actions: vec![RunAction {
+            directory: None,
             time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-11-01T00:00:00Z".parse().unwrap()),
             account_id: removed_by_id.clone(),
             email: Some(removed_by_id_email.clone()),

@@ -124,8 +124,16 @@ async fn operate(args: RunArgs) -> Result<(), String> {
     let leader = Arc::new(AtomicBool::new(!args.leader_election));
     metrics.leader.set(!args.leader_election as i64);
     let mut lease_task = None;
+    let mut fence: Arc<dyn crate::record::Fence> = Arc::new(crate::record::SoleWriter);
     if args.leader_election {
         let ns = args.lease_namespace.clone().unwrap_or_else(|| "default".to_owned());
+        fence = Arc::new(controller::lease::LeaseFence::new(
+            client.clone(),
+            &ns,
+            &args.lease_name,
+            &identity,
+            leader.clone(),
+        ));
         let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
             .with_namespace(&ns)
             .with_identity(&identity)
@@ -182,6 +190,7 @@ async fn operate(args: RunArgs) -> Result<(), String> {
         clock,
         settings,
         leader: leader.clone(),
+        fence,
         ready,
     };
     controller::run(runtime, stopped(stop_rx.clone())).await;

@@ -6,6 +6,7 @@
 //! snapshot ([`crate::engine::run_due_policies`]), under a per-organization lock.
 
 pub mod http;
+pub mod lease;
 pub mod org;
 pub mod schedule;
 pub mod status;
@@ -64,6 +65,8 @@ pub struct Context {
     pub clock: Clock,
     pub settings: Settings,
     pub leader: Arc<AtomicBool>,
+    /// Confirmed before every write (Atlassian, ledger, audit trail).
+    pub fence: Arc<dyn crate::record::Fence>,
     pub policies: Store<LifecyclePolicy>,
     pub organizations: Store<AtlassianOrganization>,
     pub protections: Store<ProtectedUser>,
@@ -85,6 +88,7 @@ impl Context {
         clock: Clock,
         settings: Settings,
         leader: Arc<AtomicBool>,
+        fence: Arc<dyn crate::record::Fence>,
         stores: (
             Store<LifecyclePolicy>,
             Store<AtlassianOrganization>,
@@ -99,6 +103,7 @@ impl Context {
             clock,
             settings,
             leader,
+            fence,
             policies: stores.0,
             organizations: stores.1,
             protections: stores.2,
@@ -258,13 +263,15 @@ pub struct Runtime {
     pub settings: Settings,
     /// True while this replica holds the lease (always, without leader election).
     pub leader: Arc<AtomicBool>,
+    /// Confirmed before every write: [`lease::LeaseFence`] with leader election.
+    pub fence: Arc<dyn crate::record::Fence>,
     /// Set once every watch cache is filled (/readyz).
     pub ready: Arc<AtomicBool>,
 }
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(rt: Runtime, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let Runtime { client, watch_namespace, metrics, reporter, clock, settings, leader, ready } = rt;
+    let Runtime { client, watch_namespace, metrics, reporter, clock, settings, leader, fence, ready } = rt;
     fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -301,6 +308,7 @@ pub async fn run(rt: Runtime, shutdown: impl Future<Output = ()> + Send + Sync +
         clock,
         settings,
         leader,
+        fence,
         (policy_store.clone(), org_store.clone(), pu_store.clone(), glm_store.clone()),
     ));
 

@@ -155,8 +155,8 @@ pub async fn run_organization(
     };
 
     let writer = ClientWriter::new(&client, &snapshot);
-    let ledger_store = ConfigMapLedgerStore::new(ctx.client.clone(), ns, org_name);
-    let audit = ClusterAudit::new(ctx.client.clone(), ns);
+    let ledger_store = ConfigMapLedgerStore::new(ctx.client.clone(), ns, org_name).fenced(ctx.fence.clone());
+    let audit = ClusterAudit::new(ctx.client.clone(), ns).fenced(ctx.fence.clone());
     // Unusable mail settings don't stop a run: notices fail (so actions that need them wait) and
     // the policy's status says why.
     let (notifier, summary_recipients, mail_problem): (Box<dyn crate::notify::Notifier>, _, _) =
@@ -167,15 +167,20 @@ pub async fn run_organization(
                 (Box::new(UndeliverableNotifier(why.clone())), None, Some(why))
             }
         };
-    let leader = ctx.leader.clone();
-    let is_leader = move || leader.load(std::sync::atomic::Ordering::SeqCst);
+    let premises = ClusterPremises {
+        client: ctx.client.clone(),
+        namespace: ns.to_owned(),
+        process_dry_run: ctx.settings.process_dry_run,
+    };
     let deps = RunDeps {
         directory: &writer,
         ledger_store: &ledger_store,
         audit: &audit,
         notifier: notifier.as_ref(),
         clock: &ctx.clock,
-        is_leader: &is_leader,
+        fence: ctx.fence.as_ref(),
+        premises: Some(&premises),
+        fail: crate::execute::FailPoints::process(),
         metrics: Some(&ctx.metrics),
         process_dry_run: ctx.settings.process_dry_run,
         concurrency: org.spec.request_budget.concurrency.max(1) as usize,
@@ -362,6 +367,32 @@ async fn notice_delivery_condition(
             policy.metadata.generation,
             now,
         );
+    }
+}
+
+/// A run's premises read fresh from the API server (not the watch caches, which may lag).
+struct ClusterPremises {
+    client: kube::Client,
+    namespace: String,
+    process_dry_run: bool,
+}
+
+impl crate::engine::PremiseSource for ClusterPremises {
+    fn current<'a>(
+        &'a self,
+        policy: &'a str,
+    ) -> crate::execute::BoxFut<'a, Result<crate::engine::CurrentPremises, String>> {
+        Box::pin(async move {
+            let policies: Api<LifecyclePolicy> = Api::namespaced(self.client.clone(), &self.namespace);
+            let protections: Api<ProtectedUser> = Api::namespaced(self.client.clone(), &self.namespace);
+            let policy = policies.get_opt(policy).await.map_err(|e| format!("reading the policy: {e}"))?;
+            let protections = protections
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(|e| format!("reading the ProtectedUsers: {e}"))?
+                .items;
+            Ok(crate::engine::CurrentPremises { policy, protections, process_dry_run: self.process_dry_run })
+        })
     }
 }
 

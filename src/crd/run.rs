@@ -55,6 +55,10 @@ pub struct RunAction {
     /// Group id, for group actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The directory the write went to (with the account, action and group it identifies the
+    /// write, so a later run settles exactly this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
     pub rule: String,
     pub reason: String,
     pub outcome: ActionOutcome,
@@ -69,6 +73,9 @@ pub enum ActionOutcome {
     Failed,
     Deferred,
     Skipped,
+    /// Sent, no answer (a timeout or 5xx after sending): Atlassian may have applied it. The ledger
+    /// keeps the intent and the next run settles it from a fresh read of the user.
+    Unknown,
 }
 
 impl ActionOutcome {
@@ -79,7 +86,13 @@ impl ActionOutcome {
             ActionOutcome::Failed => "failed",
             ActionOutcome::Deferred => "deferred",
             ActionOutcome::Skipped => "skipped",
+            ActionOutcome::Unknown => "unknown",
         }
+    }
+
+    /// Whether the action still waits for an outcome (never started, or sent without an answer).
+    pub fn is_open(self) -> bool {
+        matches!(self, ActionOutcome::Planned | ActionOutcome::Unknown)
     }
 }
 
@@ -100,6 +113,9 @@ pub struct LifecycleRunStatus {
     pub deferred: i64,
     #[serde(default)]
     pub skipped: i64,
+    /// Writes sent without an answer, until a later run settles them.
+    #[serde(default)]
+    pub unknown: i64,
     /// Notices delivered in this run (listed among the actions as `notice`).
     #[serde(default)]
     pub notices_sent: i64,

@@ -5,10 +5,10 @@ use std::{collections::HashMap, sync::Mutex};
 use crate::{
     atlassian::{AtlassianClient, Invitation, UserReading, WriteOutcome as ClientOutcome},
     policy::{ActionKind, PlannedAction},
-    snapshot::{DirectorySnapshot, DirectoryUser},
+    snapshot::DirectorySnapshot,
 };
 
-use super::{BoxFut, DirectoryWriter, WriteOutcome};
+use super::{BoxFut, DirectoryWriter, FreshRead, WriteOutcome};
 
 /// Writes through `client`; re-reads map group ids onto `snapshot`'s group indices so the planner's
 /// recheck compares like with like.
@@ -33,6 +33,7 @@ fn convert(o: ClientOutcome) -> WriteOutcome {
         ClientOutcome::Refused { reason, message } => {
             WriteOutcome::Refused { reason: reason.label().to_owned(), message }
         }
+        ClientOutcome::Failed { message, maybe_applied: true, .. } => WriteOutcome::Unknown { message },
         ClientOutcome::Failed { message, .. } => WriteOutcome::Failed { message },
     }
 }
@@ -42,7 +43,7 @@ impl DirectoryWriter for ClientWriter<'_> {
         &'a self,
         directory_id: &'a str,
         account_id: &'a str,
-    ) -> BoxFut<'a, Result<Option<DirectoryUser>, String>> {
+    ) -> BoxFut<'a, Result<Option<FreshRead>, String>> {
         Box::pin(async move {
             let reading = self.client.read_user(directory_id, account_id).await.map_err(|e| e.to_string())?;
             self.readings.lock().expect("readings lock").insert(account_id.to_owned(), reading.clone());
@@ -51,7 +52,7 @@ impl DirectoryWriter for ClientWriter<'_> {
                 user.directory =
                     self.snapshot.directories.iter().position(|d| d.id == directory_id).unwrap_or(0) as u16;
                 user.groups = r.groups_in(self.snapshot);
-                user
+                FreshRead { user, activity_known: r.activity_known }
             }))
         })
     }

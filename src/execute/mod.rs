@@ -1,19 +1,33 @@
 //! The executor: applies one policy's part of a plan through the Atlassian client, under the caps
 //! the planner already applied and the client's request budget, recording before and after.
 //!
-//! For each batch of actions: check the leader lease (only the leader writes), record the batch as
-//! intended in the ledger and persist it, then for each action re-read the user right before a
-//! destructive write and drop the action if the user became active, protected or changed
-//! (DESIGN invariant 9), write, record the outcome in the ledger and the audit trail, persist.
-//! A crash at any point leaves the intent on record; the next plan settles it from the snapshot.
+//! The order of one batch, chosen so a crash at any instant leaves enough to settle every write
+//! exactly (DESIGN invariant 5; the instants are [`FailPoint`]s the tests crash at):
+//! 1. the run's record lists every action Planned before anything is sent;
+//! 2. before each batch the premises are re-read (policy mode, generation, deletion, the
+//!    ProtectedUsers, the process dry-run flag: invariant 12); a change stops the remaining writes;
+//! 3. the batch's intents are saved in the ledger, each keyed by account, directory, action and
+//!    target group;
+//! 4. per write: a fresh read right before a destructive write (invariant 9; without activity data
+//!    the action is deferred, never guessed), the lease confirmed with a margin (invariant 10), the
+//!    write; its outcome is Applied, NotApplied, Failed or Unknown (sent, no answer);
+//! 5. the outcomes are saved in the ledger (applied effects in place, each entry kept with its
+//!    outcome), then in the audit trail; then the ledger lets go of the settled entries.
+//!
+//! A later run settles whatever a crash left open from a fresh read of each user
+//! ([`crate::engine`]). Notices are saved in the ledger one by one as they are delivered, so a
+//! crash never sends one twice.
 
 pub mod atlassian;
+pub mod failpoint;
 
 use std::{collections::BTreeMap, future::Future, pin::Pin};
 
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+pub use failpoint::{FailPoint, FailPoints};
 
 use crate::{
     clock::Clock,
@@ -23,7 +37,7 @@ use crate::{
     notify::{Notice, Notifier},
     policy::{ActionKind, PlannedAction, PlannedNotice, PolicyPlan},
     product::Product,
-    record::{AuditSink, LedgerStore, RecordError, RunRecord, ledger_store::LEDGER_SHARDS},
+    record::{AuditSink, Fence, LedgerStore, Put, RecordError, RunRecord, Stored, ledger_store::LEDGER_SHARDS},
     snapshot::DirectoryUser,
 };
 
@@ -38,13 +52,28 @@ pub enum WriteOutcome {
         reason: String,
         message: String,
     },
+    /// Sent and answered: not applied.
     Failed {
+        message: String,
+    },
+    /// Sent, no answer (a timeout or 5xx after sending, retries spent): Atlassian may have applied it.
+    Unknown {
         message: String,
     },
 }
 
+/// A fresh read of one user right before a write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FreshRead {
+    /// `groups` index the snapshot's group table.
+    pub user: DirectoryUser,
+    /// False when the read carried no activity data (the v2 fallback): the user's product access
+    /// is empty for lack of data, not for lack of activity.
+    pub activity_known: bool,
+}
+
 /// One write's result: its index in the batch, the audit outcome, the error, the ledger outcome.
-type WriteResult = (usize, ActionOutcome, Option<String>, Outcome);
+type WriteResult = Result<(usize, ActionOutcome, Option<String>, Outcome), RecordError>;
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -55,7 +84,7 @@ pub trait DirectoryWriter: Send + Sync {
         &'a self,
         directory_id: &'a str,
         account_id: &'a str,
-    ) -> BoxFut<'a, Result<Option<DirectoryUser>, String>>;
+    ) -> BoxFut<'a, Result<Option<FreshRead>, String>>;
     fn write<'a>(&'a self, action: &'a PlannedAction) -> BoxFut<'a, WriteOutcome>;
 }
 
@@ -66,8 +95,37 @@ pub type Recheck<'a> = dyn Fn(&PlannedAction, &DirectoryUser) -> Option<String> 
 pub type NoticeRenderer<'a> =
     dyn Fn(&PlannedNotice) -> Option<(Notice, Option<crate::crd::NoticeSettings>)> + Send + Sync + 'a;
 
+/// What a re-read of a run's premises found (invariant 12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PremiseCheck {
+    Hold,
+    /// The remaining writes stop: those of `skip` (index into the plan's actions → why) are
+    /// Skipped, the rest Deferred with `reason`.
+    Changed {
+        reason: String,
+        skip: BTreeMap<usize, String>,
+    },
+}
+
+/// Re-reads the premises of a policy's plan before a batch (invariant 12).
+pub trait Premises: Send + Sync {
+    /// `remaining` are the indices of the plan's actions not yet started.
+    fn check<'a>(&'a self, plan: &'a PolicyPlan, remaining: Vec<usize>) -> BoxFut<'a, PremiseCheck>;
+}
+
+/// Premises that never change (the command line, the demo: nothing else edits their inputs).
+pub struct Unchanging;
+
+impl Premises for Unchanging {
+    fn check<'a>(&'a self, _plan: &'a PolicyPlan, _remaining: Vec<usize>) -> BoxFut<'a, PremiseCheck> {
+        Box::pin(async { PremiseCheck::Hold })
+    }
+}
+
 /// Transient notice failures in a row after which the rest of a run's notices are not attempted.
 const MAIL_DOWN_AFTER: u32 = 3;
+/// Notices between two audit writes (the ledger is saved after every delivered notice).
+const NOTICES_PER_AUDIT_WRITE: usize = 10;
 
 pub struct ExecuteOptions {
     /// Process-wide --dry-run: nothing is written to Atlassian and no notice is sent.
@@ -90,13 +148,15 @@ pub struct ExecutionReport {
     pub failed: i64,
     pub skipped: i64,
     pub deferred: i64,
+    /// Sent without an answer: settled by the next run.
+    pub unknown: i64,
     pub notices_sent: i64,
     pub notices_failed: i64,
     /// Seats freed by applied actions, per product (negative: seats taken by restores/onboarding).
     pub seats: BTreeMap<Product, i64>,
     pub failures: Vec<String>,
-    /// True when the run stopped because this replica lost the lease.
-    pub lost_leadership: bool,
+    /// Why the run stopped before its last write (a premise changed), if it did.
+    pub stopped: Option<String>,
 }
 
 pub struct Executor<'a, D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> {
@@ -106,20 +166,86 @@ pub struct Executor<'a, D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSin
     pub notifier: &'a dyn Notifier,
     pub render_notice: &'a NoticeRenderer<'a>,
     pub recheck: &'a Recheck<'a>,
-    pub is_leader: &'a (dyn Fn() -> bool + Send + Sync),
+    pub premises: &'a dyn Premises,
+    pub fence: &'a dyn Fence,
+    pub fail: &'a FailPoints,
     pub clock: &'a Clock,
     pub metrics: Option<&'a Metrics>,
     pub options: ExecuteOptions,
 }
 
-/// Serializes the ledger into its fixed shards (empty shards are not stored).
-pub async fn save_ledger<L: LedgerStore>(store: &L, ledger: &Ledger) -> Result<(), RecordError> {
-    let shards = ledger
-        .shards(LEDGER_SHARDS as u32)
-        .map_err(|e| RecordError::Corrupt { name: "ledger".into(), message: e.to_string() })?;
-    let map: BTreeMap<usize, String> =
-        shards.into_iter().enumerate().filter(|(_, s)| !s.users.is_empty()).map(|(i, s)| (i, s.to_json())).collect();
-    store.save(map).await
+/// Saves the ledger's changed shards, each conditionally on the version last read or written. On
+/// a conflict (another writer changed a shard) the shard is re-read and merged per account —
+/// an account only one side changed takes that side — and written again; `ledger` learns what
+/// the other writer recorded. An account both changed differently is an error, never overwritten.
+pub async fn save_ledger<L: LedgerStore>(store: &L, ledger: &mut Ledger) -> Result<(), RecordError> {
+    let corrupt = |name: String, e: crate::ledger::LedgerError| RecordError::Corrupt { name, message: e.to_string() };
+    let shards = ledger.shards(LEDGER_SHARDS as u32).map_err(|e| corrupt("ledger".into(), e))?;
+    for (index, shard) in shards.into_iter().enumerate() {
+        let mut ours = shard;
+        let mut base = store.base(index);
+        for attempt in 1.. {
+            let json = (!ours.users.is_empty()).then(|| ours.to_json());
+            if json.as_deref() == base.as_ref().map(|b| b.json.as_str()) || (json.is_none() && base.is_none()) {
+                break;
+            }
+            match store.put(index, json.as_deref(), base.as_ref().map(|b| b.version.as_str())).await? {
+                Put::Written => break,
+                Put::Conflict if attempt < 5 => {
+                    let theirs = store.load_shard(index).await?;
+                    let parse = |s: &Option<Stored>| -> Result<Ledger, RecordError> {
+                        match s {
+                            Some(s) if !s.json.is_empty() => {
+                                Ledger::from_json(&s.json).map_err(|e| corrupt(format!("ledger shard {index}"), e))
+                            }
+                            _ => Ok(Ledger::new(ledger.org_id.clone())),
+                        }
+                    };
+                    let merged = merge_shard(index, &parse(&base)?, &ours, &parse(&theirs)?)?;
+                    tracing::warn!(shard = index, "ledger shard changed by another writer; merged");
+                    for id in ours.users.keys().chain(merged.users.keys()).cloned().collect::<Vec<_>>() {
+                        match merged.users.get(&id) {
+                            Some(r) => ledger.users.insert(id, r.clone()),
+                            None => ledger.users.remove(&id),
+                        };
+                    }
+                    ours = merged;
+                    base = theirs;
+                }
+                Put::Conflict => {
+                    return Err(RecordError::Conflict {
+                        name: format!("ledger shard {index}"),
+                        detail: "still changing after 5 attempts".into(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Three-way merge of one shard, per account: `base` is what this writer last saw.
+fn merge_shard(index: usize, base: &Ledger, ours: &Ledger, theirs: &Ledger) -> Result<Ledger, RecordError> {
+    let mut merged = Ledger::new(if ours.org_id.is_empty() { theirs.org_id.clone() } else { ours.org_id.clone() });
+    let ids: std::collections::BTreeSet<&String> =
+        base.users.keys().chain(ours.users.keys()).chain(theirs.users.keys()).collect();
+    for id in ids {
+        let (b, o, t) = (base.users.get(id), ours.users.get(id), theirs.users.get(id));
+        let pick = if o == b {
+            t
+        } else if t == b || o == t {
+            o
+        } else {
+            return Err(RecordError::Conflict {
+                name: format!("ledger shard {index}"),
+                detail: format!("both writers changed the record of account {id}"),
+            });
+        };
+        if let Some(r) = pick {
+            merged.users.insert(id.clone(), r.clone());
+        }
+    }
+    Ok(merged)
 }
 
 /// Loads the ledger of `org_id` from its shards (an empty ledger when none are stored).
@@ -129,9 +255,9 @@ pub async fn load_ledger<L: LedgerStore>(store: &L, org_id: &str) -> Result<Ledg
         return Ok(Ledger::new(org_id));
     }
     let mut shards = vec![];
-    for (i, json) in stored {
+    for (i, s) in stored {
         shards.push(
-            Ledger::from_json(&json)
+            Ledger::from_json(&s.json)
                 .map_err(|e| RecordError::Corrupt { name: format!("ledger shard {i}"), message: e.to_string() })?,
         );
     }
@@ -143,13 +269,14 @@ pub async fn load_ledger<L: LedgerStore>(store: &L, org_id: &str) -> Result<Ledg
     Ok(ledger)
 }
 
-fn run_action(a: &PlannedAction, at: Timestamp, outcome: ActionOutcome, error: Option<String>) -> RunAction {
+pub fn run_action(a: &PlannedAction, at: Timestamp, outcome: ActionOutcome, error: Option<String>) -> RunAction {
     RunAction {
         time: Time(at),
         account_id: a.account_id.clone(),
         email: a.email.clone(),
         action: a.kind.label().to_owned(),
         group: a.kind.group_id().map(str::to_owned),
+        directory: Some(a.directory_id.clone()).filter(|d| !d.is_empty()),
         rule: a.rule.clone(),
         reason: a.reason.clone(),
         outcome,
@@ -198,25 +325,171 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
             return Ok(report);
         }
 
-        // Notices first: only a delivered notice counts toward a lead time. After a few transient
-        // failures in a row the mail server is taken as down for this run: the remaining notices
-        // wait for the next run instead of each waiting out its retries.
-        let mut consecutive_transient = 0;
-        for notice in plan.notices_to_send() {
-            if !(self.is_leader)() {
-                report.lost_leadership = true;
-                break;
+        let actions = plan.actions_to_apply();
+        let all: Vec<usize> = (0..actions.len()).collect();
+        if !plan.notices_to_send().is_empty() {
+            if let PremiseCheck::Changed { reason, skip } = self.premises.check(plan, all.clone()).await {
+                return self.stop(plan, &all, first_action, reason, skip, record, report).await;
             }
-            let Some((message, settings)) = (self.render_notice)(notice) else { continue };
+            self.send_notices(plan, ledger, record, &mut report).await?;
+        }
+
+        let batch_size = self.options.batch_size.max(1);
+        for (batch_no, batch) in actions.chunks(batch_size).enumerate() {
+            let offset = batch_no * batch_size;
+            let remaining: Vec<usize> = (offset..actions.len()).collect();
+            if let PremiseCheck::Changed { reason, skip } = self.premises.check(plan, remaining.clone()).await {
+                return self.stop(plan, &remaining, first_action, reason, skip, record, report).await;
+            }
+            // Recorded as intended before any write of the batch (crash safety).
             let at = self.now().await;
+            for a in batch {
+                ledger.record_intended(a, &record.run_id, at);
+            }
+            save_ledger(self.ledger_store, ledger).await?;
+            self.fail.pass(FailPoint::AfterIntent)?;
+
+            // Futures are built up front (not in a stream closure), which keeps the whole run
+            // future Send for the controller.
+            let writes: Vec<BoxFut<'_, WriteResult>> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, a)| -> BoxFut<'_, _> {
+                    Box::pin(async move {
+                        let (outcome, error, ledger_outcome) = self.apply_one(a).await?;
+                        self.fail.pass(FailPoint::AfterWrite)?;
+                        Ok((i, outcome, error, ledger_outcome))
+                    })
+                })
+                .collect();
+            let results: Vec<WriteResult> =
+                futures::stream::iter(writes).buffer_unordered(self.options.concurrency.max(1)).collect().await;
+            // A refused fence or a crash: nothing more is recorded here; the next leader settles the
+            // batch's intents from what Atlassian shows.
+            let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let at = self.now().await;
+            for (i, outcome, error, ledger_outcome) in results {
+                let a = &batch[i];
+                ledger.record_result(a, &record.run_id, ledger_outcome, at);
+                let ra = &mut record.actions[first_action + offset + i];
+                ra.time = Time(at);
+                ra.outcome = outcome;
+                ra.error = error.clone();
+                self.count(plan, a, outcome, error.as_deref(), &mut report);
+            }
+            save_ledger(self.ledger_store, ledger).await?;
+            self.fail.pass(FailPoint::AfterLedgerSave)?;
+            self.audit.write(record).await?;
+            // The audit trail has the outcomes: the ledger lets go of the settled entries (saved
+            // with the next batch's intents, or at the end of the run).
+            ledger.forget_recorded(&record.run_id);
+        }
+        record.phase = Some(RunPhase::Completed);
+        Ok(report)
+    }
+
+    fn count(
+        &self,
+        plan: &PolicyPlan,
+        a: &PlannedAction,
+        outcome: ActionOutcome,
+        error: Option<&str>,
+        report: &mut ExecutionReport,
+    ) {
+        match outcome {
+            ActionOutcome::Applied => {
+                report.applied += 1;
+                for (p, n) in &a.seats {
+                    *report.seats.entry(*p).or_default() += *n as i64;
+                }
+            }
+            ActionOutcome::Failed | ActionOutcome::Unknown => {
+                if outcome == ActionOutcome::Failed {
+                    report.failed += 1;
+                } else {
+                    report.unknown += 1;
+                }
+                report.failures.push(format!(
+                    "{} {}: {}",
+                    a.kind.label(),
+                    a.email.as_deref().unwrap_or(&a.account_id),
+                    error.unwrap_or("failed")
+                ));
+            }
+            ActionOutcome::Skipped => report.skipped += 1,
+            ActionOutcome::Deferred => report.deferred += 1,
+            ActionOutcome::Planned => {}
+        }
+        if let Some(m) = self.metrics {
+            m.actions.with_label_values(&[&plan.policy, a.kind.label(), plan.mode.label(), outcome.label()]).inc();
+            if outcome == ActionOutcome::Applied {
+                for (p, n) in &a.seats {
+                    if *n > 0 {
+                        m.seats_reclaimed.with_label_values(&[&plan.policy, p.label()]).inc_by(*n as u64);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A premise changed: the remaining actions are recorded Skipped (those `skip` names) or
+    /// Deferred with the reason, and nothing more is written to Atlassian.
+    #[allow(clippy::too_many_arguments)]
+    async fn stop(
+        &self,
+        plan: &PolicyPlan,
+        remaining: &[usize],
+        first_action: usize,
+        reason: String,
+        skip: BTreeMap<usize, String>,
+        record: &mut RunRecord,
+        mut report: ExecutionReport,
+    ) -> Result<ExecutionReport, RecordError> {
+        tracing::warn!(policy = %plan.policy, reason, left = remaining.len(), "run stopped: a premise changed");
+        let at = self.now().await;
+        for &i in remaining {
+            let a = &plan.actions[i];
+            let (outcome, why) = match skip.get(&i) {
+                Some(why) => (ActionOutcome::Skipped, why.clone()),
+                None => (ActionOutcome::Deferred, format!("{reason}; the run stopped before this write")),
+            };
+            let ra = &mut record.actions[first_action + i];
+            ra.time = Time(at);
+            ra.outcome = outcome;
+            ra.error = Some(why.clone());
+            self.count(plan, a, outcome, Some(&why), &mut report);
+        }
+        report.stopped = Some(reason);
+        record.phase = Some(RunPhase::Completed);
+        self.audit.write(record).await?;
+        Ok(report)
+    }
+
+    /// Sends the plan's notices, saving each delivered one in the ledger before the next is sent.
+    async fn send_notices(
+        &self,
+        plan: &PolicyPlan,
+        ledger: &mut Ledger,
+        record: &mut RunRecord,
+        report: &mut ExecutionReport,
+    ) -> Result<(), RecordError> {
+        // Only a delivered notice counts toward a lead time. After a few transient failures in a
+        // row the mail server is taken as down for this run: the remaining notices wait for the
+        // next run instead of each waiting out its retries.
+        let mut consecutive_transient = 0;
+        let mut unwritten = 0;
+        for notice in plan.notices_to_send() {
+            let Some((message, settings)) = (self.render_notice)(notice) else { continue };
             let delivery = if consecutive_transient >= MAIL_DOWN_AFTER {
                 crate::notify::Delivery::Failed {
                     error: format!("not sent: the last {MAIL_DOWN_AFTER} notices failed; the mail server looks down"),
                     transient: true,
                 }
             } else {
+                self.fence.confirm().await.map_err(RecordError::Fenced)?;
                 crate::notify::send_notice(self.notifier, &message, settings.as_ref()).await
             };
+            let at = self.now().await;
             match &delivery {
                 crate::notify::Delivery::Failed { transient: true, .. } => consecutive_transient += 1,
                 _ => consecutive_transient = 0,
@@ -224,6 +497,8 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
             let (outcome, error) = match delivery {
                 crate::notify::Delivery::Delivered => {
                     ledger.record_notice_delivered(notice, at);
+                    // Saved before the next notice goes out: a crash never sends one twice.
+                    save_ledger(self.ledger_store, ledger).await?;
                     report.notices_sent += 1;
                     (ActionOutcome::Applied, None)
                 }
@@ -236,137 +511,95 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                 let label = if outcome == ActionOutcome::Applied { "delivered" } else { "failed" };
                 m.notices.with_label_values(&[&plan.policy, label]).inc();
             }
-            record.actions.push(RunAction {
-                time: Time(at),
-                account_id: notice.account_id.clone(),
-                email: notice.email.clone(),
-                action: crate::record::audit::NOTICE.into(),
-                group: None,
-                rule: notice.rule.clone(),
-                reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
-                outcome,
-                error,
-            });
+            record.actions.push(notice_action(notice, at, outcome, error));
+            unwritten += 1;
+            if unwritten >= NOTICES_PER_AUDIT_WRITE {
+                self.audit.write(record).await?;
+                unwritten = 0;
+            }
+            if outcome == ActionOutcome::Applied {
+                self.fail.pass(FailPoint::BetweenNotices)?;
+            }
         }
-        if !plan.notices_to_send().is_empty() {
-            save_ledger(self.ledger_store, ledger).await?;
+        if unwritten > 0 {
             self.audit.write(record).await?;
         }
-
-        let actions = plan.actions_to_apply();
-        for (batch_no, batch) in actions.chunks(self.options.batch_size.max(1)).enumerate() {
-            let offset = first_action + batch_no * self.options.batch_size.max(1);
-            // Only the leader writes: the lease is checked before each batch.
-            if report.lost_leadership || !(self.is_leader)() {
-                report.lost_leadership = true;
-                for (i, _) in batch.iter().enumerate() {
-                    let ra = &mut record.actions[offset + i];
-                    ra.outcome = ActionOutcome::Deferred;
-                    ra.error = Some("this replica lost the leader lease; the next leader's run takes it up".into());
-                    report.deferred += 1;
-                }
-                continue;
-            }
-            // Recorded as intended before any write of the batch (crash safety).
-            let at = self.now().await;
-            for a in batch {
-                ledger.record_intended(a, &record.run_id, at);
-            }
-            save_ledger(self.ledger_store, ledger).await?;
-
-            // Futures are built up front (not in a stream closure), which keeps the whole run
-            // future Send for the controller.
-            let writes: Vec<BoxFut<'_, WriteResult>> = batch
-                .iter()
-                .enumerate()
-                .map(|(i, a)| -> BoxFut<'_, _> {
-                    Box::pin(async move {
-                        let (outcome, error, ledger_outcome) = self.apply_one(a).await;
-                        (i, outcome, error, ledger_outcome)
-                    })
-                })
-                .collect();
-            let results: Vec<WriteResult> =
-                futures::stream::iter(writes).buffer_unordered(self.options.concurrency.max(1)).collect().await;
-            let at = self.now().await;
-            for (i, outcome, error, ledger_outcome) in results {
-                let a = &batch[i];
-                ledger.record_outcome(a, ledger_outcome, at);
-                let ra = &mut record.actions[offset + i];
-                ra.time = Time(at);
-                ra.outcome = outcome;
-                ra.error = error.clone();
-                match outcome {
-                    ActionOutcome::Applied => {
-                        report.applied += 1;
-                        for (p, n) in &a.seats {
-                            *report.seats.entry(*p).or_default() += *n as i64;
-                        }
-                    }
-                    ActionOutcome::Failed => {
-                        report.failed += 1;
-                        report.failures.push(format!(
-                            "{} {}: {}",
-                            a.kind.label(),
-                            a.email.as_deref().unwrap_or(&a.account_id),
-                            error.as_deref().unwrap_or("failed")
-                        ));
-                    }
-                    ActionOutcome::Skipped => report.skipped += 1,
-                    ActionOutcome::Deferred => report.deferred += 1,
-                    ActionOutcome::Planned => {}
-                }
-                if let Some(m) = self.metrics {
-                    m.actions.with_label_values(&[&plan.policy, a.kind.label(), mode_label, outcome.label()]).inc();
-                    if outcome == ActionOutcome::Applied {
-                        for (p, n) in &a.seats {
-                            if *n > 0 {
-                                m.seats_reclaimed.with_label_values(&[&plan.policy, p.label()]).inc_by(*n as u64);
-                            }
-                        }
-                    }
-                }
-            }
-            save_ledger(self.ledger_store, ledger).await?;
-            self.audit.write(record).await?;
-        }
-        record.phase = Some(RunPhase::Completed);
-        Ok(report)
+        Ok(())
     }
 
     /// One write: re-read first when destructive; classify the outcome for the record and ledger.
-    async fn apply_one(&self, a: &PlannedAction) -> (ActionOutcome, Option<String>, Outcome) {
+    async fn apply_one(&self, a: &PlannedAction) -> Result<(ActionOutcome, Option<String>, Outcome), RecordError> {
         if a.destructive {
             match self.directory.reread(&a.directory_id, &a.account_id).await {
                 Ok(Some(fresh)) => {
-                    if let Some(why) = (self.recheck)(a, &fresh) {
-                        return (ActionOutcome::Skipped, Some(why), Outcome::NotApplied);
+                    if !fresh.activity_known {
+                        // Empty product access here means "not read", not "inactive" (invariant 2).
+                        return Ok((
+                            ActionOutcome::Deferred,
+                            Some(
+                                "the fresh read before the write carried no activity data; deferred rather than \
+                                 guessed"
+                                    .into(),
+                            ),
+                            Outcome::NotApplied,
+                        ));
+                    }
+                    if let Some(why) = (self.recheck)(a, &fresh.user) {
+                        return Ok((ActionOutcome::Skipped, Some(why), Outcome::NotApplied));
                     }
                 }
                 Ok(None) => {
-                    return (
+                    return Ok((
                         ActionOutcome::Skipped,
                         Some("the user is no longer in the directory".into()),
                         Outcome::NotApplied,
-                    );
+                    ));
                 }
                 Err(e) => {
                     // Without a fresh read there is no write (invariant 9).
-                    return (
+                    return Ok((
                         ActionOutcome::Failed,
                         Some(format!("re-read before write failed: {e}")),
                         Outcome::NotApplied,
-                    );
+                    ));
                 }
             }
         }
-        match self.directory.write(a).await {
+        // Only the leader writes: the lease is confirmed, with a margin, right before each write.
+        self.fence.confirm().await.map_err(RecordError::Fenced)?;
+        Ok(match self.directory.write(a).await {
             WriteOutcome::Done | WriteOutcome::AlreadySo => (ActionOutcome::Applied, None, Outcome::Applied),
             WriteOutcome::Refused { reason, message } => {
-                (ActionOutcome::Failed, Some(format!("refused ({reason}): {message}")), Outcome::NotApplied)
+                (ActionOutcome::Failed, Some(format!("refused ({reason}): {message}")), Outcome::Failed)
             }
-            WriteOutcome::Failed { message } => (ActionOutcome::Failed, Some(message), Outcome::NotApplied),
-        }
+            WriteOutcome::Failed { message } => (ActionOutcome::Failed, Some(message), Outcome::Failed),
+            WriteOutcome::Unknown { message } => (
+                ActionOutcome::Unknown,
+                Some(format!("sent, no answer ({message}); the next run settles it from a fresh read")),
+                Outcome::Unknown,
+            ),
+        })
+    }
+}
+
+/// A notice as the audit trail lists it.
+pub fn notice_action(
+    notice: &PlannedNotice,
+    at: Timestamp,
+    outcome: ActionOutcome,
+    error: Option<String>,
+) -> RunAction {
+    RunAction {
+        time: Time(at),
+        account_id: notice.account_id.clone(),
+        email: notice.email.clone(),
+        action: crate::record::audit::NOTICE.into(),
+        group: None,
+        directory: None,
+        rule: notice.rule.clone(),
+        reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
+        outcome,
+        error,
     }
 }
 

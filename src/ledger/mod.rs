@@ -175,6 +175,9 @@ pub struct TakenOut {
     pub at: Timestamp,
 }
 
+/// One write seatwarden recorded before sending it (invariant 5), until its outcome is known and
+/// written to the audit trail too. Identified by [`InFlight::key`]: account, directory, action and
+/// target group, so two group removals of one user are two writes, settled apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InFlight {
@@ -183,6 +186,10 @@ pub struct InFlight {
     pub policy: String,
     pub rule: String,
     pub at: Timestamp,
+    /// The directory the write goes to (empty in records written before it was kept: the user's
+    /// directory in the snapshot then).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub directory_id: String,
     /// Product of the group (group removals), carried into `removed_groups` on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<Product>,
@@ -192,14 +199,64 @@ pub struct InFlight {
     /// Last activity the plan saw (see [`RemovedGroup::last_active`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_active: Option<Timestamp>,
+    /// None: recorded, maybe sent, no outcome yet (a crash came first). `Unknown`: sent, no answer.
+    /// A final outcome: its effect is already in this record, and the entry stays only until the
+    /// audit trail has the outcome too ([`Ledger::forget_recorded`]), so a crash between the two
+    /// writes still settles the audit trail exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// What identifies one write: directory, action label and target group (with the account).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteKey {
+    pub account_id: String,
+    pub directory_id: String,
+    pub action: String,
+    pub group: Option<String>,
+}
+
+impl WriteKey {
+    pub fn of_action(a: &PlannedAction) -> Self {
+        WriteKey {
+            account_id: a.account_id.clone(),
+            directory_id: a.directory_id.clone(),
+            action: a.kind.label().to_owned(),
+            group: a.kind.group_id().map(str::to_owned),
+        }
+    }
+}
+
+impl InFlight {
+    pub fn key(&self, account_id: &str) -> WriteKey {
+        WriteKey {
+            account_id: account_id.to_owned(),
+            directory_id: self.directory_id.clone(),
+            action: self.kind.label().to_owned(),
+            group: self.kind.group_id().map(str::to_owned),
+        }
+    }
+
+    /// Still to be settled from what Atlassian shows: no outcome, or sent without an answer.
+    pub fn is_open(&self) -> bool {
+        matches!(self.outcome, None | Some(Outcome::Unknown))
+    }
+
+    fn same_write(&self, a: &PlannedAction) -> bool {
+        self.kind == a.kind && (self.directory_id.is_empty() || self.directory_id == a.directory_id)
+    }
 }
 
 /// The outcome of one write, as the executor saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Applied,
-    /// Nothing changed (error, or the recheck dropped it).
+    /// Nothing was sent (the recheck dropped it, a premise changed, the run stopped).
     NotApplied,
+    /// Sent and answered: Atlassian did not apply it.
+    Failed,
+    /// Sent, no answer: Atlassian may have applied it. Settled by a later run's re-read.
+    Unknown,
 }
 
 /// An observation the plan makes for the ledger. Apply them in every mode: they describe the
@@ -295,7 +352,7 @@ impl Ledger {
                 }
                 LedgerUpdate::InFlightApplied { account_id, kind } => {
                     if let Some(rec) = self.users.get_mut(account_id)
-                        && let Some(pos) = rec.in_flight.iter().position(|f| &f.kind == kind)
+                        && let Some(pos) = rec.in_flight.iter().position(|f| f.is_open() && &f.kind == kind)
                     {
                         let flight = rec.in_flight.remove(pos);
                         settle_applied(rec, &flight, account_id);
@@ -304,7 +361,7 @@ impl Ledger {
                 }
                 LedgerUpdate::InFlightNotApplied { account_id, kind } => {
                     if let Some(rec) = self.users.get_mut(account_id) {
-                        rec.in_flight.retain(|f| &f.kind != kind);
+                        rec.in_flight.retain(|f| !f.is_open() || &f.kind != kind);
                     }
                     self.tidy(account_id);
                 }
@@ -344,54 +401,113 @@ impl Ledger {
         });
     }
 
-    /// Records a write before it is applied (invariant 5). Recording the same write twice keeps one.
+    /// Records a write before it is applied (invariant 5). Recording the same write again (a later
+    /// run planning it anew) keeps one entry, the newest.
     pub fn record_intended(&mut self, action: &PlannedAction, run_id: &str, at: Timestamp) {
         let rec = self.entry(&action.account_id);
         if rec.email.is_none() {
             rec.email.clone_from(&action.email);
         }
-        if rec.in_flight.iter().any(|f| f.kind == action.kind) {
-            return;
-        }
+        rec.in_flight.retain(|f| !(f.is_open() && f.same_write(action)));
         rec.in_flight.push(InFlight {
             run_id: run_id.to_owned(),
             kind: action.kind.clone(),
             policy: action.policy.clone(),
             rule: action.rule.clone(),
             at,
+            directory_id: action.directory_id.clone(),
             product: action.basis.product.filter(|_| matches!(action.kind, ActionKind::RemoveGroup { .. })),
             groups_lost: action.groups_lost.clone(),
             last_active: seen_active(action),
+            outcome: None,
         });
     }
 
-    /// Records the outcome of a write recorded with [`Ledger::record_intended`] (or, if it was not,
-    /// settles it directly).
+    /// Records the outcome of a write whose audit record is written separately or not at all
+    /// (the entry is not kept for the audit trail).
     pub fn record_outcome(&mut self, action: &PlannedAction, outcome: Outcome, at: Timestamp) {
+        self.record_result(action, "", outcome, at);
         let account_id = action.account_id.clone();
-        let rec = self.entry(&account_id);
-        let flight = match rec.in_flight.iter().position(|f| f.kind == action.kind) {
-            Some(pos) => rec.in_flight.remove(pos),
-            None => InFlight {
-                run_id: String::new(),
-                kind: action.kind.clone(),
-                policy: action.policy.clone(),
-                rule: action.rule.clone(),
-                at,
-                product: action.basis.product,
-                groups_lost: action.groups_lost.clone(),
-                last_active: seen_active(action),
-            },
-        };
-        if outcome == Outcome::Applied {
-            let flight = InFlight { at, ..flight };
-            settle_applied(rec, &flight, &account_id);
+        if let Some(rec) = self.users.get_mut(&account_id) {
+            rec.in_flight.retain(|f| f.is_open() || !f.same_write(action));
         }
         self.tidy(&account_id);
     }
 
-    /// Writes recorded as intended and never settled: what a crashed run left in flight.
+    /// Records the outcome of a write recorded with [`Ledger::record_intended`] (or, if it was not,
+    /// records it directly). An applied write takes effect in the record now; the entry itself
+    /// stays (with its outcome) until [`Ledger::forget_recorded`] says the audit trail has it; an
+    /// unknown outcome stays open until a later run settles it.
+    pub fn record_result(&mut self, action: &PlannedAction, run_id: &str, outcome: Outcome, at: Timestamp) {
+        let account_id = action.account_id.clone();
+        let rec = self.entry(&account_id);
+        let mut flight = match rec.in_flight.iter().position(|f| f.is_open() && f.same_write(action)) {
+            Some(pos) => rec.in_flight.remove(pos),
+            None => InFlight {
+                run_id: run_id.to_owned(),
+                kind: action.kind.clone(),
+                policy: action.policy.clone(),
+                rule: action.rule.clone(),
+                at,
+                directory_id: action.directory_id.clone(),
+                product: action.basis.product.filter(|_| matches!(action.kind, ActionKind::RemoveGroup { .. })),
+                groups_lost: action.groups_lost.clone(),
+                last_active: seen_active(action),
+                outcome: None,
+            },
+        };
+        if outcome == Outcome::Applied {
+            flight.at = at;
+            settle_applied(rec, &flight, &account_id);
+        }
+        flight.outcome = Some(outcome);
+        rec.in_flight.push(flight);
+    }
+
+    /// Settles an open write (no outcome, or unknown) from what Atlassian shows now: `applied` when
+    /// a fresh read finds it in effect. The entry keeps its final outcome until the audit trail
+    /// has it. Returns false when no open write has that key.
+    pub fn settle(&mut self, key: &WriteKey, applied: bool) -> bool {
+        let Some(rec) = self.users.get_mut(&key.account_id) else { return false };
+        let Some(pos) = rec.in_flight.iter().position(|f| f.is_open() && f.key(&key.account_id) == *key) else {
+            return false;
+        };
+        let mut flight = rec.in_flight.remove(pos);
+        let was_sent = flight.outcome == Some(Outcome::Unknown);
+        if applied {
+            settle_applied(rec, &flight, &key.account_id);
+            flight.outcome = Some(Outcome::Applied);
+        } else {
+            flight.outcome = Some(if was_sent { Outcome::Failed } else { Outcome::NotApplied });
+        }
+        rec.in_flight.push(flight);
+        true
+    }
+
+    /// Drops the settled entries of `run_id` once the audit trail records their outcomes.
+    pub fn forget_recorded(&mut self, run_id: &str) {
+        let ids: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(_, r)| r.in_flight.iter().any(|f| !f.is_open() && f.run_id == run_id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(rec) = self.users.get_mut(&id) {
+                rec.in_flight.retain(|f| f.is_open() || f.run_id != run_id);
+            }
+            self.tidy(&id);
+        }
+    }
+
+    /// Writes recorded as intended (or sent without an answer) and not yet settled: what a crashed
+    /// run left in flight, and unknown outcomes.
     pub fn in_flight(&self) -> impl Iterator<Item = (&str, &InFlight)> {
+        self.writes().filter(|(_, f)| f.is_open())
+    }
+
+    /// Every recorded write: open ones and settled ones the audit trail may not have yet.
+    pub fn writes(&self) -> impl Iterator<Item = (&str, &InFlight)> {
         self.users.iter().flat_map(|(id, r)| r.in_flight.iter().map(move |f| (id.as_str(), f)))
     }
 

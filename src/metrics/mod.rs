@@ -17,7 +17,7 @@ pub struct Metrics {
     pub inactive_users: IntGaugeVec,
     /// Billable seats in use per product (members of the mapped licensed groups, not suspended).
     pub licensed_seats: IntGaugeVec,
-    /// Actions by policy, action, mode (enforce, dry_run) and outcome (planned, applied, failed, deferred, skipped).
+    /// Actions by policy, action, mode (enforce, dry_run) and outcome (planned, applied, failed, deferred, skipped, unknown: sent without an answer).
     pub actions: IntCounterVec,
     /// Seats reclaimed by applied actions, per policy and product.
     pub seats_reclaimed: IntCounterVec,
@@ -217,7 +217,7 @@ impl Metrics {
             "add-group",
             "invite",
         ];
-        const OUTCOMES: [&str; 5] = ["planned", "applied", "failed", "deferred", "skipped"];
+        const OUTCOMES: [&str; 6] = ["planned", "applied", "failed", "deferred", "skipped", "unknown"];
         for action in ACTIONS {
             for outcome in OUTCOMES {
                 self.actions.with_label_values(&[policy, action, mode, outcome]);

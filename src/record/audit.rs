@@ -5,16 +5,21 @@
 //! Each run is written before anything is applied (all actions `Planned`) and again with outcomes,
 //! so a crash in the middle loses no record (DESIGN invariant 5).
 
-use std::path::PathBuf;
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::RecordError;
+use super::{Fence, RecordError};
 use crate::crd::{ActionOutcome, LifecycleRun, LifecycleRunSpec, LifecycleRunStatus, PolicyMode, RunAction, RunPhase};
 
 /// Actions per LifecycleRun object: ~1,000 actions of ~400 bytes stay far below 1 MiB.
@@ -38,9 +43,10 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Counts of actions (notices aside) by outcome: (planned, applied, failed, deferred, skipped).
-    pub fn counts(&self) -> [i64; 5] {
-        let mut c = [0i64; 5];
+    /// Counts of actions (notices aside) by outcome: (planned, applied, failed, deferred, skipped,
+    /// unknown).
+    pub fn counts(&self) -> [i64; 6] {
+        let mut c = [0i64; 6];
         for a in self.actions.iter().filter(|a| a.action != NOTICE) {
             let i = match a.outcome {
                 ActionOutcome::Planned => 0,
@@ -48,6 +54,7 @@ impl RunRecord {
                 ActionOutcome::Failed => 2,
                 ActionOutcome::Deferred => 3,
                 ActionOutcome::Skipped => 4,
+                ActionOutcome::Unknown => 5,
             };
             c[i] += 1;
         }
@@ -82,17 +89,86 @@ pub trait AuditSink: Send + Sync {
     fn write(&self, run: &RunRecord) -> impl Future<Output = Result<Vec<String>, RecordError>> + Send;
     /// Records of `policy` still marked Running: runs a crash interrupted (the caller excludes its own).
     fn running(&self, policy: &str) -> impl Future<Output = Result<Vec<RunRecord>, RecordError>> + Send;
+    /// The record of one run (None: never written, or pruned).
+    fn read(&self, policy: &str, run_id: &str) -> impl Future<Output = Result<Option<RunRecord>, RecordError>> + Send;
+}
+
+/// Joins what another writer recorded into `ours` on a conflict: an outcome it settled (ours still
+/// open) and a phase it closed (ours still Running) are kept, so a retry never overwrites them.
+pub fn merge_record(ours: &mut RunRecord, theirs: &RunRecord) {
+    for (a, t) in ours.actions.iter_mut().zip(&theirs.actions) {
+        let same = a.account_id == t.account_id && a.action == t.action && a.group == t.group;
+        if same && a.outcome.is_open() && !t.outcome.is_open() {
+            a.outcome = t.outcome;
+            a.error.clone_from(&t.error);
+            a.time = t.time.clone();
+        }
+    }
+    if ours.phase == Some(RunPhase::Running) && theirs.phase.is_some_and(|p| p != RunPhase::Running) {
+        ours.phase = theirs.phase;
+        ours.end_time = theirs.end_time;
+    }
 }
 
 /// LifecycleRun objects in one namespace.
 #[derive(Clone)]
 pub struct ClusterAudit {
     api: Api<LifecycleRun>,
+    fence: Arc<dyn Fence>,
+    /// resourceVersion of each page this process wrote last: the next write is conditional on it.
+    versions: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl ClusterAudit {
     pub fn new(client: Client, namespace: &str) -> Self {
-        Self { api: Api::namespaced(client, namespace) }
+        Self { api: Api::namespaced(client, namespace), fence: super::sole_writer(), versions: Default::default() }
+    }
+
+    /// Confirms `fence` before every write.
+    pub fn fenced(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// Writes one page: created if absent, else updated at the version last seen. A conflict
+    /// returns the page as stored now.
+    async fn put_page(&self, name: &str, obj: &Value, status: &Value) -> Result<Option<LifecycleRun>, RecordError> {
+        let known = self.versions.lock().expect("versions lock").get(name).cloned();
+        let conflict = |e: &kube::Error| matches!(e, kube::Error::Api(e) if e.code == 409);
+        let mut obj = obj.clone();
+        let written = match known {
+            None => {
+                let lr: LifecycleRun = serde_json::from_value(obj).expect("a LifecycleRun");
+                self.fence.confirm().await.map_err(RecordError::Fenced)?;
+                self.api
+                    .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &lr)
+                    .await
+            }
+            Some(version) => {
+                obj["metadata"]["resourceVersion"] = Value::String(version);
+                self.fence.confirm().await.map_err(RecordError::Fenced)?;
+                self.api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj)).await
+            }
+        };
+        let written = match written {
+            Ok(w) => w,
+            Err(e) if conflict(&e) => return Ok(self.api.get_opt(name).await?),
+            Err(e) => return Err(e.into()),
+        };
+        let mut status = status.clone();
+        status["metadata"] = serde_json::json!({"resourceVersion": written.resource_version()});
+        self.fence.confirm().await.map_err(RecordError::Fenced)?;
+        match self.api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&status)).await {
+            Ok(w) => {
+                self.versions
+                    .lock()
+                    .expect("versions lock")
+                    .insert(name.to_owned(), w.resource_version().unwrap_or_default());
+                Ok(None)
+            }
+            Err(e) if conflict(&e) => Ok(self.api.get_opt(name).await?),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every record of `policy` (or all policies), pages joined, newest first.
@@ -174,9 +250,55 @@ fn join_pages(mut runs: Vec<LifecycleRun>) -> Vec<RunRecord> {
 
 impl AuditSink for ClusterAudit {
     async fn write(&self, run: &RunRecord) -> Result<Vec<String>, RecordError> {
+        let mut run = run.clone();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.write_pages(&run).await? {
+                None => return Ok(run.page_names()),
+                Some(theirs) if attempts < 5 => {
+                    // Someone else wrote a page meanwhile: take what they settled, write again.
+                    tracing::warn!(run = %run.run_id, "LifecycleRun changed by another writer; merging");
+                    let stored = self.read(&run.policy, &run.run_id).await?;
+                    merge_record(&mut run, stored.as_ref().unwrap_or(&theirs));
+                    if let Some(stored) = stored {
+                        for name in run.page_names() {
+                            if let Some(lr) = self.api.get_opt(&name).await? {
+                                self.versions
+                                    .lock()
+                                    .expect("versions lock")
+                                    .insert(name, lr.resource_version().unwrap_or_default());
+                            }
+                        }
+                        let _ = stored;
+                    }
+                }
+                Some(_) => {
+                    return Err(RecordError::Conflict {
+                        name: format!("LifecycleRun {}-{}", run.policy, run.run_id),
+                        detail: "still changing after 5 attempts".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn running(&self, policy: &str) -> Result<Vec<RunRecord>, RecordError> {
+        Ok(self.list(Some(policy)).await?.into_iter().filter(|r| r.phase == Some(RunPhase::Running)).collect())
+    }
+
+    async fn read(&self, policy: &str, run_id: &str) -> Result<Option<RunRecord>, RecordError> {
+        let lp = ListParams::default().labels(&format!("seatwarden.io/policy={policy},seatwarden.io/run-id={run_id}"));
+        let runs = self.api.list(&lp).await?;
+        Ok(join_pages(runs.items).into_iter().next())
+    }
+}
+
+impl ClusterAudit {
+    /// Writes every page; on a conflict stops and returns the record as another writer left it.
+    async fn write_pages(&self, run: &RunRecord) -> Result<Option<RunRecord>, RecordError> {
         let names = run.page_names();
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        let [planned, applied, failed, deferred, skipped] = run.counts();
+        let [planned, applied, failed, deferred, skipped, unknown] = run.counts();
         let chunks: Vec<&[RunAction]> =
             if run.actions.is_empty() { vec![&[]] } else { run.actions.chunks(ACTIONS_PER_PAGE).collect() };
         for (i, (name, actions)) in names.iter().zip(chunks).enumerate() {
@@ -199,7 +321,6 @@ impl AuditSink for ClusterAudit {
                 }},
                 "spec": spec,
             });
-            self.api.patch(name, &pp, &Patch::Apply(&obj)).await?;
             // Counts are the whole run's, on every page, so any page answers "what happened".
             let status = LifecycleRunStatus {
                 phase: Some(run.phase.unwrap_or(RunPhase::Running)),
@@ -209,19 +330,18 @@ impl AuditSink for ClusterAudit {
                 failed,
                 deferred,
                 skipped,
+                unknown,
                 notices_sent: notices_sent(run),
                 conditions: vec![],
             };
             let st = serde_json::json!({
                 "apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecycleRun", "status": status
             });
-            self.api.patch_status(name, &pp, &Patch::Apply(&st)).await?;
+            if let Some(theirs) = self.put_page(name, &obj, &st).await? {
+                return Ok(Some(join_pages(vec![theirs]).into_iter().next().unwrap_or_else(|| run.clone())));
+            }
         }
-        Ok(names)
-    }
-
-    async fn running(&self, policy: &str) -> Result<Vec<RunRecord>, RecordError> {
-        Ok(self.list(Some(policy)).await?.into_iter().filter(|r| r.phase == Some(RunPhase::Running)).collect())
+        Ok(None)
     }
 }
 
@@ -276,6 +396,17 @@ impl AuditSink for FolderAudit {
 
     async fn running(&self, policy: &str) -> Result<Vec<RunRecord>, RecordError> {
         Ok(self.list(Some(policy))?.into_iter().filter(|r| r.phase == Some(RunPhase::Running)).collect())
+    }
+
+    async fn read(&self, policy: &str, run_id: &str) -> Result<Option<RunRecord>, RecordError> {
+        let path = self.dir.join("runs").join(format!("{policy}-{run_id}.json"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| RecordError::Corrupt { name: path.display().to_string(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RecordError::io(&path, e)),
+        }
     }
 }
 
@@ -333,6 +464,7 @@ mod tests {
             reason: "no activity for 130 days (threshold 120)".into(),
             outcome,
             error: None,
+            directory: None,
         }
     }
 
@@ -360,7 +492,7 @@ mod tests {
                 .collect(),
         };
         assert_eq!(run.page_names(), vec!["p-20261125t100000z-1", "p-20261125t100000z-2", "p-20261125t100000z-3"]);
-        assert_eq!(run.counts(), [0, 1250, 1250, 0, 0]);
+        assert_eq!(run.counts(), [0, 1250, 1250, 0, 0, 0]);
         // A page of the largest size stays well under the 1 MiB object limit.
         let page = serde_json::to_vec(&run.actions[..ACTIONS_PER_PAGE]).unwrap();
         assert!(page.len() < 512 * 1024, "a full page is {} bytes", page.len());

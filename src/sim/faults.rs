@@ -21,6 +21,17 @@ pub struct Faults {
     pub fail_page: Option<u32>,
     /// Share of successful JSON responses whose body is cut short (does not parse).
     pub malformed: f64,
+    /// Share of writes applied whose response never comes (the connection hangs until the client
+    /// gives up): the client cannot know whether the write happened.
+    #[serde(default)]
+    pub drop_after_write: f64,
+    /// Share of writes applied and then answered 500.
+    #[serde(default)]
+    pub error_after_write: f64,
+    /// After either write fault, Atlassian requests go unanswered (and unapplied) this long: an
+    /// outage right after the write landed, so not even a re-read can tell the client.
+    #[serde(default, with = "millis")]
+    pub outage: Duration,
     /// Listings (v2 users search, API tokens) serve their Nth page twice: its `next` cursor leads
     /// to the same entries again, then paging goes on. Nothing is lost; everyone on it is listed twice.
     #[serde(default)]
@@ -70,8 +81,8 @@ pub enum FaultsError {
     BadDirectory,
 }
 
-const KNOWN: &str =
-    "429, 500, 503, latency, fail-page, malformed, duplicate-page, cycle-cursor, empty-directory, api-tokens";
+const KNOWN: &str = "429, 500, 503, latency, fail-page, malformed, duplicate-page, cycle-cursor, empty-directory, \
+                     api-tokens, drop-after-write, 500-after-write, outage";
 
 impl Faults {
     pub fn none() -> Self {
@@ -97,7 +108,10 @@ impl Faults {
                 "500" => faults.rate_500 = rate()?,
                 "503" => faults.rate_503 = rate()?,
                 "malformed" => faults.malformed = rate()?,
+                "drop-after-write" => faults.drop_after_write = rate()?,
+                "500-after-write" => faults.error_after_write = rate()?,
                 "latency" => faults.latency = parse_latency(value)?,
+                "outage" => faults.outage = parse_latency(value)?,
                 "fail-page" | "duplicate-page" | "cycle-cursor" => {
                     let page = value
                         .parse::<u32>()
@@ -186,6 +200,15 @@ impl fmt::Display for Faults {
         if self.malformed > 0.0 {
             parts.push(format!("malformed={}", self.malformed));
         }
+        if self.drop_after_write > 0.0 {
+            parts.push(format!("drop-after-write={}", self.drop_after_write));
+        }
+        if self.error_after_write > 0.0 {
+            parts.push(format!("500-after-write={}", self.error_after_write));
+        }
+        if !self.outage.is_zero() {
+            parts.push(format!("outage={}ms", self.outage.as_millis()));
+        }
         if let Some(p) = self.duplicate_page {
             parts.push(format!("duplicate-page={p}"));
         }
@@ -215,6 +238,13 @@ mod tests {
         assert_eq!(f.latency, Duration::from_millis(20));
         assert_eq!(f.fail_page, Some(3));
         assert_eq!(f.malformed, 0.01);
+        assert_eq!(Faults::parse(&f.to_string()).unwrap(), f);
+    }
+
+    #[test]
+    fn write_response_faults_parse_and_print_back() {
+        let f = Faults::parse("drop-after-write=1,500-after-write=0.5,outage=3s").unwrap();
+        assert_eq!((f.drop_after_write, f.error_after_write, f.outage), (1.0, 0.5, Duration::from_secs(3)));
         assert_eq!(Faults::parse(&f.to_string()).unwrap(), f);
     }
 

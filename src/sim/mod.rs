@@ -241,6 +241,8 @@ pub(crate) struct Shared {
     state: RwLock<SimState>,
     clock: Mutex<SimClock>,
     faults: Mutex<Faults>,
+    /// Until when Atlassian requests go unanswered (fault `outage`, after a write-response fault).
+    outage_until: Mutex<Option<std::time::Instant>>,
     rate_limit: Mutex<Option<u32>>,
     rng: Mutex<Xoshiro256PlusPlus>,
     counters: Mutex<Counters>,
@@ -257,6 +259,15 @@ impl Shared {
 
     fn faults(&self) -> Faults {
         lock(&self.faults).clone()
+    }
+
+    /// Whether an injected outage is on now.
+    fn in_outage(&self) -> bool {
+        lock(&self.outage_until).is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    fn start_outage(&self, length: std::time::Duration) {
+        *lock(&self.outage_until) = Some(std::time::Instant::now() + length);
     }
 
     fn rng(&self) -> MutexGuard<'_, Xoshiro256PlusPlus> {
@@ -371,6 +382,7 @@ impl Simulator {
             state: RwLock::new(state),
             clock: Mutex::new(SimClock::new(now, config.frozen)),
             faults: Mutex::new(config.faults.clone()),
+            outage_until: Mutex::new(None),
             rate_limit: Mutex::new(config.rate_limit_per_minute),
             rng: Mutex::new(Xoshiro256PlusPlus::seed_from_u64(config.seed ^ 0x5eed_fa17)),
             counters: Mutex::new(Counters::default()),

@@ -115,6 +115,7 @@ pub fn audit_record(
                 .unwrap_or_else(|| NEW_ACCOUNT.to_owned());
             let at = if c.line > 0 { format!("{source} line {}", c.line) } else { source.to_owned() };
             RunAction {
+                directory: None,
                 time: Time(applied.map_or(start, |(_, t)| t)),
                 account_id,
                 email: c.email.clone(),

@@ -392,6 +392,11 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
     }
 
     let faults = if family == ApiFamily::Control { Default::default() } else { shared.faults() };
+    if family != ApiFamily::Control && shared.in_outage() {
+        // An injected outage: nothing is applied and nothing answers.
+        shared.count(RequestRecord::new(now, Some(credential), &method, &path, 504));
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
@@ -420,6 +425,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
         fail_page: faults.fail_page,
         faults: faults.clone(),
     };
+    let events_before = if family == ApiFamily::Control { 0 } else { shared.read().events.len() };
     let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let mut resp = match family {
@@ -430,6 +436,35 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
     }
     .unwrap_or_else(|| not_found(&ctx, &method, &path));
 
+    // A write is a request that added an applied event (searches are POSTs too).
+    let applied_write = family != ApiFamily::Control
+        && method != Method::GET
+        && !path.ends_with("/search")
+        && shared
+            .read()
+            .events
+            .get(events_before..)
+            .is_some_and(|new| new.iter().any(|e| matches!(e.outcome, crate::sim::SimOutcome::Applied)));
+    if applied_write && resp.status().is_success() && faults.drop_after_write + faults.error_after_write > 0.0 {
+        // Applied above; the answer is lost (or an error): the client cannot know it took effect.
+        let r: f64 = shared.rng().random();
+        if r < faults.drop_after_write + faults.error_after_write && !faults.outage.is_zero() {
+            shared.start_outage(faults.outage);
+        }
+        if r < faults.drop_after_write {
+            shared.count(RequestRecord::new(now, Some(credential), &method, &path, 504));
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        } else if r < faults.drop_after_write + faults.error_after_write {
+            shared.count(RequestRecord::new(now, Some(credential), &method, &path, 500));
+            return error_response(
+                family,
+                500,
+                "ADMIN-500-1",
+                "Internal error",
+                "Internal error (injected fault, after applying).",
+            );
+        }
+    }
     if family != ApiFamily::Control && resp.status() == StatusCode::OK && faults.malformed > 0.0 {
         let hit = shared.rng().random_bool(faults.malformed);
         if hit {
