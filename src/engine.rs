@@ -278,7 +278,8 @@ where
 /// Whether a write took effect, from the user as Atlassian shows it now (None: not in the
 /// directory). `snapshot` gives the group table `user.groups` indexes.
 pub fn took_effect(kind: &ActionKind, user: Option<&DirectoryUser>, snapshot: &DirectorySnapshot) -> bool {
-    let member = |u: &DirectoryUser, group_id: &str| snapshot.group_by_id(group_id).is_some_and(|(i, _)| u.groups.contains(&i));
+    let member =
+        |u: &DirectoryUser, group_id: &str| snapshot.group_by_id(group_id).is_some_and(|(i, _)| u.groups.contains(&i));
     match (kind, user) {
         (ActionKind::RemoveFromDirectory, u) => u.is_none(),
         (_, None) => false,

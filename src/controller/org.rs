@@ -531,8 +531,8 @@ async fn write_org_status(
 }
 
 /// Accounts the organization's policies acted on during the UTC day `day` (YYYY-MM-DD): distinct
-/// account ids with a destructive action applied that day, or recorded by a run still Running (a
-/// crash may have left it applied). Restorations, onboarding and notices don't count, as in the
+/// account ids with a destructive action applied that day, sent without an answer (Unknown), or
+/// recorded by a run still Running (a crash may have left it applied). Restorations, onboarding and notices don't count, as in the
 /// planner's cap; neither do DryRun runs (their actions stay Planned in a finished run).
 pub fn accounts_acted_on(records: &[RunRecord], organization: &str, day: &str) -> i64 {
     const CAPPED: [&str; 4] = ["suspend", "deactivate", "remove-from-directory", "remove-group"];
@@ -541,7 +541,10 @@ pub fn accounts_acted_on(records: &[RunRecord], organization: &str, day: &str) -
         .filter(|r| r.organization == organization)
         .flat_map(|r| r.actions.iter().map(move |a| (r.phase == Some(RunPhase::Running), a)))
         .filter(|(_, a)| CAPPED.contains(&a.action.as_str()))
-        .filter(|(running, a)| a.outcome == ActionOutcome::Applied || (*running && a.outcome == ActionOutcome::Planned))
+        .filter(|(running, a)| {
+            matches!(a.outcome, ActionOutcome::Applied | ActionOutcome::Unknown)
+                || (*running && a.outcome == ActionOutcome::Planned)
+        })
         .map(|(_, a)| a)
         .filter(|a| a.time.0.strftime("%Y-%m-%d").to_string() == day)
         .map(|a| a.account_id.as_str())
@@ -739,6 +742,7 @@ mod tests {
             reason: String::new(),
             outcome,
             error: None,
+            directory: None,
         }
     }
 
@@ -773,6 +777,8 @@ mod tests {
                     action("d", "add-group", Applied, "2026-11-25T10:00:00Z"),
                     action("e", "notice", Applied, "2026-11-25T10:00:00Z"),
                     action("f", "suspend", Failed, "2026-11-25T10:00:00Z"),
+                    // Sent without an answer: Atlassian may have applied it.
+                    action("k", "remove-from-directory", Unknown, "2026-11-25T10:00:00Z"),
                     // A finished run's Planned actions were not applied (DryRun, --dry-run).
                     action("g", "suspend", Planned, "2026-11-25T10:00:00Z"),
                     // Yesterday.
@@ -784,6 +790,6 @@ mod tests {
             // Another organization's runs don't.
             run("other", RunPhase::Completed, vec![action("j", "suspend", Applied, "2026-11-25T11:00:00Z")]),
         ];
-        assert_eq!(accounts_acted_on(&records, "acme", day), 3);
+        assert_eq!(accounts_acted_on(&records, "acme", day), 4);
     }
 }
