@@ -262,6 +262,7 @@ fn policy(name: &str, rules: Vec<Rule>) -> LifecyclePolicy {
             notices: None,
             caps: Caps { max_actions_per_run: 500, max_action_percent: 100 },
             new_account_grace_period: Duration::from_days(14),
+            remove_when_no_seat_freed: false,
             activity_lag_margin: Duration::from_days(1),
         },
         status: None,
@@ -338,6 +339,8 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
                     policy: "idle-accounts".into(),
                     rule: "idle-90d".into(),
                     lead_time: Duration::from_days(14),
+                    action: Some(RuleAction::Suspend),
+                    product: None,
                     delivered_at: ago(20).unwrap(),
                 }],
                 ..Default::default()

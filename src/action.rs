@@ -136,5 +136,9 @@ pub struct PlannedNotice {
     pub action_due: Timestamp,
     /// The action that will follow (for the notice text).
     pub action: ActionKind,
+    /// The product the user loses, for a per-product rule: with the action, what the notice
+    /// announces (and all it counts for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<crate::product::Product>,
     pub reason: String,
 }

@@ -904,6 +904,8 @@ async fn the_ledger_of_100000_users_is_sharded_well_under_the_object_limit() {
                 policy: "reclaim-inactive".into(),
                 rule: "suspend-idle-120d".into(),
                 lead_time: "14d".parse().unwrap(),
+                action: Some(RuleAction::Suspend),
+                product: None,
                 delivered_at: now,
             }],
             ..Default::default()

@@ -165,6 +165,8 @@ fn a_ledger_folder_with_a_delivered_notice_moves_the_user_to_the_next_notice() {
                 policy: "reclaim-inactive".into(),
                 rule: "jira-idle-60d".into(),
                 lead_time: Duration::from_days(14),
+                action: Some(seatwarden::crd::RuleAction::RemoveLicensedGroups),
+                product: Some(seatwarden::product::Product::JiraSoftware),
                 delivered_at: "2026-11-05T09:00:00Z".parse().unwrap(),
             }],
             ..Default::default()

@@ -261,13 +261,29 @@ async fn the_operator_writes_exactly_what_plan_showed() {
     assert!(closed.last_run.is_none(), "no run outside the window");
     assert_eq!(closed.next_run_time.unwrap().0, "2026-11-03T01:00:00Z".parse().unwrap(), "20:00 EST");
     let written = sim.applied_writes().await;
-    let _ = operator.kill();
-    let _ = operator.wait();
-
     let extra: Vec<_> = written.difference(&previewed).collect();
     let missing: Vec<_> = previewed.difference(&written).collect();
     assert!(
         extra.is_empty() && missing.is_empty(),
         "writes not previewed: {extra:?}; previewed, not written: {missing:?}"
     );
+
+    // 3. The run-now annotation is the one override of the window, and the status says so.
+    let patch = json!({"metadata": {"annotations": {"seatwarden.io/run-now": "1"}}});
+    Api::<LifecyclePolicy>::namespaced(client.clone(), &ns)
+        .patch(CLOSED, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        if let Some(last) = policy_status(&client, &ns, CLOSED).await.and_then(|s| s.last_run) {
+            break last;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run-now annotation did not start a run");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(last.trigger, Some(RunTrigger::RunNowAnnotation));
+    assert!(last.outside_window, "{last:?}");
+    let _ = operator.kill();
+    let _ = operator.wait();
 }

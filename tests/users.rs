@@ -676,3 +676,28 @@ async fn a_refused_write_is_reported_recorded_as_failed_and_exits_1() {
     assert_eq!((action.account_id.as_str(), action.outcome), (user_id.as_str(), ActionOutcome::Failed));
     assert!(action.error.as_deref().unwrap_or_default().starts_with("refused_license_limit"), "{action:?}");
 }
+
+#[test]
+fn inactive_takes_days_or_weeks_and_says_why_it_refuses_minutes_and_hours() {
+    let parse = |span: &str| {
+        Cli::try_parse_from([
+            "seatwarden",
+            "users",
+            "list",
+            "--inactive",
+            span,
+            "--org-url",
+            "http://127.0.0.1:9",
+            "--org-id",
+            "o",
+            "--api-key-env",
+            KEY_VAR,
+        ])
+    };
+    assert!(parse("90d").is_ok() && parse("12w").is_ok());
+    // `3m` once listed everyone (three minutes); it is ambiguous, so it is refused with the reason.
+    let e = parse("3m").expect_err("3m is refused").to_string();
+    assert!(e.contains("ambiguous") && e.contains("minutes or months"), "{e}");
+    let e = parse("36h").expect_err("36h is refused").to_string();
+    assert!(e.contains("below a day"), "{e}");
+}

@@ -16,14 +16,15 @@ use super::{Context, Error, FIELD_MANAGER, schedule, status, write_policy_status
 use crate::{
     atlassian::{AtlassianClient, Credentials, Secret as SecretValue, SiteUser},
     crd::{
-        AtlassianOrganization, AtlassianOrganizationStatus, ConditionStatus, DailyActions, GroupLicenseMapping,
-        GroupLicenseMappingStatus, LifecyclePolicy, LifecyclePolicyStatus, NO_NOTICE_DELIVERY, NoticeDelivery,
-        PolicyMode, ProtectedUser, ProtectedUserStatus, ProtectionState, ResolvedGroup, UserCounts, set_condition,
+        ActionOutcome, AtlassianOrganization, AtlassianOrganizationStatus, ConditionStatus, DailyActions,
+        GroupLicenseMapping, GroupLicenseMappingStatus, LifecyclePolicy, LifecyclePolicyStatus, NO_NOTICE_DELIVERY,
+        NoticeDelivery, PolicyMode, ProtectedUser, ProtectedUserStatus, ProtectionState, ResolvedGroup, RunPhase,
+        UserCounts, set_condition,
     },
     engine::{OrgInputs, RunDeps, run_due_policies},
     execute::atlassian::ClientWriter,
     notify::MailboxNotifier,
-    record::{ClusterAudit, ConfigMapLedgerStore},
+    record::{ClusterAudit, ConfigMapLedgerStore, RunRecord},
     snapshot::{DirectorySnapshot, UserStatus},
 };
 
@@ -185,7 +186,16 @@ pub async fn run_organization(
         concurrency: org.spec.request_budget.concurrency.max(1) as usize,
         summary_recipients: summary_recipients.as_deref(),
     };
-    let inputs = OrgInputs { organization: &org, policies: &policies, protections: &protections, mappings: &mappings };
+    // The daily cap counts accounts acted on today, from the audit trail: every action is recorded
+    // there before it is applied (invariant 5), so the count is persisted with the run and a crash
+    // can't lose it. The planner reads it from the organization's status, as `plan` does.
+    let today = now.strftime("%Y-%m-%d").to_string();
+    let records = audit.list(None).await.map_err(|e| Error::Run(format!("audit trail: {e}")))?;
+    let mut org_today = (*org).clone();
+    org_today.status.get_or_insert_default().actions_today =
+        Some(DailyActions { day: today.clone(), count: accounts_acted_on(&records, org_name, &today) });
+    let inputs =
+        OrgInputs { organization: &org_today, policies: &policies, protections: &protections, mappings: &mappings };
     let due_names: Vec<String> = due.iter().map(|p| p.name_any()).collect();
     let products: Vec<&str> = mappings.iter().map(|m| m.spec.product.label()).collect();
     for p in &due {
@@ -194,11 +204,9 @@ pub async fn run_organization(
     let (plan, runs) =
         run_due_policies(&inputs, &due_names, &snapshot, &deps).await.map_err(|e| Error::Run(e.to_string()))?;
 
-    let applied_today: i64 = runs.iter().map(|r| r.report.applied).sum();
     write_org_status(ctx, &org, Some(&snapshot), now, None).await?;
-    if applied_today > 0 {
-        bump_daily_actions(ctx, &org, now, applied_today).await?;
-    }
+    let records = audit.list(None).await.map_err(|e| Error::Run(format!("audit trail: {e}")))?;
+    record_daily_actions(ctx, &org, &today, accounts_acted_on(&records, org_name, &today)).await?;
     write_mapping_statuses(ctx, &mappings, &snapshot, now).await?;
     write_protection_statuses(ctx, &protections, &snapshot, now).await?;
     record_org_metrics(ctx, org_name, &snapshot, &mappings, now);
@@ -522,18 +530,38 @@ async fn write_org_status(
     patch_status(ctx, org, &s).await
 }
 
-async fn bump_daily_actions(
-    ctx: &Context,
-    org: &AtlassianOrganization,
-    now: Timestamp,
-    applied: i64,
-) -> Result<(), Error> {
+/// Accounts the organization's policies acted on during the UTC day `day` (YYYY-MM-DD): distinct
+/// account ids with a destructive action applied that day, sent without an answer (Unknown), or
+/// recorded by a run still Running (a crash may have left it applied). Restorations, onboarding and notices don't count, as in the
+/// planner's cap; neither do DryRun runs (their actions stay Planned in a finished run).
+pub fn accounts_acted_on(records: &[RunRecord], organization: &str, day: &str) -> i64 {
+    const CAPPED: [&str; 4] = ["suspend", "deactivate", "remove-from-directory", "remove-group"];
+    let accounts: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| r.organization == organization)
+        .flat_map(|r| r.actions.iter().map(move |a| (r.phase == Some(RunPhase::Running), a)))
+        .filter(|(_, a)| CAPPED.contains(&a.action.as_str()))
+        .filter(|(running, a)| {
+            matches!(a.outcome, ActionOutcome::Applied | ActionOutcome::Unknown)
+                || (*running && a.outcome == ActionOutcome::Planned)
+        })
+        .map(|(_, a)| a)
+        .filter(|a| a.time.0.strftime("%Y-%m-%d").to_string() == day)
+        .map(|a| a.account_id.as_str())
+        .collect();
+    accounts.len() as i64
+}
+
+/// Writes the day's count (see [`accounts_acted_on`]) into the organization's status.
+async fn record_daily_actions(ctx: &Context, org: &AtlassianOrganization, day: &str, count: i64) -> Result<(), Error> {
     let api: Api<AtlassianOrganization> = Api::namespaced(ctx.client.clone(), &org.namespace().unwrap_or_default());
     let fresh = api.get(&org.name_any()).await?;
     let mut s = fresh.status.clone().unwrap_or_default();
-    let today = now.strftime("%Y-%m-%d").to_string();
-    let used = s.actions_today.as_ref().filter(|d| d.day == today).map(|d| d.count).unwrap_or(0);
-    s.actions_today = Some(DailyActions { day: today, count: used + applied });
+    let today = Some(DailyActions { day: day.to_owned(), count });
+    if s.actions_today == today {
+        return Ok(());
+    }
+    s.actions_today = today;
     patch_status(ctx, &fresh, &s).await
 }
 
@@ -694,5 +722,74 @@ fn record_org_metrics(
             }
         }
         m.licensed_seats.with_label_values(&[org, mapping.spec.product.label()]).set(holders.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{PolicyMode, RunAction};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn action(account: &str, action: &str, outcome: ActionOutcome, at: &str) -> RunAction {
+        RunAction {
+            time: Time(at.parse().unwrap()),
+            account_id: account.into(),
+            email: None,
+            action: action.into(),
+            group: None,
+            rule: "r".into(),
+            reason: String::new(),
+            outcome,
+            error: None,
+            directory: None,
+        }
+    }
+
+    fn run(org: &str, phase: RunPhase, actions: Vec<RunAction>) -> RunRecord {
+        RunRecord {
+            run_id: "r1".into(),
+            policy: "p".into(),
+            organization: org.into(),
+            mode: PolicyMode::Enforce,
+            start_time: "2026-11-25T09:00:00Z".parse().unwrap(),
+            end_time: None,
+            phase: Some(phase),
+            actions,
+        }
+    }
+
+    #[test]
+    fn the_daily_cap_counts_accounts_acted_on_that_day() {
+        use ActionOutcome::*;
+        let day = "2026-11-25";
+        let records = vec![
+            run(
+                "acme",
+                RunPhase::Completed,
+                vec![
+                    // Two writes to one account count once.
+                    action("a", "remove-group", Applied, "2026-11-25T09:00:00Z"),
+                    action("a", "remove-group", Applied, "2026-11-25T09:00:01Z"),
+                    action("b", "suspend", Applied, "2026-11-25T10:00:00Z"),
+                    // Restorations, onboarding and notices are not capped; failures acted on no one.
+                    action("c", "restore", Applied, "2026-11-25T10:00:00Z"),
+                    action("d", "add-group", Applied, "2026-11-25T10:00:00Z"),
+                    action("e", "notice", Applied, "2026-11-25T10:00:00Z"),
+                    action("f", "suspend", Failed, "2026-11-25T10:00:00Z"),
+                    // Sent without an answer: Atlassian may have applied it.
+                    action("k", "remove-from-directory", Unknown, "2026-11-25T10:00:00Z"),
+                    // A finished run's Planned actions were not applied (DryRun, --dry-run).
+                    action("g", "suspend", Planned, "2026-11-25T10:00:00Z"),
+                    // Yesterday.
+                    action("h", "suspend", Applied, "2026-11-24T23:59:59Z"),
+                ],
+            ),
+            // An interrupted run's recorded write may have happened: it counts.
+            run("acme", RunPhase::Running, vec![action("i", "deactivate", Planned, "2026-11-25T11:00:00Z")]),
+            // Another organization's runs don't.
+            run("other", RunPhase::Completed, vec![action("j", "suspend", Applied, "2026-11-25T11:00:00Z")]),
+        ];
+        assert_eq!(accounts_acted_on(&records, "acme", day), 4);
     }
 }

@@ -66,6 +66,12 @@ pub struct LifecyclePolicySpec {
     #[serde(default = "default_grace_period", with = "duration::days")]
     #[schemars(schema_with = "duration::days::schema")]
     pub new_account_grace_period: Duration,
+    /// Per-product rules take users out of the groups GroupLicenseMappings name. When another group
+    /// (one no mapping names) still grants the product, that removal frees no seat and takes
+    /// nothing, so by default the user is reported with the groups that still grant it (add them
+    /// to a mapping) instead of removed; true removes from the mapped groups anyway.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_when_no_seat_freed: bool,
     /// Added to every inactivity threshold, because activity data lags up to 24 hours. Days, weeks
     /// or hours (`1d`, `12h`).
     #[serde(default = "default_activity_lag_margin", with = "duration::hours")]

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{ActionKind, PlannedAction, PlannedNotice};
-use crate::crd::Duration;
+use crate::crd::{Duration, RuleAction};
 use crate::product::Product;
 
 /// The ledger of one organization, keyed by account id.
@@ -81,17 +81,39 @@ impl UserRecord {
         !self.removed_groups.is_empty() || !self.taken_out.is_empty()
     }
 
-    /// The delivered notice of `policy`/`rule` for `lead_time`, delivered at or after `since`.
+    /// The delivered notice of `policy`/`rule` for `lead_time` that announced `action` (on
+    /// `product`), delivered at or after `since` (invariant 4: a notice counts only for what it
+    /// announced).
     pub fn delivered_notice(
         &self,
         policy: &str,
         rule: &str,
         lead_time: Duration,
+        announced: (RuleAction, Option<Product>),
         since: Timestamp,
     ) -> Option<&NoticeRecord> {
         self.notices
             .iter()
             .filter(|n| n.policy == policy && n.rule == rule && n.lead_time == lead_time && n.delivered_at >= since)
+            .filter(|n| n.action == Some(announced.0) && n.product == announced.1)
+            .max_by_key(|n| n.delivered_at)
+    }
+
+    /// A notice of `policy`/`rule` for `lead_time` delivered since `since` that announced something
+    /// else than `announced` (the rule's action or product changed since): it doesn't count, and
+    /// the plan says why a new notice goes out.
+    pub fn notice_announcing_otherwise(
+        &self,
+        policy: &str,
+        rule: &str,
+        lead_time: Duration,
+        announced: (RuleAction, Option<Product>),
+        since: Timestamp,
+    ) -> Option<&NoticeRecord> {
+        self.notices
+            .iter()
+            .filter(|n| n.policy == policy && n.rule == rule && n.lead_time == lead_time && n.delivered_at >= since)
+            .filter(|n| n.action != Some(announced.0) || n.product != announced.1)
             .max_by_key(|n| n.delivered_at)
     }
 }
@@ -110,6 +132,13 @@ pub struct NoticeRecord {
     pub policy: String,
     pub rule: String,
     pub lead_time: Duration,
+    /// What the notice announced: the rule's action when it was sent. A notice counts only for
+    /// that action; a record without it (kept before seatwarden recorded it) counts for nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<RuleAction>,
+    /// The product it announced losing, for a per-product rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<Product>,
     pub delivered_at: Timestamp,
 }
 
@@ -366,6 +395,8 @@ impl Ledger {
             policy: notice.policy.clone(),
             rule: notice.rule.clone(),
             lead_time: notice.lead_time,
+            action: announced(&notice.action),
+            product: notice.product,
             delivered_at,
         });
     }
@@ -550,6 +581,17 @@ impl Ledger {
     }
 }
 
+/// The rule action a notice of this write announces (notices precede destructive writes only).
+fn announced(kind: &ActionKind) -> Option<RuleAction> {
+    match kind {
+        ActionKind::RemoveGroup { .. } => Some(RuleAction::RemoveLicensedGroups),
+        ActionKind::Suspend => Some(RuleAction::Suspend),
+        ActionKind::Deactivate => Some(RuleAction::Deactivate),
+        ActionKind::RemoveFromDirectory => Some(RuleAction::RemoveFromDirectory),
+        _ => None,
+    }
+}
+
 /// The last activity an action's plan saw: on the rule's product for group removals, else any.
 fn seen_active(action: &PlannedAction) -> Option<Timestamp> {
     match action.kind {
@@ -615,8 +657,9 @@ fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
         }
         ActionKind::Invite => {
             // Back in the directory; the groups it lost are restored by the next run's AddGroup
-            // actions, so `removed_groups` stays until then.
-            rec.taken_out.retain(|t| t.kind != TakenOutKind::RemovedFromDirectory);
+            // actions. The removal stays on record until they are (the last AddGroup, or the
+            // snapshot showing them back, settles it): it is what tells the next run this is a
+            // returner, whether or not an admin still names the account.
             rec.restored_at = Some(flight.at);
         }
     }

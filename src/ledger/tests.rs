@@ -48,6 +48,8 @@ fn big_ledger(users: usize) -> Ledger {
                     policy: "inactive-users".into(),
                     rule: "jira-60d".into(),
                     lead_time: Duration::from_days(14),
+                    action: Some(crate::crd::RuleAction::RemoveLicensedGroups),
+                    product: Some(crate::product::Product::JiraSoftware),
                     delivered_at: t(1),
                 }],
                 removed_groups: vec![],
@@ -175,14 +177,21 @@ fn delivered_notices_are_found_by_policy_rule_lead_time_and_episode() {
         lead_time: Duration::from_days(14),
         action_due: t(14),
         action: ActionKind::Suspend,
+        product: None,
         reason: String::new(),
     };
     l.record_notice_delivered(&notice, t(0));
     let r = l.record("u").unwrap();
-    assert!(r.delivered_notice("p", "r", Duration::from_days(14), t(-1)).is_some());
-    assert!(r.delivered_notice("p", "r", Duration::from_days(14), t(1)).is_none(), "older than the episode");
-    assert!(r.delivered_notice("p", "r", Duration::from_days(3), t(-1)).is_none());
-    assert!(r.delivered_notice("q", "r", Duration::from_days(14), t(-1)).is_none());
+    let suspend = (crate::crd::RuleAction::Suspend, None);
+    assert!(r.delivered_notice("p", "r", Duration::from_days(14), suspend, t(-1)).is_some());
+    assert!(r.delivered_notice("p", "r", Duration::from_days(14), suspend, t(1)).is_none(), "older than the episode");
+    assert!(r.delivered_notice("p", "r", Duration::from_days(3), suspend, t(-1)).is_none());
+    assert!(r.delivered_notice("q", "r", Duration::from_days(14), suspend, t(-1)).is_none());
+    // What it announced is on record, and it counts for that only.
+    assert_eq!(r.notices[0].action, Some(crate::crd::RuleAction::Suspend));
+    let deactivate = (crate::crd::RuleAction::Deactivate, None);
+    assert!(r.delivered_notice("p", "r", Duration::from_days(14), deactivate, t(-1)).is_none());
+    assert!(r.notice_announcing_otherwise("p", "r", Duration::from_days(14), deactivate, t(-1)).is_some());
     l.apply_updates(&[LedgerUpdate::NoticesStale {
         account_id: "u".into(),
         policy: "p".into(),

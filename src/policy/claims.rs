@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 
-use crate::crd::{LifecyclePolicy, PolicyMode, Reactivation, RuleAction};
+use crate::crd::{LifecyclePolicy, NO_NOTICE_DELIVERY, NoticeDelivery, PolicyMode, Reactivation, RuleAction};
 use crate::ledger::LedgerUpdate;
 use crate::product::Product;
 use crate::snapshot::{Account, GroupIdx, ManagementSource, Membership, UserStatus};
@@ -59,6 +59,17 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
     }
     let scope = CompiledScope::new(ctx.snapshot, &spec.scope);
     policy_conditions(ctx, policy, &scope, &mut d);
+    // Invariant 4: a notice nobody can receive counts for nothing, so rules that need notices act
+    // on no one until the organization has a way to deliver them.
+    let notices_undeliverable = ctx.notice_delivery == NoticeDelivery::Unavailable;
+    if notices_undeliverable {
+        for rule in spec.rules.iter().filter(|r| !r.notice_lead_times.is_empty()) {
+            d.conditions.push(PlanCondition {
+                reason: "NoticeDeliveryUnavailable".into(),
+                message: format!("rule {} acts on no one: {NO_NOTICE_DELIVERY}", rule.name),
+            });
+        }
+    }
     let default_reactivation = Reactivation::default();
     let reactivation = spec.reactivation.as_ref();
     let opt_in = ResolvedGroups::resolve(ctx.snapshot, &reactivation.unwrap_or(&default_reactivation).opt_in_groups);
@@ -266,6 +277,35 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                 }
                 continue;
             }
+            if notices_undeliverable && !rule.notice_lead_times.is_empty() {
+                continue;
+            }
+            // A group no mapping names still grants the product: the removal would free nothing.
+            if rule.action == RuleAction::RemoveLicensedGroups
+                && !spec.remove_when_no_seat_freed
+                && let Some(product) = trigger.product
+            {
+                let mut still: Vec<&str> = user
+                    .groups()
+                    .filter(|g| !trigger.groups.contains(g) && ctx.licensing.grants(*g).contains(&product))
+                    .map(|g| ctx.snapshot.groups[g as usize].name.as_str())
+                    .collect();
+                still.sort_unstable();
+                still.dedup();
+                if !still.is_empty() {
+                    count(&mut d, SkipKind::StillGranted);
+                    let why = format!(
+                        "{}; but group(s) {} still grant {}, and no GroupLicenseMapping names them: removing the mapped \
+                         groups would free no seat. Add them to a GroupLicenseMapping of {product}, or set \
+                         spec.removeWhenNoSeatFreed to remove anyway",
+                        trigger.facts(now),
+                        still.join(", "),
+                        product.display_name()
+                    );
+                    skip(&mut d, user, SkipKind::StillGranted, Some(&rule.name), why);
+                    continue;
+                }
+            }
             let schedule = triggers::schedule(&name, rule, rec, &trigger, now);
             d.claims.push(Claim { user: ui, rule_idx: ri, rule: &rule.name, action: rule.action, trigger, schedule });
             claimed = Some(rule.name.clone());
@@ -364,7 +404,7 @@ pub(super) fn materialize(
                     deferred.extend(acts.into_iter().map(|a| DeferredAction { action: a, why: why.clone() }));
                 }
             }
-            Schedule::Notify { lead, due } => {
+            Schedule::Notify { lead, due, replaces } => {
                 let kind = rule_kind(ctx, claim.action, &claim.trigger);
                 let mut reason = String::with_capacity(200);
                 claim.trigger.write_facts(ctx.now, &mut reason);
@@ -380,6 +420,17 @@ pub(super) fn materialize(
                 reason.push_str(" on or after ");
                 render::write_date(&mut reason, *due);
                 reason.push_str(" unless active again");
+                if let Some((at, action, product)) = replaces {
+                    reason.push_str("; a new notice cycle: the notice of ");
+                    render::write_date(&mut reason, *at);
+                    reason.push_str(" announced ");
+                    reason.push_str(action.map_or("an action not on record", action_words));
+                    if let Some(p) = product {
+                        reason.push_str(" of ");
+                        reason.push_str(p.display_name());
+                    }
+                    reason.push_str(", which this rule no longer does");
+                }
                 notices.push(PlannedNotice {
                     account_id: user.account_id.clone(),
                     email: user.email.clone(),
@@ -388,6 +439,7 @@ pub(super) fn materialize(
                     lead_time: *lead,
                     action_due: Timestamp::from_second(*due).unwrap_or(Timestamp::MAX),
                     action: kind,
+                    product: claim.trigger.product.filter(|_| claim.action == RuleAction::RemoveLicensedGroups),
                     reason,
                 });
             }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::crd::{AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, LocalRef, PolicyMode, ProtectedUser};
+use crate::crd::{
+    AtlassianOrganization, GroupLicenseMapping, LifecyclePolicy, LocalRef, NoticeDelivery, PolicyMode, ProtectedUser,
+};
 use crate::ledger::{Ledger, LedgerUpdate, UserRecord};
 use crate::product::Product;
 use crate::snapshot::{Account, DirectorySnapshot, GroupIdx, UserStatus};
@@ -45,6 +47,8 @@ pub(super) struct Ctx<'a> {
     pub(super) recs: Vec<Option<&'a UserRecord>>,
     pub(super) ledger: &'a Ledger,
     pub(super) incomplete: bool,
+    /// How notices reach people; rules with lead times act only when they can (invariant 4).
+    pub(super) notice_delivery: NoticeDelivery,
 }
 
 /// One policy's decisions before cross-policy resolution and caps.

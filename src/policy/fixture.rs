@@ -218,6 +218,7 @@ pub(crate) fn policy(name: &str, rules: Vec<Rule>) -> LifecyclePolicy {
             notices: None,
             caps: Caps { max_actions_per_run: 100, max_action_percent: 100 },
             new_account_grace_period: default_grace_period(),
+            remove_when_no_seat_freed: false,
             activity_lag_margin: default_activity_lag_margin(),
         },
         status: None,

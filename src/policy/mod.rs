@@ -37,6 +37,8 @@ mod fixture;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
+mod semantics_tests;
+#[cfg(test)]
 mod shapes;
 
 use std::collections::{HashMap, HashSet};
@@ -164,6 +166,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         recs,
         ledger,
         incomplete,
+        notice_delivery: input.organization.spec.notice_delivery(),
     };
 
     let mut policies: Vec<&LifecyclePolicy> = Vec::new();

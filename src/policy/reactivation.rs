@@ -48,6 +48,11 @@ pub(super) fn plan_reactivation(
         format!("joined opt-in group {}", ctx.snapshot.groups[g as usize].name)
     } else if let Some(t) = reinvited {
         format!("back in the directory after seatwarden removed the account on {}", date(t.at.as_second()))
+    } else if let Some(began) = rec.restored_at.filter(|at| *at >= took_at) {
+        // A restoration, once begun, is finished whatever the route was (the admin may have
+        // dropped the name after the first step): a deactivated and suspended returner is
+        // re-enabled, then its suspension lifted, then its groups given back.
+        format!("seatwarden began restoring the account on {}: finishing the restoration", date(began.as_second()))
     } else if r.on_activity && !suspended && !deactivated && last.is_some_and(|l| l > took_at) {
         format!(
             "active again on {} after seatwarden took access on {}",

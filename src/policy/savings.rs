@@ -273,6 +273,8 @@ mod tests {
         alice.groups = vec![JIRA_USERS, VIPS];
         let mut fx = Fx::new(vec![alice, user("bob")], vec![jira_idle()]);
         fx.snapshot.groups[VIPS as usize].grants = vec![Product::JiraSoftware];
+        // By default such a removal is reported instead (see semantics_tests); the option removes.
+        fx.policies[0].spec.remove_when_no_seat_freed = true;
         let plan = fx.plan();
         // vips isn't a mapped licensed group: it's not removed, and it keeps Alice's Jira seat.
         assert_eq!(acts(&plan, "jira"), vec![pair("alice", "remove-group:g-jira")]);

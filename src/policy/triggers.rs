@@ -256,6 +256,11 @@ pub(crate) fn evaluate(
         // starts now (the plan records it), so nothing escalates on first sight.
         let Some(susp) = rec.and_then(|r| r.suspension.as_ref()) else { return Eval::Not };
         let since = susp.since.as_second();
+        // A returner seatwarden restored after this suspension began is being given back its
+        // access, not escalated.
+        if restored.is_some_and(|r| r >= since) {
+            return Eval::Not;
+        }
         let threshold_at = since.saturating_add(sf.duration.as_secs());
         if !targeted(threshold_at) {
             return Eval::Not;
@@ -284,8 +289,10 @@ pub(crate) fn not_applicable(rule: &Rule, user: &Account) -> Option<String> {
 pub(crate) enum Schedule {
     /// The action may happen now; the delivered notices it relies on (lead time, delivered at).
     Act { notices: Vec<(Duration, i64)> },
-    /// Send the notice for `lead` now; the action is due at `due` at the earliest.
-    Notify { lead: Duration, due: i64 },
+    /// Send the notice for `lead` now; the action is due at `due` at the earliest. `replaces`: a
+    /// notice delivered at that instant announced another action or product (the rule changed
+    /// since), so it doesn't count and a new notice cycle starts.
+    Notify { lead: Duration, due: i64, replaces: Option<(i64, Option<RuleAction>, Option<Product>)> },
     /// Notices are on record; the action waits until `until`.
     Wait { until: i64 },
 }
@@ -300,16 +307,21 @@ pub(crate) fn schedule(policy: &str, rule: &Rule, rec: Option<&UserRecord>, trig
     let mut due = trigger.threshold_at;
     let mut delivered = Vec::with_capacity(leads.len());
     let since = jiff::Timestamp::from_second(trigger.episode_start).unwrap_or(jiff::Timestamp::MIN);
+    // A notice counts only for the action (and product) it announced (invariant 4).
+    let announced = (rule.action, rule.product_inactivity.as_ref().map(|p| p.product));
     for lead in leads {
         let secs = lead.as_secs().max(0);
-        match rec.and_then(|r| r.delivered_notice(policy, &rule.name, lead, since)) {
+        match rec.and_then(|r| r.delivered_notice(policy, &rule.name, lead, announced, since)) {
             Some(n) => {
                 let at = n.delivered_at.as_second();
                 due = due.max(at.saturating_add(secs));
                 delivered.push((lead, at));
             }
             None if now >= due.saturating_sub(secs) => {
-                return Schedule::Notify { lead, due: due.max(now.saturating_add(secs)) };
+                let replaces = rec
+                    .and_then(|r| r.notice_announcing_otherwise(policy, &rule.name, lead, announced, since))
+                    .map(|n| (n.delivered_at.as_second(), n.action, n.product));
+                return Schedule::Notify { lead, due: due.max(now.saturating_add(secs)), replaces };
             }
             None => return Schedule::Wait { until: due.saturating_sub(secs) },
         }
@@ -346,6 +358,8 @@ mod tests {
             policy: "p".into(),
             rule: "idle".into(),
             lead_time: Duration::from_days(lead_days),
+            action: Some(RuleAction::Suspend),
+            product: None,
             delivered_at: jiff::Timestamp::from_second(at).unwrap(),
         }
     }
@@ -360,13 +374,13 @@ mod tests {
     fn a_user_found_past_threshold_without_notice_is_warned_now_and_acted_on_a_lead_time_later() {
         let now = 200 * DAY;
         let s = schedule("p", &rule(&[14, 3]), None, &trig(100 * DAY), now);
-        assert_eq!(s, Schedule::Notify { lead: Duration::from_days(14), due: now + 14 * DAY });
+        assert_eq!(s, Schedule::Notify { lead: Duration::from_days(14), due: now + 14 * DAY, replaces: None });
     }
 
     #[test]
     fn the_first_notice_goes_out_a_lead_time_before_the_threshold() {
         let s = schedule("p", &rule(&[14]), None, &trig(100 * DAY), 86 * DAY);
-        assert_eq!(s, Schedule::Notify { lead: Duration::from_days(14), due: 100 * DAY });
+        assert_eq!(s, Schedule::Notify { lead: Duration::from_days(14), due: 100 * DAY, replaces: None });
     }
 
     #[test]
@@ -380,7 +394,7 @@ mod tests {
         // The 3-day notice is due, not yet delivered: send it, act 3 days after it at the earliest.
         assert_eq!(
             schedule("p", &rule(&[14, 3]), Some(&rec), &trig(100 * DAY), 98 * DAY),
-            Schedule::Notify { lead: Duration::from_days(3), due: 101 * DAY }
+            Schedule::Notify { lead: Duration::from_days(3), due: 101 * DAY, replaces: None }
         );
         let rec2 = UserRecord { notices: vec![delivered(14, 86 * DAY), delivered(3, 98 * DAY)], ..Default::default() };
         assert_eq!(
@@ -399,6 +413,53 @@ mod tests {
         let mut t = trig(100 * DAY);
         t.episode_start = 20 * DAY; // active again after the old notice
         assert!(matches!(schedule("p", &rule(&[14]), Some(&rec), &t, 200 * DAY), Schedule::Notify { .. }));
+    }
+
+    #[test]
+    fn a_notice_counts_only_for_the_action_and_product_it_announced() {
+        // Told "suspend"; the rule now deactivates: the old notice doesn't count, a new cycle starts.
+        let rec = UserRecord { notices: vec![delivered(14, 86 * DAY)], ..Default::default() };
+        let mut deactivate = rule(&[14]);
+        deactivate.action = RuleAction::Deactivate;
+        assert_eq!(
+            schedule("p", &deactivate, Some(&rec), &trig(100 * DAY), 101 * DAY),
+            Schedule::Notify {
+                lead: Duration::from_days(14),
+                due: 115 * DAY,
+                replaces: Some((86 * DAY, Some(RuleAction::Suspend), None))
+            }
+        );
+        // The same action: it counts.
+        assert!(matches!(schedule("p", &rule(&[14]), Some(&rec), &trig(100 * DAY), 101 * DAY), Schedule::Act { .. }));
+        // A per-product notice counts for its product only.
+        let mut jira = rule(&[14]);
+        jira.action = RuleAction::RemoveLicensedGroups;
+        jira.account_inactivity = None;
+        jira.product_inactivity = Some(crate::crd::ProductInactivity {
+            product: Product::JiraSoftware,
+            inactive_for: Duration::from_days(90),
+        });
+        let told = |product| NoticeRecord {
+            action: Some(RuleAction::RemoveLicensedGroups),
+            product: Some(product),
+            ..delivered(14, 86 * DAY)
+        };
+        let rec = UserRecord { notices: vec![told(Product::Confluence)], ..Default::default() };
+        assert!(matches!(
+            schedule("p", &jira, Some(&rec), &trig(100 * DAY), 101 * DAY),
+            Schedule::Notify { replaces: Some((_, _, Some(Product::Confluence))), .. }
+        ));
+        let rec = UserRecord { notices: vec![told(Product::JiraSoftware)], ..Default::default() };
+        assert!(matches!(schedule("p", &jira, Some(&rec), &trig(100 * DAY), 101 * DAY), Schedule::Act { .. }));
+        // A record that doesn't say what it announced (kept by an older seatwarden) counts for nothing.
+        let rec = UserRecord {
+            notices: vec![NoticeRecord { action: None, ..delivered(14, 86 * DAY) }],
+            ..Default::default()
+        };
+        assert!(matches!(
+            schedule("p", &rule(&[14]), Some(&rec), &trig(100 * DAY), 101 * DAY),
+            Schedule::Notify { .. }
+        ));
     }
 
     #[test]
@@ -628,6 +689,8 @@ mod plan_tests {
                     policy: "warn".into(),
                     rule: "idle-90".into(),
                     lead_time: Duration::from_days(14),
+                    action: Some(RuleAction::Suspend),
+                    product: None,
                     delivered_at: ago(150),
                 }],
                 ..Default::default()

@@ -67,6 +67,9 @@ pub enum SkipKind {
     NoEmail,
     /// Idle on every product but using an API token (integration, CI): not inactive.
     ApiTokenActive,
+    /// A group no GroupLicenseMapping names still grants the product: removing the mapped groups
+    /// would take nothing and free no seat (unless the policy sets `removeWhenNoSeatFreed`).
+    StillGranted,
 }
 
 impl SkipKind {
@@ -86,6 +89,7 @@ impl SkipKind {
             SkipKind::UnknownAccountType => "unknown-account-type",
             SkipKind::NoEmail => "no-email",
             SkipKind::ApiTokenActive => "api-token-active",
+            SkipKind::StillGranted => "still-granted",
         }
     }
 }
