@@ -84,6 +84,7 @@ fn snapshot() -> DirectorySnapshot {
             name: "jira-software-users".into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
@@ -93,6 +94,7 @@ fn snapshot() -> DirectorySnapshot {
             name: "confluence-users".into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
@@ -102,6 +104,7 @@ fn snapshot() -> DirectorySnapshot {
             name: "site-admins".into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: true,
             grants: vec![],
@@ -113,6 +116,7 @@ fn snapshot() -> DirectorySnapshot {
             name: format!("team-{t}"),
             directory: 0,
             idp_synced: t % 50 == 0,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
@@ -361,6 +365,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: Some(1000),
         },
         status: None,
@@ -380,7 +385,6 @@ fn plan_1m_users_3_policies(bencher: divan::Bencher) {
         ledger: &w.ledger,
         now: now(),
         daily_actions_remaining: Some(1000),
-        evaluate_as_enforce: false,
     };
     // The plan is returned, so divan drops it outside the timed region: this measures planning.
     // (Freeing ~400,000 reasons and notices takes another ~0.1 s on this machine.)
@@ -398,7 +402,6 @@ fn main() {
         ledger: &w.ledger,
         now: now(),
         daily_actions_remaining: Some(1000),
-        evaluate_as_enforce: false,
     });
     eprintln!(
         "plan: {} destructive actions, {} notices, {} deferred, {} held back, {} skipped, {} IdP items",

@@ -86,7 +86,6 @@ where
         ledger: &planned_from,
         now,
         daily_actions_remaining: policy::daily_remaining(inputs.organization, now),
-        evaluate_as_enforce: false,
     };
     let plan = policy::plan(&input);
     // A crash may have left runs Running with writes in flight: settle their records from what the

@@ -204,7 +204,9 @@ fn organization(sim: &SimProc) -> Vec<Value> {
             "spec": {"orgId": "sim-org", "apiBaseUrl": sim.url,
                 "credentials": {"apiKeySecretRef": {"name": "org-key", "key": "api-key"}},
                 "billing": {"cycle": "Monthly", "currency": "USD", "seatPrices": [{"product": "JiraSoftware", "monthlyPrice": 8.0}]},
-                "requestBudget": {"orgRequestsPerMinute": 100000, "concurrency": 4}}}),
+                "requestBudget": {"orgRequestsPerMinute": 100000, "concurrency": 4},
+                // Notices into the --mailbox-dir folder, which the tests read.
+                "localMailbox": true}}),
         json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "GroupLicenseMapping", "metadata": {"name": "jira"},
             "spec": {"organizationRef": {"name": "acme"}, "product": "JiraSoftware", "groups": [{"name": "jira-software-users"}]}}),
         json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "ProtectedUser", "metadata": {"name": "finance"},

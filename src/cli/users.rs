@@ -83,8 +83,9 @@ pub struct ListArgs {
     /// Only these statuses: active, suspended, deactivated, invited-never-active (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_status_arg)]
     pub status: Vec<UserStatus>,
-    /// Only users with no activity for at least this long (e.g. 90d), on --product or on any product.
-    #[arg(long, value_name = "DURATION")]
+    /// Only users with no activity for at least this long, in days or weeks (e.g. 90d, 12w), on
+    /// --product or on any product.
+    #[arg(long, value_name = "DAYS", value_parser = crate::crd::Duration::parse_days)]
     pub inactive: Option<crate::crd::Duration>,
     /// A product (jira, confluence, JiraSoftware, jira-service-management...): with --inactive, the
     /// product the inactivity is measured on; alone, users with access to it.

@@ -31,14 +31,10 @@ pub struct PlanInput<'a> {
     /// Actions left today under the organization's `maxActionsPerDay` (see [`super::daily_remaining`]);
     /// None: no daily cap.
     pub daily_actions_remaining: Option<u32>,
-    /// Plan every policy as Enforce would act (`seatwarden plan`); the modes are still reported and
-    /// nothing but Enforce ever applies.
-    pub evaluate_as_enforce: bool,
 }
 
 /// Shared, precomputed facts of one plan.
 pub(super) struct Ctx<'a> {
-    pub(super) input: &'a PlanInput<'a>,
     pub(super) snapshot: &'a DirectorySnapshot,
     pub(super) now: i64,
     pub(super) health: ActivityHealth,

@@ -41,6 +41,7 @@ fn group(id: &str, name: &str) -> Group {
         name: name.into(),
         directory: 0,
         idp_synced: false,
+        locked: false,
         member_count: 0,
         site_admin: false,
         grants: vec![],
@@ -135,6 +136,7 @@ pub(crate) fn org() -> AtlassianOrganization {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: None,
         },
         status: None,
@@ -250,7 +252,6 @@ pub(crate) struct Fx {
     pub ledger: Ledger,
     pub now: Timestamp,
     pub daily: Option<u32>,
-    pub as_enforce: bool,
 }
 
 impl Fx {
@@ -264,7 +265,6 @@ impl Fx {
             ledger: Ledger::new("org-1"),
             now: now(),
             daily: None,
-            as_enforce: false,
         }
     }
 
@@ -278,7 +278,6 @@ impl Fx {
             ledger: &self.ledger,
             now: self.now,
             daily_actions_remaining: self.daily,
-            evaluate_as_enforce: self.as_enforce,
         }
     }
 

@@ -152,7 +152,6 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     let ctx = Ctx {
-        input,
         snapshot,
         now,
         health,
@@ -213,7 +212,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             .iter()
             .map(|d| Contender { policy: &d.name, mode: d.mode, halted: d.halt.is_some(), claims: &d.claims })
             .collect();
-        resolve::resolve(&contenders, input.evaluate_as_enforce)
+        resolve::resolve(&contenders)
     };
     // A user restored this run by any policy is left alone by every other policy's rules.
     let restored_by: HashMap<u32, String> =

@@ -250,7 +250,6 @@ fn build(
     if incomplete {
         fx.snapshot.incomplete = Some("directory dir-2 listed 0 user(s) but its users/stats counts 12".into());
     }
-    fx.as_enforce = true;
     fx.daily = daily;
     if key_owner && !users.is_empty() {
         fx.snapshot.api_key_owner = Some("u000".into());
@@ -342,7 +341,8 @@ fn apply(fx: &mut Fx, plan: &Plan) -> HashSet<(String, ActionKind)> {
     .flat_map(|(g, p)| [(g, p), (g + DIR2, p)])
     .collect();
     let mut applied = HashSet::new();
-    for p in plan.policies.iter().filter(|p| p.halt.is_none() && p.mode != PolicyMode::Paused) {
+    // What the operator applies: Enforce policies only (DryRun ones are shown, never applied).
+    for p in plan.policies.iter().filter(|p| p.applies) {
         for n in &p.notices {
             fx.ledger.record_notice_delivered(n, fx.now);
         }
@@ -471,13 +471,15 @@ proptest! {
             }
         }
 
-        // Caps: per run, and the organization's day across policies.
+        // Caps: per run, and the organization's day across the policies that apply.
         let mut day_total = 0usize;
         for p in plan.policies.iter().filter(|p| p.halt.is_none()) {
             let spec = &fx.policies.iter().find(|x| x.metadata.name.as_deref() == Some(p.policy.as_str())).unwrap().spec;
             let users: BTreeSet<&str> = p.actions.iter().filter(|a| a.destructive).map(|a| a.account_id.as_str()).collect();
             prop_assert!(users.len() <= spec.caps.max_actions_per_run.max(0) as usize);
-            day_total += users.len();
+            if p.applies {
+                day_total += users.len();
+            }
             // One destructive decision per user: all of a user's destructive actions share a rule.
             for u in &users {
                 let rules: BTreeSet<&str> = p.actions.iter().filter(|a| a.destructive && a.account_id == *u).map(|a| a.rule.as_str()).collect();
@@ -504,6 +506,9 @@ proptest! {
         let first_held: BTreeSet<(String, String)> = plan.policies.iter()
             .flat_map(|p| p.held_back.iter().map(|h| (h.account_id.clone(), kind_key(&h.kind))))
             .chain(plan.policies.iter().filter(|p| p.halt.is_some())
+                .flat_map(|p| p.actions.iter().map(|a| (a.account_id.clone(), kind_key(&a.kind)))))
+            // Shown by a DryRun policy, so never applied: planned again.
+            .chain(plan.policies.iter().filter(|p| !p.applies)
                 .flat_map(|p| p.actions.iter().map(|a| (a.account_id.clone(), kind_key(&a.kind)))))
             .collect();
         let applied = apply(&mut fx, &plan);

@@ -109,7 +109,7 @@ fn policy_header(p: &PolicyPlan) -> String {
         (_, _, Some(_)) => "HALTED: nothing is applied",
         (PolicyMode::Enforce, true, _) => "applies",
         (PolicyMode::Enforce, false, _) => "does not apply",
-        (PolicyMode::DryRun, _, _) => "shown as Enforce would act; DryRun applies nothing",
+        (PolicyMode::DryRun, _, _) => "DryRun: what it would do, nothing is applied",
         (PolicyMode::Paused, _, _) => "paused: nothing is evaluated",
     };
     format!("policy {} [{}] — {} in scope — {}", p.policy, mode_label(p.mode), p.in_scope, applies)
@@ -385,7 +385,6 @@ mod plan_tests {
     fn text_and_markdown_show_policies_modes_actions_and_totals() {
         let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
         fx.policies[0].spec.mode = PolicyMode::DryRun;
-        fx.as_enforce = true;
         let plan = fx.plan();
         let text = to_text(&plan);
         assert!(text.contains("policy idle [DryRun]"), "{text}");
