@@ -21,7 +21,7 @@ use crate::{
     notify::{Notice, Notifier},
     policy::{self, ActionKind, Plan, PlanInput, PlannedNotice, PolicyPlan},
     record::{AuditSink, Fence, LedgerStore, RecordError, RunRecord, audit::run_id},
-    snapshot::{DirectorySnapshot, User, UserStatus},
+    snapshot::{DirectorySnapshot, DirectoryUser, UserStatus},
 };
 
 /// Everything one organization's run reads from the cluster (or the manifests, without one).
@@ -117,8 +117,8 @@ impl Premises for PlanPremises<'_> {
             let mut skip = std::collections::BTreeMap::new();
             for i in remaining {
                 let a = &plan.actions[i];
-                let Some(user) = self.input.snapshot.user(&a.account_id) else { continue };
-                if let policy::Recheck::Drop(why) = policy::recheck(&input, a, user)
+                let Some(user) = directory_user(self.input.snapshot, &a.account_id, &a.directory_id) else { continue };
+                if let policy::Recheck::Drop(why) = policy::recheck(&input, a, &user)
                     && why.contains("ProtectedUser")
                 {
                     skip.insert(i, why);
@@ -177,7 +177,6 @@ where
         ledger: &planned_from,
         now,
         daily_actions_remaining: policy::daily_remaining(inputs.organization, now),
-        evaluate_as_enforce: false,
     };
     let plan = policy::plan(&input);
     // Observations hold in every mode: they describe the organization, not our actions.
@@ -199,7 +198,7 @@ where
             .and_then(|p| p.spec.notices.clone());
         notice_for(n, snapshot, &org_name, inputs).map(|notice| (notice, settings))
     };
-    let recheck = |a: &policy::PlannedAction, fresh: &crate::snapshot::User| -> Option<String> {
+    let recheck = |a: &policy::PlannedAction, fresh: &crate::snapshot::DirectoryUser| -> Option<String> {
         match policy::recheck(&input, a, fresh) {
             policy::Recheck::Proceed => None,
             policy::Recheck::Drop(why) => Some(why),
@@ -276,10 +275,21 @@ where
     Ok((plan, runs))
 }
 
+/// The row of `account_id` in the directory `directory_id` as the snapshot has it.
+fn directory_user(snapshot: &DirectorySnapshot, account_id: &str, directory_id: &str) -> Option<DirectoryUser> {
+    let account = snapshot.account(account_id)?;
+    let membership = match snapshot.directory_index(directory_id) {
+        Some(d) => account.membership(d)?,
+        None => account.memberships.first()?,
+    };
+    Some(account.directory_user(membership))
+}
+
 /// Whether a write took effect, from the user as Atlassian shows it now (None: not in the
 /// directory). `snapshot` gives the group table `user.groups` indexes.
-pub fn took_effect(kind: &ActionKind, user: Option<&User>, snapshot: &DirectorySnapshot) -> bool {
-    let member = |u: &User, group_id: &str| snapshot.group_by_id(group_id).is_some_and(|(i, _)| u.groups.contains(&i));
+pub fn took_effect(kind: &ActionKind, user: Option<&DirectoryUser>, snapshot: &DirectorySnapshot) -> bool {
+    let member =
+        |u: &DirectoryUser, group_id: &str| snapshot.group_by_id(group_id).is_some_and(|(i, _)| u.groups.contains(&i));
     match (kind, user) {
         (ActionKind::RemoveFromDirectory, u) => u.is_none(),
         (_, None) => false,
@@ -315,22 +325,23 @@ where
     for (key, kind) in open {
         let directory = if key.directory_id.is_empty() {
             snapshot
-                .user(&key.account_id)
-                .and_then(|u| snapshot.directories.get(u.directory as usize))
-                .or(snapshot.directories.first())
-                .map(|d| d.id.clone())
+                .account(&key.account_id)
+                .and_then(|a| a.memberships.first())
+                .map(|m| snapshot.directory_id(m.directory).to_owned())
+                .or(snapshot.directories.first().map(|d| d.id.clone()))
                 .unwrap_or_default()
         } else {
             key.directory_id.clone()
         };
-        let user: Option<User> = match deps.directory.reread(&directory, &key.account_id).await {
+        let user: Option<DirectoryUser> = match deps.directory.reread(&directory, &key.account_id).await {
             Ok(fresh) => fresh.map(|f| f.user),
             Err(e) => {
-                if snapshot.incomplete.is_some() && snapshot.user(&key.account_id).is_none() {
+                let listed = directory_user(snapshot, &key.account_id, &directory);
+                if snapshot.incomplete.is_some() && listed.is_none() {
                     tracing::warn!(account = %key.account_id, error = %e, "an open write stays open: no fresh read");
                     continue;
                 }
-                snapshot.user(&key.account_id).cloned()
+                listed
             }
         };
         let applied = took_effect(&kind, user.as_ref(), snapshot);
@@ -450,7 +461,7 @@ fn notice_for(
     inputs: &OrgInputs<'_>,
 ) -> Option<Notice> {
     let email = n.email.clone()?;
-    let user = snapshot.user(&n.account_id);
+    let user = snapshot.account(&n.account_id);
     let product = match &n.action {
         policy::ActionKind::RemoveGroup { .. } => inputs
             .policies

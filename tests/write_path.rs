@@ -339,7 +339,7 @@ async fn a_newly_protected_user_is_skipped_and_the_run_stops() {
     let (_, order) = clean_run().await;
     let bed = Bed::new(suspend_idle(), 3).await;
     let snapshot = bed.client.snapshot(bed.t0).await.unwrap();
-    let email = |id: &str| snapshot.user(id).and_then(|u| u.email.clone()).unwrap();
+    let email = |id: &str| snapshot.account(id).and_then(|u| u.email.clone()).unwrap();
     let victim = order.last().unwrap().clone();
     let protection: ProtectedUser = serde_json::from_value(json!({
         "apiVersion": "seatwarden.io/v1alpha1", "kind": "ProtectedUser",

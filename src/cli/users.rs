@@ -83,8 +83,9 @@ pub struct ListArgs {
     /// Only these statuses: active, suspended, deactivated, invited-never-active (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_status_arg)]
     pub status: Vec<UserStatus>,
-    /// Only users with no activity for at least this long (e.g. 90d), on --product or on any product.
-    #[arg(long, value_name = "DURATION")]
+    /// Only users with no activity for at least this long, in days or weeks (e.g. 90d, 12w), on
+    /// --product or on any product.
+    #[arg(long, value_name = "DAYS", value_parser = crate::crd::Duration::parse_days)]
     pub inactive: Option<crate::crd::Duration>,
     /// A product (jira, confluence, JiraSoftware, jira-service-management...): with --inactive, the
     /// product the inactivity is measured on; alone, users with access to it.
@@ -397,11 +398,9 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
                         u.account_id.clone(),
                         u.email.clone().unwrap_or_default(),
                         u.name.clone(),
-                        u.status.label().to_owned(),
+                        u.status().label().to_owned(),
                         if u.managed { "managed" } else { "external" }.to_owned(),
-                        u.last_active_any()
-                            .map(|t| t.strftime("%Y-%m-%d").to_string())
-                            .unwrap_or_else(|| "never".into()),
+                        u.last_activity().map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".into()),
                         users::export::group_names(&snapshot, u).join(", "),
                     ]
                 })
@@ -409,7 +408,7 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
             let header =
                 ["ACCOUNT ID", "EMAIL", "NAME", "STATUS", "ACCOUNT", "LAST ACTIVE", "GROUPS"].map(String::from);
             write!(io.out, "{}", table(&header, &rows)).map_err(write_err)?;
-            writeln!(io.err, "{} of {} users", selected.len(), snapshot.users.len()).map_err(write_err)?;
+            writeln!(io.err, "{} of {} users", selected.len(), snapshot.accounts.len()).map_err(write_err)?;
         }
     }
     Ok(exit::OK)
@@ -439,7 +438,7 @@ fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
 
 async fn export(conn: &ConnectionArgs, args: ExportArgs, io: &mut Io<'_>) -> Result<u8, CommandError> {
     let (_, snapshot) = read_organization(conn, io).await?;
-    let rows = bar(io, Some(snapshot.users.len() as u64), "writing");
+    let rows = bar(io, Some(snapshot.accounts.len() as u64), "writing");
     let written = if args.csv.as_os_str() == "-" {
         users::write_export_csv(&snapshot, None, &mut *io.out, || rows.inc(1))
     } else {

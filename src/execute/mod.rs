@@ -38,7 +38,7 @@ use crate::{
     policy::{ActionKind, PlannedAction, PlannedNotice, PolicyPlan},
     product::Product,
     record::{AuditSink, Fence, LedgerStore, Put, RecordError, RunRecord, Stored, ledger_store::LEDGER_SHARDS},
-    snapshot::User,
+    snapshot::DirectoryUser,
 };
 
 /// The result of one write, as the client reports it.
@@ -66,7 +66,7 @@ pub enum WriteOutcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FreshRead {
     /// `groups` index the snapshot's group table.
-    pub user: User,
+    pub user: DirectoryUser,
     /// False when the read carried no activity data (the v2 fallback): the user's product access
     /// is empty for lack of data, not for lack of activity.
     pub activity_known: bool,
@@ -89,7 +89,7 @@ pub trait DirectoryWriter: Send + Sync {
 }
 
 /// Decides, from a fresh read, whether a planned destructive action still applies. Returns why not.
-pub type Recheck<'a> = dyn Fn(&PlannedAction, &User) -> Option<String> + Send + Sync + 'a;
+pub type Recheck<'a> = dyn Fn(&PlannedAction, &DirectoryUser) -> Option<String> + Send + Sync + 'a;
 
 /// The notice a planned notice becomes, with the policy's templates (None: no address to send to).
 pub type NoticeRenderer<'a> =

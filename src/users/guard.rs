@@ -10,7 +10,7 @@ use crate::{
     crd::{AtlassianOrganization, ProtectedUser},
     ledger::Ledger,
     policy::{self, ActionBasis, ActionKind, PlanInput, PlannedAction},
-    snapshot::{DirectorySnapshot, ManagementSource, User},
+    snapshot::{DirectorySnapshot, DirectoryUser, ManagementSource},
     users::import::{Change, ChangeKind},
 };
 
@@ -34,7 +34,12 @@ pub struct Refused {
 impl Guard<'_> {
     /// Why `change` may not be made to `user` as `snapshot` shows them (None: it may). `user` is
     /// the snapshot's entry, or a fresh read whose groups index the snapshot's group table.
-    pub fn refusal(&self, snapshot: &DirectorySnapshot, change: &Change, user: Option<&User>) -> Option<String> {
+    pub fn refusal(
+        &self,
+        snapshot: &DirectorySnapshot,
+        change: &Change,
+        user: Option<&DirectoryUser>,
+    ) -> Option<String> {
         if let Some(gid) = change.kind.group_id()
             && snapshot.group_by_id(gid).is_some_and(|(_, g)| g.idp_synced)
         {
@@ -48,7 +53,8 @@ impl Guard<'_> {
             // A new person: nothing of theirs to protect yet.
             ChangeKind::Invite { .. } => return None,
         };
-        let planned = snapshot.user(change.account_id.as_deref()?);
+        let planned = listed_user(snapshot, change);
+        let planned = planned.as_ref();
         let Some(user) = user else { return Some("the user is no longer in the organization".into()) };
         if user.management_source == ManagementSource::Synced && !matches!(kind, ActionKind::AddGroup { .. }) {
             return Some("the account is synced from an identity provider: change it there".into());
@@ -84,7 +90,6 @@ impl Guard<'_> {
             ledger: &ledger,
             now: self.now,
             daily_actions_remaining: None,
-            evaluate_as_enforce: false,
         };
         match policy::recheck(&input, &action, user) {
             policy::Recheck::Proceed => None,
@@ -99,12 +104,22 @@ impl Guard<'_> {
         let mut allowed = vec![];
         let mut refused = vec![];
         for c in changes {
-            let user = c.account_id.as_deref().and_then(|id| snapshot.user(id));
-            match self.refusal(snapshot, c, user) {
+            let user = listed_user(snapshot, c);
+            match self.refusal(snapshot, c, user.as_ref()) {
                 None => allowed.push(c.clone()),
                 Some(why) => refused.push(Refused { change: c.clone(), why }),
             }
         }
         (allowed, refused)
     }
+}
+
+/// The user a change is for, as the snapshot lists them in the change's directory.
+fn listed_user(snapshot: &DirectorySnapshot, change: &Change) -> Option<DirectoryUser> {
+    let account = snapshot.account(change.account_id.as_deref()?)?;
+    let membership = match snapshot.directory_index(&change.directory_id) {
+        Some(d) => account.membership(d)?,
+        None => account.memberships.first()?,
+    };
+    Some(account.directory_user(membership))
 }
