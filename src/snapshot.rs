@@ -176,6 +176,10 @@ pub struct Group {
     pub directory: u16,
     /// Synced from an identity provider: memberships can't be changed through Atlassian.
     pub idp_synced: bool,
+    /// Atlassian says the caller may not modify this group (`managementAccess.modifiable: false`)
+    /// though no identity provider syncs it: like a synced group, reported and never written.
+    #[serde(default)]
+    pub locked: bool,
     pub member_count: u32,
     /// Grants site-admin (members are site admins: never acted on).
     pub site_admin: bool,
@@ -194,6 +198,13 @@ pub struct SnapshotReport {
     pub last_active_fallback_calls: u64,
     /// Human-readable notes on each fallback or gap.
     pub notes: Vec<String>,
+}
+
+impl Group {
+    /// Memberships seatwarden may not change: an IdP-synced or locked group (invariant 7).
+    pub fn read_only(&self) -> bool {
+        self.idp_synced || self.locked
+    }
 }
 
 impl DirectoryUser {
@@ -411,6 +422,18 @@ impl DirectorySnapshot {
 
     pub fn directory_index(&self, directory_id: &str) -> Option<u16> {
         self.directories.iter().position(|d| d.id == directory_id).map(|i| i as u16)
+    }
+
+    /// The row of `account_id` in the directory `directory_id` (its first directory when the id is
+    /// empty), as that directory's listing would show it.
+    pub fn directory_user(&self, account_id: &str, directory_id: &str) -> Option<DirectoryUser> {
+        let account = self.account(account_id)?;
+        let membership = if directory_id.is_empty() {
+            account.memberships.first()?
+        } else {
+            account.membership(self.directory_index(directory_id)?)?
+        };
+        Some(account.directory_user(membership))
     }
 
     /// Every (account, membership) pair: one per row a directory listing shows.

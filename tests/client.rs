@@ -67,7 +67,7 @@ fn expected_users(state: &SimState) -> Vec<DirectoryUser> {
     let mut users: Vec<DirectoryUser> = state
         .users
         .iter()
-        .filter(|u| u.is_member())
+        .filter(|u| u.is_directory_user())
         .map(|u: &SimUser| {
             let mut product_access: Vec<ProductActivity> = Vec::new();
             for inst in state.access_of(u) {
@@ -183,8 +183,11 @@ async fn snapshot_of_20000_users_equals_the_simulator_state() {
         let mut pages = 0;
         for d in 0..2 {
             for managed in [true, false] {
-                let n =
-                    s.users.iter().filter(|u| u.is_member() && u.directory == d && u.managed == managed).count() as u64;
+                let n = s
+                    .users
+                    .iter()
+                    .filter(|u| u.is_directory_user() && u.directory == d && u.managed == managed)
+                    .count() as u64;
                 pages += n.div_ceil(100).max(1);
             }
         }
@@ -310,7 +313,7 @@ async fn configured_directories_only_and_unknown_ones_are_named() {
     let snap = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
     assert_eq!(snap.directories.len(), 1);
     assert_eq!(snap.directories[0].id, dirs[1]);
-    let want = sim.with_state(|s| s.users.iter().filter(|u| u.is_member() && u.directory == 1).count());
+    let want = sim.with_state(|s| s.users.iter().filter(|u| u.is_directory_user() && u.directory == 1).count());
     assert_eq!(snap.directory_users().len(), want);
     assert!(snap.directory_users().iter().all(|u| u.directory == 0), "indices are into the snapshot's directories");
 
@@ -396,7 +399,11 @@ async fn refusals_are_typed_with_atlassians_message() {
         let u = s
             .users
             .iter()
-            .find(|u| u.is_member() && u.directory == g.directory && !u.groups.contains(&(s.group_idx(&g.id).unwrap())))
+            .find(|u| {
+                u.is_directory_user()
+                    && u.directory == g.directory
+                    && !u.groups.contains(&(s.group_idx(&g.id).unwrap()))
+            })
             .unwrap();
         (s.directories[u.directory as usize].id.clone(), u.account_id.clone(), g.id.clone())
     });

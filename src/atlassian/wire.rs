@@ -84,6 +84,9 @@ pub struct RawUser {
     pub product_access: Option<Vec<RawProductAccess>>,
     #[serde(default)]
     pub groups: Option<Vec<RawGroupRef>>,
+    /// When a deactivated account was deactivated.
+    #[serde(default)]
+    pub deactivated_on: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,8 +111,23 @@ pub struct RawGroup {
     pub name: Option<String>,
     #[serde(default)]
     pub external_synced: Option<bool>,
+    /// `{"deletable","modifiable","readable"}` (API.md §2.11); older answers sent a string.
+    #[serde(default)]
+    pub management_access: Option<Value>,
     #[serde(default)]
     pub counts: Option<RawCounts>,
+}
+
+impl RawGroup {
+    /// Whether the caller may change the group's memberships: `managementAccess.modifiable`, or
+    /// the older string form (`"read-only"` or `"none"` mean no). Absent means yes.
+    pub fn modifiable(&self) -> bool {
+        match &self.management_access {
+            Some(Value::Object(m)) => m.get("modifiable").and_then(Value::as_bool).unwrap_or(true),
+            Some(Value::String(s)) => !matches!(s.as_str(), "read-only" | "readonly" | "none"),
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +265,9 @@ pub struct PendingUser {
     /// Some product access entry had a timestamp.
     pub ever_active: bool,
     pub site_admin_role: bool,
+    /// `deactivatedOn` of a deactivated account: how long it has been deactivated (escalation
+    /// from deactivation to removal counts from here, not from its last activity).
+    pub deactivated_on: Option<Timestamp>,
 }
 
 /// What converting one page's users found besides the users.
@@ -320,6 +341,10 @@ pub fn convert_user(
         }
         None => (Vec::new(), false, false),
     };
+    let deactivated_on = match raw.deactivated_on.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(s) => Some(parse_instant(s).map_err(|e| format!("user {who}: deactivatedOn: {e}"))?),
+        None => None,
+    };
     let roles: Vec<&str> = raw.platform_roles.iter().flatten().filter_map(role_id).collect();
     let mut group_idx: Vec<u32> = raw.groups.iter().flatten().map(|g| groups.intern(&g.id)).collect();
     group_idx.sort_unstable();
@@ -350,6 +375,7 @@ pub fn convert_user(
         activity_known,
         ever_active,
         site_admin_role: roles.contains(&ROLE_SITE_ADMIN),
+        deactivated_on,
     }))
 }
 
@@ -415,6 +441,26 @@ pub fn cursor_of_url(url: &reqwest::Url) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn management_access_deactivated_on_and_management_source_are_read() {
+        let g = |json: &str| serde_json::from_str::<RawGroup>(json).unwrap().modifiable();
+        assert!(!g(r#"{"id":"g","managementAccess":{"deletable":false,"modifiable":false,"readable":true}}"#));
+        assert!(g(r#"{"id":"g","managementAccess":{"deletable":true,"modifiable":true,"readable":true}}"#));
+        assert!(g(r#"{"id":"g","managementAccess":{"readable":true}}"#), "absent modifiable: no claim");
+        assert!(!g(r#"{"id":"g","managementAccess":"read-only"}"#), "the older string form");
+        assert!(g(r#"{"id":"g"}"#));
+        let mut notes = ConversionNotes::default();
+        let mut groups = GroupInterner::default();
+        let u = raw(
+            r#"{"accountId":"a","status":"deactivated","managementSource":"synced","deactivatedOn":"2026-05-01T10:00:00.000Z"}"#,
+        );
+        let p = convert_user(u, 0, &mut groups, &mut notes).unwrap().unwrap();
+        assert_eq!(p.deactivated_on, Some("2026-05-01T10:00:00Z".parse().unwrap()));
+        assert_eq!(p.user.management_source, ManagementSource::Synced, "synced accounts are IdP-managed");
+        let bad = raw(r#"{"accountId":"a","status":"deactivated","deactivatedOn":"last week"}"#);
+        assert!(convert_user(bad, 0, &mut groups, &mut notes).unwrap_err().contains("deactivatedOn"));
+    }
 
     fn raw(json: &str) -> RawUser {
         serde_json::from_str(json).unwrap()

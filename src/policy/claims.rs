@@ -203,7 +203,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
             }
             // Synced from an identity provider: the next sync would revert our change (invariant 7).
             let synced_groups: Vec<GroupIdx> =
-                trigger.groups.iter().copied().filter(|g| ctx.snapshot.groups[*g as usize].idp_synced).collect();
+                trigger.groups.iter().copied().filter(|g| ctx.snapshot.groups[*g as usize].read_only()).collect();
             let user_synced =
                 rule.action != RuleAction::RemoveLicensedGroups && user.management_source == ManagementSource::Synced;
             if user_synced || !synced_groups.is_empty() {
@@ -645,6 +645,19 @@ mod tests {
         assert_eq!(idle_plan.idp_actions.len(), 1);
         assert_eq!(idle_plan.idp_actions[0].account_id, "synced");
         assert!(idle_plan.idp_actions[0].reason.contains("synced from the identity provider"));
+    }
+
+    #[test]
+    fn a_group_atlassian_says_is_not_modifiable_is_reported_not_modified() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![jira_idle()]);
+        let unlocked = fx.plan();
+        assert_eq!(acts(&unlocked, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+        // managementAccess.modifiable: false, no identity provider: reported like a synced group.
+        fx.snapshot.groups[JIRA_USERS as usize].locked = true;
+        let plan = fx.plan();
+        assert!(acts(&plan, "jira").is_empty(), "never written");
+        let idp = &plan.policy("jira").unwrap().idp_actions;
+        assert_eq!(idp.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>(), ["alice"]);
     }
 
     #[test]

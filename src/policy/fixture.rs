@@ -41,6 +41,7 @@ fn group(id: &str, name: &str) -> Group {
         name: name.into(),
         directory: 0,
         idp_synced: false,
+        locked: false,
         member_count: 0,
         site_admin: false,
         grants: vec![],

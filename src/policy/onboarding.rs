@@ -91,7 +91,7 @@ pub(super) fn onboard(
             for g in missing {
                 let group = &ctx.snapshot.groups[g as usize];
                 let reason = format!("matches onboarding {}; not yet in {}", ob.name, group.name);
-                if group.idp_synced {
+                if group.read_only() {
                     pp.idp_actions.push(IdpAction {
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),

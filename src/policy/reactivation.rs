@@ -115,7 +115,7 @@ pub(super) fn plan_reactivation(
         }
         let Some(m) = user.membership(group.directory) else { continue };
         let reason = format!("{why}: restore group {} removed on {}", group.name, date(g.at.as_second()));
-        if group.idp_synced {
+        if group.read_only() {
             idp.push(IdpAction {
                 account_id: user.account_id.clone(),
                 email: user.email.clone(),

@@ -134,6 +134,7 @@ pub(crate) mod tests {
             name: name.into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
