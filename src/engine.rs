@@ -117,7 +117,7 @@ impl Premises for PlanPremises<'_> {
             let mut skip = std::collections::BTreeMap::new();
             for i in remaining {
                 let a = &plan.actions[i];
-                let Some(user) = self.input.snapshot.directory_user(&a.account_id, &a.directory_id) else { continue };
+                let Some(user) = directory_user(self.input.snapshot, &a.account_id, &a.directory_id) else { continue };
                 if let policy::Recheck::Drop(why) = policy::recheck(&input, a, &user)
                     && why.contains("ProtectedUser")
                 {
@@ -275,6 +275,16 @@ where
     Ok((plan, runs))
 }
 
+/// The row of `account_id` in the directory `directory_id` as the snapshot has it.
+fn directory_user(snapshot: &DirectorySnapshot, account_id: &str, directory_id: &str) -> Option<DirectoryUser> {
+    let account = snapshot.account(account_id)?;
+    let membership = match snapshot.directory_index(directory_id) {
+        Some(d) => account.membership(d)?,
+        None => account.memberships.first()?,
+    };
+    Some(account.directory_user(membership))
+}
+
 /// Whether a write took effect, from the user as Atlassian shows it now (None: not in the
 /// directory). `snapshot` gives the group table `user.groups` indexes.
 pub fn took_effect(kind: &ActionKind, user: Option<&DirectoryUser>, snapshot: &DirectorySnapshot) -> bool {
@@ -317,9 +327,8 @@ where
             snapshot
                 .account(&key.account_id)
                 .and_then(|a| a.memberships.first())
-                .and_then(|m| snapshot.directories.get(usize::from(m.directory)))
-                .or(snapshot.directories.first())
-                .map(|d| d.id.clone())
+                .map(|m| snapshot.directory_id(m.directory).to_owned())
+                .or(snapshot.directories.first().map(|d| d.id.clone()))
                 .unwrap_or_default()
         } else {
             key.directory_id.clone()
@@ -327,11 +336,12 @@ where
         let user: Option<DirectoryUser> = match deps.directory.reread(&directory, &key.account_id).await {
             Ok(fresh) => fresh.map(|f| f.user),
             Err(e) => {
-                if snapshot.incomplete.is_some() && snapshot.account(&key.account_id).is_none() {
+                let listed = directory_user(snapshot, &key.account_id, &directory);
+                if snapshot.incomplete.is_some() && listed.is_none() {
                     tracing::warn!(account = %key.account_id, error = %e, "an open write stays open: no fresh read");
                     continue;
                 }
-                snapshot.directory_user(&key.account_id, &directory)
+                listed
             }
         };
         let applied = took_effect(&kind, user.as_ref(), snapshot);

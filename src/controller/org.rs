@@ -327,6 +327,32 @@ pub async fn run_organization(
     Ok(())
 }
 
+/// A run's premises read fresh from the API server (not the watch caches, which may lag).
+struct ClusterPremises {
+    client: kube::Client,
+    namespace: String,
+    process_dry_run: bool,
+}
+
+impl crate::engine::PremiseSource for ClusterPremises {
+    fn current<'a>(
+        &'a self,
+        policy: &'a str,
+    ) -> crate::execute::BoxFut<'a, Result<crate::engine::CurrentPremises, String>> {
+        Box::pin(async move {
+            let policies: Api<LifecyclePolicy> = Api::namespaced(self.client.clone(), &self.namespace);
+            let protections: Api<ProtectedUser> = Api::namespaced(self.client.clone(), &self.namespace);
+            let policy = policies.get_opt(policy).await.map_err(|e| format!("reading the policy: {e}"))?;
+            let protections = protections
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(|e| format!("reading the ProtectedUsers: {e}"))?
+                .items;
+            Ok(crate::engine::CurrentPremises { policy, protections, process_dry_run: self.process_dry_run })
+        })
+    }
+}
+
 /// NoticeDeliveryUnavailable on a policy whose rules need notices while the organization has no
 /// way to deliver them (with a Warning Event when it starts); lifted once delivery is configured.
 async fn notice_delivery_condition(
@@ -367,32 +393,6 @@ async fn notice_delivery_condition(
             policy.metadata.generation,
             now,
         );
-    }
-}
-
-/// A run's premises read fresh from the API server (not the watch caches, which may lag).
-struct ClusterPremises {
-    client: kube::Client,
-    namespace: String,
-    process_dry_run: bool,
-}
-
-impl crate::engine::PremiseSource for ClusterPremises {
-    fn current<'a>(
-        &'a self,
-        policy: &'a str,
-    ) -> crate::execute::BoxFut<'a, Result<crate::engine::CurrentPremises, String>> {
-        Box::pin(async move {
-            let policies: Api<LifecyclePolicy> = Api::namespaced(self.client.clone(), &self.namespace);
-            let protections: Api<ProtectedUser> = Api::namespaced(self.client.clone(), &self.namespace);
-            let policy = policies.get_opt(policy).await.map_err(|e| format!("reading the policy: {e}"))?;
-            let protections = protections
-                .list(&kube::api::ListParams::default())
-                .await
-                .map_err(|e| format!("reading the ProtectedUsers: {e}"))?
-                .items;
-            Ok(crate::engine::CurrentPremises { policy, protections, process_dry_run: self.process_dry_run })
-        })
     }
 }
 

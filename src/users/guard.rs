@@ -53,12 +53,13 @@ impl Guard<'_> {
             // A new person: nothing of theirs to protect yet.
             ChangeKind::Invite { .. } => return None,
         };
-        let planned = snapshot.directory_user(change.account_id.as_deref()?, &change.directory_id);
+        let planned = listed_user(snapshot, change);
+        let planned = planned.as_ref();
         let Some(user) = user else { return Some("the user is no longer in the organization".into()) };
         if user.management_source == ManagementSource::Synced && !matches!(kind, ActionKind::AddGroup { .. }) {
             return Some("the account is synced from an identity provider: change it there".into());
         }
-        let basis_of = planned.as_ref().unwrap_or(user);
+        let basis_of = planned.unwrap_or(user);
         let action = PlannedAction {
             account_id: user.account_id.clone(),
             email: user.email.clone(),
@@ -103,7 +104,7 @@ impl Guard<'_> {
         let mut allowed = vec![];
         let mut refused = vec![];
         for c in changes {
-            let user = c.account_id.as_deref().and_then(|id| snapshot.directory_user(id, &c.directory_id));
+            let user = listed_user(snapshot, c);
             match self.refusal(snapshot, c, user.as_ref()) {
                 None => allowed.push(c.clone()),
                 Some(why) => refused.push(Refused { change: c.clone(), why }),
@@ -111,4 +112,14 @@ impl Guard<'_> {
         }
         (allowed, refused)
     }
+}
+
+/// The user a change is for, as the snapshot lists them in the change's directory.
+fn listed_user(snapshot: &DirectorySnapshot, change: &Change) -> Option<DirectoryUser> {
+    let account = snapshot.account(change.account_id.as_deref()?)?;
+    let membership = match snapshot.directory_index(&change.directory_id) {
+        Some(d) => account.membership(d)?,
+        None => account.memberships.first()?,
+    };
+    Some(account.directory_user(membership))
 }
