@@ -27,13 +27,40 @@ use crate::{
     sim::{SimConfig, Simulator},
 };
 
+/// The folder `demo` writes and `audit export` (and the command line's audit) read by default.
+pub const DEFAULT_DIR: &str = "./seatwarden-audit";
+
+/// The repository's examples, built into the binary so `demo` runs from any folder.
+pub const BUILT_IN_EXAMPLES: [(&str, &str); 5] = [
+    ("01-organization.yaml", include_str!("../examples/01-organization.yaml")),
+    ("02-license-mappings.yaml", include_str!("../examples/02-license-mappings.yaml")),
+    ("03-protected-users.yaml", include_str!("../examples/03-protected-users.yaml")),
+    ("04-policy-dryrun.yaml", include_str!("../examples/04-policy-dryrun.yaml")),
+    ("05-policy-enforce.yaml", include_str!("../examples/05-policy-enforce.yaml")),
+];
+
+/// The built-in examples as manifests (files named `examples/<name>` in errors).
+pub fn built_in_examples() -> Result<Manifests, crate::manifests::ManifestError> {
+    let mut all = Manifests::default();
+    for (name, text) in BUILT_IN_EXAMPLES {
+        let m = Manifests::from_str(&Path::new("examples").join(name), text)?;
+        all.organizations.extend(m.organizations);
+        all.policies.extend(m.policies);
+        all.protections.extend(m.protections);
+        all.mappings.extend(m.mappings);
+        all.ignored.extend(m.ignored);
+    }
+    Ok(all)
+}
+
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
     pub seed: u64,
     pub users: u32,
     pub days: u32,
     pub out: PathBuf,
-    pub examples: PathBuf,
+    /// A folder of manifests; None: the examples built into the binary.
+    pub examples: Option<PathBuf>,
     /// Where the simulated time starts (a Monday morning, so weekday windows are open).
     pub start: Timestamp,
 }
@@ -44,8 +71,8 @@ impl Default for DemoOptions {
             seed: 7,
             users: 5000,
             days: 30,
-            out: PathBuf::from("seatwarden-demo"),
-            examples: PathBuf::from("examples"),
+            out: PathBuf::from(DEFAULT_DIR),
+            examples: None,
             start: "2026-11-02T09:00:00Z".parse().expect("valid instant"),
         }
     }
@@ -87,13 +114,25 @@ pub enum DemoError {
 
 /// Runs the demo; `metrics` receives everything the operator would export.
 pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, DemoError> {
+    run_with_progress(opts, metrics, &|_, _| {}).await
+}
+
+/// [`run`], calling `on_day(day, what)` as the simulated days pass (for a progress bar).
+pub async fn run_with_progress(
+    opts: &DemoOptions,
+    metrics: &Metrics,
+    on_day: &(dyn Fn(u32, &str) + Sync),
+) -> Result<DemoReport, DemoError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
-    let manifests = Manifests::load(&opts.examples)?;
+    let (manifests, source) = match &opts.examples {
+        Some(dir) => (Manifests::load(dir)?, dir.display().to_string()),
+        None => (built_in_examples()?, "the built-in examples".to_owned()),
+    };
     let mut org = manifests
         .organizations
         .first()
         .cloned()
-        .ok_or_else(|| DemoError::Setup(format!("{}: no AtlassianOrganization", opts.examples.display())))?;
+        .ok_or_else(|| DemoError::Setup(format!("{source}: no AtlassianOrganization")))?;
     let sim = Simulator::start(
         SimConfig { users: opts.users, seed: opts.seed, now: opts.start, frozen: true, ..SimConfig::default() },
         "127.0.0.1:0",
@@ -154,6 +193,7 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
     }
 
     for day in 0..opts.days {
+        on_day(day, "");
         let now = opts.start.checked_add(SignedDuration::from_hours(24 * day as i64)).expect("in range");
         sim.set_now(now);
         clock.set(now);
@@ -271,10 +311,4 @@ pub fn render(r: &DemoReport) -> String {
     let _ = writeln!(s, "mailbox (one file per notice): {}", r.mailbox.display());
     let _ = writeln!(s, "ledger: {}", r.ledger.display());
     s
-}
-
-/// The examples folder: `./examples` when run from the repository, else next to the binary's crate.
-pub fn default_examples() -> PathBuf {
-    let here = Path::new("examples");
-    if here.is_dir() { here.to_owned() } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("examples") }
 }

@@ -154,6 +154,7 @@ where
             start_time: start,
             end_time: None,
             phase: Some(RunPhase::Running),
+            actor: None,
             actions: vec![],
         };
         let report = executor.execute(pp, &mut ledger, &mut record).await?;

@@ -3,7 +3,8 @@
 //! Reads manifests, takes a snapshot (of an in-process simulator with `--simulate`, or of the real
 //! organization through the client), and prints the plan with every policy evaluated as Enforce
 //! would act, each marked with its real mode. It never writes to Atlassian and never writes the
-//! ledger. Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 organization unreadable.
+//! ledger. Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 organization unreadable;
+//! with `--detailed-exitcode` also 4 (halted or warnings) and 5 (changes planned).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -33,10 +34,11 @@ pub enum Format {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Manifests: a YAML file, or a directory of them (the same YAML as the custom resources).
-    #[arg(short = 'f', long = "filename", value_name = "DIR|FILE")]
-    pub file: PathBuf,
+    /// Repeatable: `-f org.yaml -f policies/`.
+    #[arg(short = 'f', long = "filename", value_name = "DIR|FILE", required = true)]
+    pub file: Vec<PathBuf>,
     /// Plan against a simulated organization run in this process.
-    #[arg(long, conflicts_with_all = ["org_url", "org_id", "api_key_env"])]
+    #[arg(long, conflicts_with_all = ["org_url", "org_id"])]
     pub simulate: bool,
     /// Seed of the simulated organization.
     #[arg(long, default_value_t = 7)]
@@ -50,9 +52,9 @@ pub struct PlanArgs {
     /// Organization id (overrides the AtlassianOrganization's orgId).
     #[arg(long, value_name = "ID")]
     pub org_id: Option<String>,
-    /// Environment variable holding the organization API key.
-    #[arg(long, value_name = "VAR")]
-    pub api_key_env: Option<String>,
+    /// The environment variable that holds the organization API key (never pass the key itself).
+    #[arg(long, value_name = "VAR", default_value = super::DEFAULT_API_KEY_ENV)]
+    pub api_key_env: String,
     /// The instant to plan at (RFC 3339); default: now.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
@@ -62,8 +64,17 @@ pub struct PlanArgs {
     /// Which AtlassianOrganization of the manifests, when they hold several.
     #[arg(long, value_name = "NAME")]
     pub organization: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    /// Output: text for people, markdown for a pull-request comment, JSON for machines.
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Markdown only: the most characters the preview may take (GitHub comments hold 65,536);
+    /// rows beyond it are counted, and the full plan is in `--output json`.
+    #[arg(long, value_name = "N", default_value_t = policy::DEFAULT_MARKDOWN_CHARS)]
+    pub max_chars: usize,
+    /// Exit 4 when a policy is halted or the plan carries warnings, 5 when changes are planned,
+    /// 0 when there is nothing to do (for CI gates; see the exit codes below).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// A failure with its exit code.
@@ -80,21 +91,82 @@ fn usage(message: impl Into<String>) -> PlanFailure {
 pub fn run(args: PlanArgs) -> ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(plan_output(&args)) {
-        Ok(out) => {
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
-            ExitCode::SUCCESS
+        Ok(PlanOutput { text, code }) => {
+            let printed = super::output::print_or_quiet(text.as_bytes());
+            if printed == ExitCode::SUCCESS { ExitCode::from(code) } else { printed }
         }
         Err(f) => {
-            eprintln!("seatwarden plan: {}", f.message);
+            super::say(&format!("seatwarden plan: {}", f.message));
             ExitCode::from(f.code)
         }
     }
 }
 
-/// Everything `seatwarden plan` does but printing: the rendered plan, or a failure with its code.
-pub async fn plan_output(args: &PlanArgs) -> Result<String, PlanFailure> {
-    let manifests = Manifests::load(&args.file).map_err(|e| usage(e.to_string()))?;
+/// What `seatwarden plan` prints, and the exit code it ends with.
+#[derive(Debug)]
+pub struct PlanOutput {
+    pub text: String,
+    pub code: u8,
+}
+
+/// The exit code of a plan under `--detailed-exitcode`: halts and warnings first, then changes.
+pub fn detailed_exit_code(plan: &policy::Plan) -> u8 {
+    let warned =
+        !plan.conditions.is_empty() || plan.policies.iter().any(|p| p.halt.is_some() || !p.conditions.is_empty());
+    let changes = plan.policies.iter().any(|p| !p.actions.is_empty() || !p.notices.is_empty());
+    if warned {
+        exit::HALTED_OR_WARNINGS
+    } else if changes {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}
+
+/// Manifests of every `-f`, in order.
+pub fn load_manifests(paths: &[PathBuf]) -> Result<Manifests, crate::manifests::ManifestError> {
+    let mut all = Manifests::default();
+    for path in paths {
+        let m = Manifests::load(path)?;
+        all.organizations.extend(m.organizations);
+        all.policies.extend(m.policies);
+        all.protections.extend(m.protections);
+        all.mappings.extend(m.mappings);
+        all.ignored.extend(m.ignored);
+    }
+    Ok(all)
+}
+
+fn files_label(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// When each policy applies: now, or at its window's next opening.
+fn schedule_notes(
+    policies: &[crate::crd::LifecyclePolicy],
+    now: Timestamp,
+) -> std::collections::BTreeMap<String, String> {
+    use crate::controller::schedule::{Due, due};
+    policies
+        .iter()
+        .filter_map(|p| {
+            let name = p.metadata.name.clone()?;
+            let when = match due(p, now) {
+                Due::Now(_) => "runs now".to_owned(),
+                Due::Later(wait) => match now.checked_add(wait) {
+                    Ok(at) => format!("next run {}", at.strftime("%Y-%m-%d %H:%M UTC")),
+                    Err(_) => "next run later".to_owned(),
+                },
+            };
+            Some((name, when))
+        })
+        .collect()
+}
+
+/// Everything `seatwarden plan` does but printing: the rendered plan and its exit code, or a
+/// failure with its code.
+pub async fn plan_output(args: &PlanArgs) -> Result<PlanOutput, PlanFailure> {
+    let manifests = load_manifests(&args.file).map_err(|e| usage(e.to_string()))?;
     let now = match &args.now {
         Some(s) => s
             .parse::<Timestamp>()
@@ -138,15 +210,24 @@ pub async fn plan_output(args: &PlanArgs) -> Result<String, PlanFailure> {
         evaluate_as_enforce: true,
     };
     let plan = policy::plan(&input);
-    Ok(match args.format {
+    let text = match args.format {
         Format::Text => policy::to_text(&plan),
-        Format::Markdown => policy::to_markdown(&plan),
+        Format::Markdown => policy::to_markdown_with(
+            &plan,
+            &policy::MarkdownOptions {
+                max_chars: args.max_chars,
+                schedule: schedule_notes(&manifests.policies, now),
+                group_names: snapshot.groups.iter().map(|g| (g.id.clone(), g.name.clone())).collect(),
+            },
+        ),
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&policy::to_json(&plan)).expect("JSON renders");
             s.push('\n');
             s
         }
-    })
+    };
+    let code = if args.detailed_exitcode { detailed_exit_code(&plan) } else { exit::OK };
+    Ok(PlanOutput { text, code })
 }
 
 /// The organization to plan: named, the only one, or (without any) one built from the flags.
@@ -154,7 +235,10 @@ fn choose_organization(manifests: &Manifests, args: &PlanArgs) -> Result<Atlassi
     let orgs = &manifests.organizations;
     if let Some(name) = &args.organization {
         return orgs.iter().find(|o| o.metadata.name.as_deref() == Some(name.as_str())).cloned().ok_or_else(|| {
-            usage(format!("--organization {name}: no AtlassianOrganization of that name in {}", args.file.display()))
+            usage(format!(
+                "--organization {name}: no AtlassianOrganization of that name in {}",
+                files_label(&args.file)
+            ))
         });
     }
     match orgs.len() {
@@ -175,7 +259,7 @@ fn choose_organization(manifests: &Manifests, args: &PlanArgs) -> Result<Atlassi
             if !args.simulate && args.org_id.is_none() {
                 return Err(usage(format!(
                     "no AtlassianOrganization in {}: give --org-id and --org-url, or --simulate",
-                    args.file.display()
+                    files_label(&args.file)
                 )));
             }
             let spec: AtlassianOrganizationSpec = serde_json::from_value(serde_json::json!({
@@ -189,7 +273,7 @@ fn choose_organization(manifests: &Manifests, args: &PlanArgs) -> Result<Atlassi
         }
         _ => Err(usage(format!(
             "{} holds several AtlassianOrganizations ({}): choose one with --organization",
-            args.file.display(),
+            files_label(&args.file),
             orgs.iter().filter_map(|o| o.metadata.name.clone()).collect::<Vec<_>>().join(", ")
         ))),
     }
@@ -227,10 +311,12 @@ async fn real_snapshot(
     args: &PlanArgs,
     now: Timestamp,
 ) -> Result<DirectorySnapshot, PlanFailure> {
-    let Some(var) = &args.api_key_env else {
-        return Err(usage("give --api-key-env VAR (the environment variable holding the API key), or --simulate"));
-    };
-    let key = std::env::var(var).map_err(|_| usage(format!("--api-key-env {var}: the variable is not set")))?;
+    let var = &args.api_key_env;
+    let key = std::env::var(var).map_err(|_| {
+        usage(format!(
+            "the environment variable {var} is not set: it must hold the organization API key (--api-key-env names another), or use --simulate"
+        ))
+    })?;
     if key.trim().is_empty() {
         return Err(usage(format!("--api-key-env {var}: the variable is empty")));
     }

@@ -38,6 +38,10 @@ fn convert(o: ClientOutcome) -> WriteOutcome {
 }
 
 impl DirectoryWriter for ClientWriter<'_> {
+    fn group_name(&self, group_id: &str) -> Option<String> {
+        self.snapshot.groups.iter().find(|g| g.id == group_id).map(|g| g.name.clone())
+    }
+
     fn reread<'a>(&'a self, directory_id: &'a str, account_id: &'a str) -> BoxFut<'a, Result<Option<User>, String>> {
         Box::pin(async move {
             let reading = self.client.read_user(directory_id, account_id).await.map_err(|e| e.to_string())?;

@@ -333,6 +333,15 @@ impl ChangeKind {
             _ => None,
         }
     }
+
+    pub fn group_name(&self) -> Option<&str> {
+        match self {
+            ChangeKind::RemoveFromGroup { group_name, .. } | ChangeKind::AddToGroup { group_name, .. } => {
+                Some(group_name)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Change {
