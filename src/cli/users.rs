@@ -705,6 +705,14 @@ async fn activate(conn: &ConnectionArgs, args: ActivateArgs, io: &mut Io<'_>) ->
             }
             (ActivationTarget::from_file(&file), path.display().to_string())
         }
+        (_, _, Some(id)) if id.contains('@') => {
+            return Err(CommandError::usage(format!(
+                "--account takes an Atlassian account id, and {id:?} is an email address: \
+                 find the id with `seatwarden users list --domain {}`, or activate by email with --csv FILE \
+                 (a CSV with an `email` column)",
+                id.rsplit('@').next().unwrap_or_default()
+            )));
+        }
         (_, _, Some(id)) => (
             ActivationTarget::People(vec![Person {
                 line: 0,
