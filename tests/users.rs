@@ -60,7 +60,8 @@ async fn seatwarden(sim: &SimHandle, args: &[&str]) -> Ran {
     let code = match cli.command {
         Command::Users(args) => {
             let env = |name: &str| (name == KEY_VAR).then(|| API_KEY.to_owned());
-            let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: false };
+            let mut io =
+                Io { out: &mut out, err: &mut err, env: &env, progress: false, client_progress: Default::default() };
             seatwarden::cli::users::execute(*args, &mut io).await
         }
         Command::Audit(args) => {
@@ -538,7 +539,7 @@ async fn list_filters_and_formats() {
     assert!(n > 0, "the generated organization has users idle on Confluence");
 
     let table = seatwarden(&sim, &["users", "list", "--group", "confluence-users"]).await;
-    assert!(table.out.starts_with("ACCOUNT ID"), "{}", table.out);
+    assert!(table.out.starts_with("EMAIL"), "{}", table.out);
 
     let bad = seatwarden(&sim, &["users", "list", "--group", "nope"]).await;
     assert_eq!(bad.code, exit::USAGE);
@@ -553,7 +554,8 @@ async fn a_missing_key_or_organization_is_a_usage_error_and_an_unreachable_one_e
         let Command::Users(args) = cli.command else { unreachable!() };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let env = |name: &str| (name == KEY_VAR).then(|| API_KEY.to_owned());
-        let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: false };
+        let mut io =
+            Io { out: &mut out, err: &mut err, env: &env, progress: false, client_progress: Default::default() };
         let code = seatwarden::cli::users::execute(*args, &mut io).await;
         (code, String::from_utf8(err).unwrap())
     };

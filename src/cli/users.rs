@@ -206,6 +206,8 @@ pub struct Io<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Draw progress bars (standard error is a terminal).
     pub progress: bool,
+    /// Feeds the client's retries and waits into the bars.
+    pub client_progress: ClientProgress,
 }
 
 /// A failed command: the exit code and what to tell the person.
@@ -242,7 +244,13 @@ pub fn run(args: UsersArgs) -> ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
     let env = |name: &str| std::env::var(name).ok();
-    let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: std::io::stderr().is_terminal() };
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        env: &env,
+        progress: std::io::stderr().is_terminal(),
+        client_progress: ClientProgress::default(),
+    };
     let code = rt.block_on(execute(args, &mut io));
     ExitCode::from(code)
 }
@@ -340,32 +348,84 @@ fn flag(e: crate::atlassian::ConfigError) -> String {
     format!("invalid {name}: {}", e.message)
 }
 
-/// Counts pages of users read, for the progress bar.
-struct PageProgress(ProgressBar);
+/// What the client is doing, for the progress bar: requests made, pages of users read, retries
+/// and rate-limit waits (an export under 429s or a low budget is slow, never silent). The bar it
+/// draws on is swapped as the command moves from reading to writing.
+#[derive(Clone, Default)]
+pub struct ClientProgress {
+    bar: Arc<std::sync::Mutex<Option<ProgressBar>>>,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+    retries: Arc<std::sync::atomic::AtomicU64>,
+    waits: Arc<std::sync::atomic::AtomicU64>,
+}
 
-impl ClientObserver for PageProgress {
-    fn on_request(&self, operation: &'static str, outcome: &'static str, _latency: std::time::Duration) {
-        if operation == crate::atlassian::Operation::UsersSearch.name() && outcome == "ok" {
-            self.0.inc(1);
+impl ClientProgress {
+    fn attach(&self, bar: &ProgressBar) {
+        *self.bar.lock().expect("progress lock") = Some(bar.clone());
+        self.refresh(None);
+    }
+
+    fn refresh(&self, waiting: Option<std::time::Duration>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(bar) = self.bar.lock().expect("progress lock").clone() else { return };
+        let mut note = format!("{} requests", self.requests.load(Relaxed));
+        let retries = self.retries.load(Relaxed);
+        if retries > 0 {
+            note.push_str(&format!(", {retries} retried"));
         }
+        let waits = self.waits.load(Relaxed);
+        if waits > 0 {
+            note.push_str(&format!(", {waits} rate-limit wait(s)"));
+        }
+        if let Some(w) = waiting {
+            note.push_str(&format!(", rate-limited: waiting {}s", w.as_secs().max(1)));
+        }
+        bar.set_message(note);
     }
 }
 
-fn bar(io: &Io<'_>, len: Option<u64>, message: &'static str) -> ProgressBar {
+impl ClientObserver for ClientProgress {
+    fn on_request(&self, operation: &'static str, outcome: &'static str, _latency: std::time::Duration) {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if operation == crate::atlassian::Operation::UsersSearch.name()
+            && outcome == "ok"
+            && let Some(bar) = self.bar.lock().expect("progress lock").as_ref()
+            && bar.length().is_none()
+        {
+            bar.inc(1);
+        }
+        self.refresh(None);
+    }
+
+    fn on_retry(&self, _operation: &'static str) {
+        self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.refresh(None);
+    }
+
+    fn on_rate_limit_wait(&self, _family: &'static str, duration: std::time::Duration) {
+        self.waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.refresh(Some(duration));
+    }
+}
+
+/// A bar on standard error when it is a terminal, hidden otherwise (pipes, files, CI logs).
+fn bar(io: &Io<'_>, len: Option<u64>, what: &'static str) -> ProgressBar {
     if !io.progress {
         return ProgressBar::hidden();
     }
     let pb = match len {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+            ProgressStyle::with_template(&format!("{what} [{{bar:40}}] {{pos}}/{{len}} ({{eta}}) {{msg}}"))
                 .expect("a valid template")
                 .progress_chars("=> "),
         ),
-        None => ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{spinner} {msg}: {pos}").expect("a valid template")),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template(&format!("{{spinner}} {what}: {{pos}} ({{elapsed}}) {{msg}}"))
+                .expect("a valid template"),
+        ),
     };
-    pb.set_message(message);
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    io.client_progress.attach(&pb);
     pb
 }
 
@@ -376,7 +436,7 @@ async fn read_organization(
 ) -> Result<(AtlassianClient, DirectorySnapshot), CommandError> {
     let (config, credentials) = resolve_connection(conn, io.env)?;
     let pages = bar(io, None, "pages of users read");
-    let client = AtlassianClient::with_observer(config, &credentials, Arc::new(PageProgress(pages.clone())))
+    let client = AtlassianClient::with_observer(config, &credentials, Arc::new(io.client_progress.clone()))
         .map_err(|e| CommandError::usage(e.to_string()))?;
     let snapshot = client.snapshot(Timestamp::now()).await;
     pages.finish_and_clear();
