@@ -200,7 +200,7 @@ async fn malformed_files_are_refused_with_their_line_and_change_nothing() {
     // Duplicates and unknown groups are row errors too: all reported, nothing applied.
     let rows = format!("email,groups\n{email},no-such-group\n{email},confluence-users\n");
     let ran = refused(&sim, dir.path(), "rows.csv", rows.as_bytes(), "rows are invalid").await;
-    assert!(ran.err.contains("line 3: duplicate row"), "{}", ran.err);
+    assert!(ran.err.contains(&format!("line 3 ({email}): duplicate row")), "{}", ran.err);
 }
 
 #[tokio::test]
@@ -310,9 +310,21 @@ async fn an_import_applies_exactly_its_diff() {
     assert_eq!(sim.events().len(), before, "a dry run writes nothing");
 
     let audit = dir.path().join("audit");
-    let applied =
-        seatwarden(&sim, &["users", "import", "--csv", path_str(&file), "--apply", "--audit-dir", path_str(&audit)])
-            .await;
+    let applied = seatwarden(
+        &sim,
+        &[
+            "users",
+            "import",
+            "--csv",
+            path_str(&file),
+            "--apply",
+            "--audit-dir",
+            path_str(&audit),
+            "--actor",
+            "alice@ops",
+        ],
+    )
+    .await;
     assert_eq!(applied.code, exit::OK, "{}{}", applied.out, applied.err);
     assert!(applied.out.contains("applied 5 of 5 changes (0 failed)"), "{}", applied.out);
 
@@ -366,7 +378,9 @@ async fn an_import_applies_exactly_its_diff() {
     assert_eq!(exported.code, exit::OK, "{}", exported.err);
     let audit_csv = std::fs::read_to_string(&out).unwrap();
     assert_eq!(audit_csv.lines().count(), 6, "{audit_csv}");
-    assert!(audit_csv.contains(&format!("{newcomer},newcomer@acme.example,invite,,cli-import,")), "{audit_csv}");
+    assert!(audit_csv.contains(&format!("{newcomer},newcomer@acme.example,invite,,,cli-import,")), "{audit_csv}");
+    // Who ran it, on every row of the command-line run.
+    assert!(audit_csv.lines().skip(1).all(|l| l.contains(",enforce,alice@ops,")), "{audit_csv}");
 
     // Applied once, the file is now the organization's state: importing it again changes nothing.
     let again = seatwarden(&sim, &["users", "import", "--csv", path_str(&file)]).await;
