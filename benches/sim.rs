@@ -15,6 +15,7 @@ fn spec() -> GenerateSpec {
         org_id: "sim-org".into(),
         directories: 1,
         now: "2026-09-01T12:00:00Z".parse().unwrap(),
+        ..GenerateSpec::default()
     }
 }
 

@@ -134,7 +134,7 @@ pub async fn run_with_progress(
         .cloned()
         .ok_or_else(|| DemoError::Setup(format!("{source}: no AtlassianOrganization")))?;
     let sim = Simulator::start(
-        SimConfig { users: opts.users, seed: opts.seed, now: opts.start, frozen: true, ..SimConfig::default() },
+        SimConfig { users: opts.users, seed: opts.seed, now: opts.start, frozen: true, ..SimConfig::two_directories() },
         "127.0.0.1:0",
     )
     .await

@@ -1440,3 +1440,306 @@ async fn the_date_header_follows_the_simulated_clock() {
         "the reset is within the simulated minute"
     );
 }
+
+// ------------------------------------------------------------------ organization shapes (issue 12)
+
+fn two_directory_config(users: u32) -> SimConfig {
+    SimConfig { users, now: START.parse().unwrap(), frozen: true, ..SimConfig::two_directories() }
+}
+
+impl Api {
+    fn v2_in(&self, dir: &str, rest: &str) -> String {
+        format!("/admin/v2/orgs/{}/directories/{dir}{rest}", self.org)
+    }
+
+    /// Every page of a users search, following `links.next` (at most `max_pages`).
+    async fn users_pages(&self, dir: &str, first: Value, max_pages: usize) -> Vec<Value> {
+        let mut pages = Vec::new();
+        let mut body = first;
+        while pages.len() < max_pages {
+            let r = self.post(&self.v2_in(dir, "/users/search"), body).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let next = r.body["links"]["next"].as_str().map(str::to_string);
+            pages.push(r.body);
+            match next {
+                Some(c) => body = json!({"cursor": c}),
+                None => break,
+            }
+        }
+        pages
+    }
+}
+
+fn account_ids(pages: &[Value]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p["data"].as_array().unwrap().iter().map(|u| u["accountId"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn one_account_in_two_directories_has_per_directory_facts() {
+    let api = Api::start(two_directory_config(400)).await;
+    let dirs = api.sim.directory_ids();
+    // An account in both directories whose status differs between them.
+    let id = api.sim.with_state(|s| {
+        s.users
+            .iter()
+            .filter(|u| u.directory == 1)
+            .find(|u| s.entry_in(&u.account_id, 0).is_some_and(|i| s.users[i].membership != u.membership))
+            .expect("a shared account suspended in one directory only")
+            .account_id
+            .clone()
+    });
+    let mut seen = Vec::new();
+    for dir in &dirs {
+        let r = api
+            .post(&api.v2_in(dir, "/users/search"), json!({"accountIds": [id], "expand": ["groups", "productAccess"]}))
+            .await;
+        let data = r.body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "listed once in each directory");
+        let group_ids: Vec<String> =
+            data[0]["groups"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_string()).collect();
+        let directory = api.sim.with_state(|s| s.directory_idx(dir).unwrap());
+        assert!(
+            api.sim.with_state(|s| group_ids
+                .iter()
+                .all(|g| s.groups[s.group_idx(g).unwrap() as usize].directory == directory)),
+            "each directory shows its own groups"
+        );
+        seen.push((data[0]["status"].clone(), data[0]["email"].clone()));
+    }
+    assert_ne!(seen[0].0, seen[1].0, "status is per directory");
+    assert_eq!(seen[0].1, seen[1].1, "the account's own facts are the same");
+    let r = api.get(&format!("/admin/v2/orgs/{}/directories?accountId={id}", api.org)).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 2, "the account is in both directories");
+
+    // Across all directories (`-`) and in the org-wide v1 listing, each account appears once.
+    let all = account_ids(&api.users_pages("-", json!({"limit": 100}), 100).await);
+    assert_eq!(all.len(), all.iter().collect::<HashSet<_>>().len(), "`-` lists each account once");
+    assert!(all.contains(&id));
+    let mut v1 = Vec::new();
+    let mut path = api.v1("/users");
+    loop {
+        let r = api.get(&path).await;
+        v1.extend(r.body["data"].as_array().unwrap().iter().map(|u| u["account_id"].as_str().unwrap().to_string()));
+        match r.body["links"]["next"].as_str() {
+            Some(n) => path = api.v1(&format!("/users?cursor={}", n.rsplit("cursor=").next().unwrap())),
+            None => break,
+        }
+    }
+    assert_eq!(v1.len(), v1.iter().collect::<HashSet<_>>().len(), "v1 users lists each account once");
+
+    // Same-named groups: one per directory, each with its own id and members.
+    let named: Vec<Value> = {
+        let mut v = Vec::new();
+        for dir in &dirs {
+            let r = api
+                .post(
+                    &api.v2_in(dir, "/groups/search"),
+                    json!({"groupNames": ["jira-software-users"], "expand": ["counts.users"]}),
+                )
+                .await;
+            v.extend(r.body["data"].as_array().unwrap().iter().cloned());
+        }
+        v
+    };
+    assert_eq!(named.len(), 2);
+    assert_ne!(named[0]["id"], named[1]["id"]);
+    assert_eq!(named[0]["directoryId"], dirs[0].as_str());
+    assert_eq!(named[1]["directoryId"], dirs[1].as_str());
+    assert!(named.iter().all(|g| g["counts"]["users"].as_u64().unwrap() > 0));
+
+    // Suspension is per directory; deactivation is account-wide and dated.
+    let suspended_in = |d: u16| api.sim.with_state(|s| s.users[s.entry_in(&id, d).unwrap()].membership);
+    let active_dir = if suspended_in(0) == Membership::Active { 0 } else { 1 };
+    let r = api.call(Method::POST, &api.v2_in(&dirs[active_dir], &format!("/users/{id}/suspend")), None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(suspended_in(0), Membership::Suspended);
+    assert_eq!(suspended_in(1), Membership::Suspended);
+    let managed = api.sim.with_state(|s| {
+        s.users
+            .iter()
+            .filter(|u| u.directory == 1 && u.managed && u.account_status == AccountStatus::Active)
+            .find(|u| {
+                s.entry_in(&u.account_id, 0).is_some() && u.management_source != Some(SimManagementSource::Synced)
+            })
+            .unwrap()
+            .account_id
+            .clone()
+    });
+    let r = api.post(&format!("/users/{managed}/manage/lifecycle/disable"), json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    for dir in &dirs {
+        let r = api.get(&api.v2_in(dir, &format!("/users/{managed}"))).await;
+        assert_eq!(r.body["data"]["accountStatus"], "inactive");
+        assert_eq!(r.body["data"]["deactivatedOn"], "2026-09-01T12:00:00.000Z");
+    }
+}
+
+#[tokio::test]
+async fn products_seatwarden_does_not_model_are_served_under_their_own_keys() {
+    let api = Api::start(two_directory_config(300)).await;
+    let pages = api.users_pages(&api.dir.clone(), json!({"limit": 100, "expand": ["productAccess"]}), 10).await;
+    let keys: HashSet<String> = pages
+        .iter()
+        .flat_map(|p| p["data"].as_array().unwrap().iter())
+        .flat_map(|u| u["productAccess"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap().to_string()))
+        .collect();
+    for key in ["loom", "townsquare", "rovo", "jira-align", "jira-software", "confluence"] {
+        assert!(keys.contains(key), "{key} in productAccess: {keys:?}");
+    }
+    // A person active on Loom lately and idle for half a year on every modelled product.
+    let now: Timestamp = START.parse().unwrap();
+    let loom_only = api.sim.with_state(|s| {
+        let loom = s.products.iter().position(|p| p.product.v2_key() == "loom").unwrap() as u16;
+        s.users
+            .iter()
+            .find(|u| {
+                u.directory == 0
+                    && u.last_active_on(loom).is_some_and(|t| now.duration_since(t).as_hours() < 72)
+                    && u.activity
+                        .iter()
+                        .filter(|a| a.instance != loom)
+                        .all(|a| now.duration_since(a.last_active).as_hours() > 24 * 180)
+            })
+            .unwrap()
+            .account_id
+            .clone()
+    });
+    let r = api.post(&api.v2("/users/search"), json!({"accountIds": [loom_only], "expand": ["productAccess"]})).await;
+    let loom =
+        r.body["data"][0]["productAccess"].as_array().unwrap().iter().find(|p| p["key"] == "loom").cloned().unwrap();
+    assert!(loom["lastActiveTimestamp"].as_str().unwrap().parse::<Timestamp>().is_ok());
+    let r = api.get(&api.v1(&format!("/directory/users/{loom_only}/last-active-dates"))).await;
+    assert!(r.body["data"]["product_access"].as_array().unwrap().iter().any(|p| p["key"] == "loom"));
+    let gid = api.group_id("loom-users");
+    let r = api.get(&api.v2(&format!("/groups/{gid}/role-assignments"))).await;
+    assert_eq!(r.body["data"][0]["resourceOwner"], "loom");
+    assert!(r.body["data"][0]["resourceId"].as_str().unwrap().starts_with("ari:cloud:loom::site/"));
+}
+
+/// Every token of the API Access listing, paged with `limit`.
+async fn all_tokens(api: &Api, limit: u32) -> (Vec<Value>, usize) {
+    let base = format!("/admin/api-access/v1/orgs/{}/api-tokens", api.org);
+    let mut path = format!("{base}?limit={limit}");
+    let (mut tokens, mut pages) = (Vec::new(), 0);
+    loop {
+        let r = api.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        pages += 1;
+        tokens.extend(r.body["data"].as_array().unwrap().iter().cloned());
+        match r.body["links"]["next"].as_str() {
+            Some(c) if pages < 1000 => path = format!("{base}?cursor={c}"),
+            _ => return (tokens, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_tokens_are_listed_with_last_active_at_paged_and_refusable() {
+    let api = Api::start(config(600)).await;
+    let expected = api.sim.with_state(|s| s.api_tokens.clone());
+    assert!(expected.len() > 20, "enough tokens to page through: {}", expected.len());
+    let (tokens, pages) = all_tokens(&api, 10).await;
+    assert_eq!(pages, expected.len().div_ceil(10));
+    assert_eq!(tokens.len(), expected.len());
+    for (t, e) in tokens.iter().zip(&expected) {
+        assert_eq!(t["id"], e.id.as_str());
+        assert_eq!(t["user"]["id"], e.account_id.as_str());
+        assert_eq!(t["user"]["orgId"], api.org.as_str());
+        assert_eq!(t["status"], "ALLOWED");
+        match e.last_active_at {
+            Some(at) => assert_eq!(t["lastActiveAt"].as_str().unwrap().parse::<Timestamp>().unwrap(), at),
+            None => assert!(t["lastActiveAt"].is_null()),
+        }
+    }
+    // An API-only account: idle on every product, its token used in the last two days.
+    let now: Timestamp = START.parse().unwrap();
+    let api_only = api.sim.with_state(|s| {
+        s.api_tokens.iter().any(|t| {
+            t.last_active_at.is_some_and(|at| now.duration_since(at).as_hours() < 48)
+                && s.account_activity(&t.account_id)
+                    .iter()
+                    .all(|(_, a)| a.is_none_or(|a| now.duration_since(a).as_hours() > 24 * 180))
+        })
+    });
+    assert!(api_only, "some accounts are used only through the API");
+    let base = format!("/admin/api-access/v1/orgs/{}/api-tokens", api.org);
+    assert_eq!(api.get(&format!("{base}?cursor=nonsense")).await.status, 400);
+    assert_eq!(api.get(&format!("{base}?limit=0")).await.status, 400);
+    assert_eq!(api.send(Method::GET, &base, None, Auth::None).await.status, 401);
+    assert_eq!(api.get("/admin/api-access/v1/orgs/nope/api-tokens").await.status, 404);
+    let label = expected[0].label.clone();
+    let r = api.get(&format!("{base}?q={}&limit=100", label.replace(' ', "%20"))).await;
+    let found = r.body["data"].as_array().unwrap();
+    assert!(
+        !found.is_empty()
+            && found.iter().all(|t| t["label"] == label.as_str() || t["user"].to_string().contains(&label))
+    );
+
+    api.sim.set_faults(Faults::parse("api-tokens=403").unwrap());
+    let r = api.get(&base).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["errors"][0]["status"], "403");
+    assert_eq!(api.post(&api.v2("/users/search"), json!({"limit": 1})).await.status, 200, "only the token listing");
+}
+
+#[tokio::test]
+async fn a_duplicated_page_lists_its_people_twice_and_loses_no_one() {
+    let api = Api::start(config(200)).await;
+    let dir = api.dir.clone();
+    let clean = account_ids(&api.users_pages(&dir, json!({"limit": 20}), 100).await);
+    api.sim.set_faults(Faults::parse("duplicate-page=2").unwrap());
+    let pages = api.users_pages(&dir, json!({"limit": 20}), 100).await;
+    assert_eq!(pages[1]["data"], pages[2]["data"], "page 2 comes twice");
+    let listed = account_ids(&pages);
+    assert_eq!(listed.len(), clean.len() + 20);
+    assert_eq!(listed.iter().collect::<HashSet<_>>(), clean.iter().collect::<HashSet<_>>());
+    let (tokens, _) = all_tokens(&api, 5).await;
+    let ids: HashSet<&str> = tokens.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(tokens.len(), ids.len() + 5, "the token listing too");
+}
+
+#[tokio::test]
+async fn a_cycling_cursor_leads_back_to_the_first_page() {
+    let api = Api::start(config(200)).await;
+    let dir = api.dir.clone();
+    api.sim.set_faults(Faults::parse("cycle-cursor=3").unwrap());
+    let pages = api.users_pages(&dir, json!({"limit": 20}), 7).await;
+    assert_eq!(pages.len(), 7, "paging does not end by itself");
+    assert_eq!(pages[2]["links"]["next"], pages[0]["links"]["self"], "page 3 points at page 1");
+    assert_eq!(pages[3]["data"], pages[0]["data"]);
+    assert_eq!(pages[4]["links"]["self"], pages[1]["links"]["self"], "the same cursors again");
+}
+
+#[tokio::test]
+async fn a_quietly_empty_directory_answers_nothing_while_its_groups_and_stats_count_members() {
+    let api = Api::start(two_directory_config(300)).await;
+    let dirs = api.sim.directory_ids();
+    let members = api.sim.with_state(|s| s.users.iter().filter(|u| u.directory == 1 && u.is_member()).count());
+    assert!(members > 50);
+    let stats = api.get(&api.v2_in(&dirs[1], "/users/stats")).await;
+    assert_eq!(stats.status, 200);
+    admin_spec().check("/v2/orgs/{orgId}/directories/{directoryId}/users/stats", "get", 200, &stats.body);
+    let counted: u64 =
+        stats.body["accountStatus"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).sum();
+    assert!(counted > 50, "{}", stats.body);
+
+    api.sim.set_faults(Faults::parse("empty-directory=2").unwrap());
+    let r = api.post(&api.v2_in(&dirs[1], "/users/search"), json!({"limit": 100})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"], json!([]));
+    assert!(r.body["links"].get("next").is_none());
+    let r = api.post(&api.v2_in(&dirs[1], "/groups/search"), json!({"expand": ["counts.users"], "limit": 100})).await;
+    let in_groups: u64 =
+        r.body["data"].as_array().unwrap().iter().map(|g| g["counts"]["users"].as_u64().unwrap()).sum();
+    assert!(in_groups > 50, "its groups still have members");
+    assert_eq!(api.get(&api.v2_in(&dirs[1], "/users/stats")).await.body, stats.body, "its stats say otherwise");
+    let r = api.post(&api.v2_in(&dirs[0], "/users/search"), json!({"limit": 10})).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 10, "the other directory answers as before");
+    // By id as well as by position.
+    api.sim.set_faults(Faults::parse(&format!("empty-directory={}", dirs[0])).unwrap());
+    let r = api.post(&api.v2_in(&dirs[0], "/users/search"), json!({"limit": 10})).await;
+    assert_eq!(r.body["data"], json!([]));
+}

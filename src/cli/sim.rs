@@ -37,6 +37,12 @@ pub struct SimArgs {
     /// Directories (user bases) in the organization.
     #[arg(long, default_value_t = 1)]
     pub directories: u16,
+    /// Share (0 to 1) of the first directory's people also in another directory (with --directories 2 or more).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub shared_accounts: f64,
+    /// Also generate products seatwarden does not model (Loom, Atlas, Rovo, Jira Align).
+    #[arg(long)]
+    pub unmodelled_products: bool,
     /// Load the state from FILE when it exists; save it there on shutdown and on request.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
@@ -66,6 +72,14 @@ fn parse_rate_limit(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("--rate-limit {s:?}: expected a number of requests per minute, such as 600/min"))
 }
 
+fn parse_share(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| (0.0..=1.0).contains(n))
+        .ok_or_else(|| format!("--shared-accounts {s:?}: expected a share from 0 to 1, such as 0.15"))
+}
+
 fn parse_faults(s: &str) -> Result<Faults, String> {
     Faults::parse(s).map_err(|e| e.to_string())
 }
@@ -80,6 +94,8 @@ impl SimArgs {
             site_email: self.site_email.clone(),
             site_token: self.site_token.clone(),
             directories: self.directories,
+            shared_accounts: self.shared_accounts,
+            unmodelled_products: self.unmodelled_products,
             now: self.now.unwrap_or_else(Timestamp::now),
             frozen: self.frozen,
             rate_limit_per_minute: self.rate_limit,

@@ -1,4 +1,5 @@
-//! Injected faults: `429=0.1,500=0.01,503=0.02,latency=20ms,fail-page=3,malformed=0.01`.
+//! Injected faults: `429=0.1,500=0.01,503=0.02,latency=20ms,fail-page=3,malformed=0.01`, and listings
+//! that lie quietly: `duplicate-page=2,cycle-cursor=3,empty-directory=2,api-tokens=403`.
 
 use std::{fmt, str::FromStr, time::Duration};
 
@@ -20,6 +21,21 @@ pub struct Faults {
     pub fail_page: Option<u32>,
     /// Share of successful JSON responses whose body is cut short (does not parse).
     pub malformed: f64,
+    /// Listings (v2 users search, API tokens) serve their Nth page twice: its `next` cursor leads
+    /// to the same entries again, then paging goes on. Nothing is lost; everyone on it is listed twice.
+    #[serde(default)]
+    pub duplicate_page: Option<u32>,
+    /// Listings (v2 users search, API tokens): the Nth page's `next` is the first page's cursor,
+    /// so paging never ends unless the client notices.
+    #[serde(default)]
+    pub cycle_cursor: Option<u32>,
+    /// This directory (a directory id, or its 1-based position) answers its users search with
+    /// `data: []` and no error, while its groups keep their members and its stats count them.
+    #[serde(default)]
+    pub empty_directory: Option<String>,
+    /// The API Access API refuses the token listing with 403 (the plan or the key's scopes).
+    #[serde(default)]
+    pub api_tokens_refused: bool,
 }
 
 mod millis {
@@ -38,17 +54,24 @@ mod millis {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FaultsError {
-    #[error("fault spec part {part:?}: expected NAME=VALUE (names: 429, 500, 503, latency, fail-page, malformed)")]
+    #[error("fault spec part {part:?}: expected NAME=VALUE (names: {KNOWN})")]
     Syntax { part: String },
-    #[error("fault spec {name}: unknown fault (known: 429, 500, 503, latency, fail-page, malformed)")]
+    #[error("fault spec {name}: unknown fault (known: {KNOWN})")]
     UnknownName { name: String },
     #[error("fault spec {name}={value}: a rate must be a number from 0 to 1")]
     BadRate { name: String, value: String },
     #[error("fault spec latency={value}: expected a duration such as 20ms or 1s")]
     BadLatency { value: String },
-    #[error("fault spec fail-page={value}: expected a page number from 1")]
-    BadPage { value: String },
+    #[error("fault spec {name}={value}: expected a page number from 1")]
+    BadPage { name: String, value: String },
+    #[error("fault spec api-tokens={value}: the only refusal is 403")]
+    BadTokenRefusal { value: String },
+    #[error("fault spec empty-directory: expected a directory id or its position from 1")]
+    BadDirectory,
 }
+
+const KNOWN: &str =
+    "429, 500, 503, latency, fail-page, malformed, duplicate-page, cycle-cursor, empty-directory, api-tokens";
 
 impl Faults {
     pub fn none() -> Self {
@@ -75,14 +98,24 @@ impl Faults {
                 "503" => faults.rate_503 = rate()?,
                 "malformed" => faults.malformed = rate()?,
                 "latency" => faults.latency = parse_latency(value)?,
-                "fail-page" => {
+                "fail-page" | "duplicate-page" | "cycle-cursor" => {
                     let page = value
                         .parse::<u32>()
                         .ok()
                         .filter(|p| *p >= 1)
-                        .ok_or_else(|| FaultsError::BadPage { value: value.to_string() })?;
-                    faults.fail_page = Some(page);
+                        .ok_or_else(|| FaultsError::BadPage { name: name.to_string(), value: value.to_string() })?;
+                    match name {
+                        "fail-page" => faults.fail_page = Some(page),
+                        "duplicate-page" => faults.duplicate_page = Some(page),
+                        _ => faults.cycle_cursor = Some(page),
+                    }
                 }
+                "empty-directory" if !value.is_empty() && value != "0" => {
+                    faults.empty_directory = Some(value.to_string())
+                }
+                "empty-directory" => return Err(FaultsError::BadDirectory),
+                "api-tokens" if value == "403" => faults.api_tokens_refused = true,
+                "api-tokens" => return Err(FaultsError::BadTokenRefusal { value: value.to_string() }),
                 _ => return Err(FaultsError::UnknownName { name: name.to_string() }),
             }
         }
@@ -91,6 +124,24 @@ impl Faults {
 
     pub fn is_none(&self) -> bool {
         *self == Faults::default()
+    }
+
+    /// Where a listing's `next` link leads from page `page` (1-based) starting at position `at`,
+    /// whose true continuation is `next_at`: (position, page number), with `duplicate-page` and
+    /// `cycle-cursor` applied.
+    pub fn next_page(&self, at: usize, page: u32, next_at: Option<usize>) -> Option<(usize, u32)> {
+        if self.cycle_cursor == Some(page) && next_at.is_some() {
+            return Some((0, 1));
+        }
+        if self.duplicate_page == Some(page) {
+            return Some((at, page + 1));
+        }
+        next_at.map(|n| (n, page + 1))
+    }
+
+    /// The `empty-directory` fault names the directory with this id at this position (0-based).
+    pub fn empties(&self, directory_id: &str, position: usize) -> bool {
+        self.empty_directory.as_deref().is_some_and(|d| d == directory_id || d.parse::<usize>() == Ok(position + 1))
     }
 }
 
@@ -135,6 +186,18 @@ impl fmt::Display for Faults {
         if self.malformed > 0.0 {
             parts.push(format!("malformed={}", self.malformed));
         }
+        if let Some(p) = self.duplicate_page {
+            parts.push(format!("duplicate-page={p}"));
+        }
+        if let Some(p) = self.cycle_cursor {
+            parts.push(format!("cycle-cursor={p}"));
+        }
+        if let Some(d) = &self.empty_directory {
+            parts.push(format!("empty-directory={d}"));
+        }
+        if self.api_tokens_refused {
+            parts.push("api-tokens=403".to_string());
+        }
         f.write_str(&parts.join(","))
     }
 }
@@ -156,6 +219,15 @@ mod tests {
     }
 
     #[test]
+    fn listing_faults_parse_and_print_back() {
+        let f = Faults::parse("duplicate-page=2,cycle-cursor=3,empty-directory=2,api-tokens=403").unwrap();
+        assert_eq!((f.duplicate_page, f.cycle_cursor), (Some(2), Some(3)));
+        assert_eq!(f.empty_directory.as_deref(), Some("2"));
+        assert!(f.api_tokens_refused);
+        assert_eq!(Faults::parse(&f.to_string()).unwrap(), f);
+    }
+
+    #[test]
     fn empty_spec_means_no_faults() {
         assert!(Faults::parse("").unwrap().is_none());
         assert_eq!(Faults::parse("latency=1s").unwrap().latency, Duration::from_secs(1));
@@ -167,6 +239,9 @@ mod tests {
         assert!(matches!(Faults::parse("404=0.1"), Err(FaultsError::UnknownName { .. })));
         assert!(matches!(Faults::parse("latency"), Err(FaultsError::Syntax { .. })));
         assert!(matches!(Faults::parse("fail-page=0"), Err(FaultsError::BadPage { .. })));
+        assert!(Faults::parse("cycle-cursor=x").unwrap_err().to_string().contains("cycle-cursor=x"));
+        assert!(matches!(Faults::parse("api-tokens=500"), Err(FaultsError::BadTokenRefusal { .. })));
+        assert!(matches!(Faults::parse("empty-directory="), Err(FaultsError::BadDirectory)));
         assert!(matches!(Faults::parse("latency=fast"), Err(FaultsError::BadLatency { .. })));
         assert!(Faults::parse("429=0.1,oops").unwrap_err().to_string().contains("oops"));
     }

@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 
 use super::state::{
-    AccountStatus, Activity, InstanceIdx, Membership, ProductInstance, SimAccountType, SimDirectory, SimGroup,
-    SimGroupIdx, SimManagementSource, SimSite, SimState, SimUser,
+    AccountStatus, Activity, InstanceIdx, Membership, ProductInstance, SimAccountType, SimApiToken, SimDirectory,
+    SimGroup, SimGroupIdx, SimManagementSource, SimProduct, SimSite, SimState, SimUser,
 };
 use crate::product::Product;
 
@@ -24,6 +24,34 @@ pub struct GenerateSpec {
     pub org_id: String,
     pub directories: u16,
     pub now: Timestamp,
+    /// Share of the first directory's people who are also in another directory (one account id,
+    /// two directory entries, each with its own status, groups and activity). Needs `directories > 1`.
+    pub shared_accounts: f64,
+    /// Add products seatwarden does not model (Loom, Atlas as `townsquare`, Rovo, Jira Align), with
+    /// license groups in every directory and activity, including people active on nothing else.
+    pub unmodelled_products: bool,
+}
+
+impl Default for GenerateSpec {
+    fn default() -> Self {
+        Self {
+            users: 5000,
+            seed: 7,
+            org_id: "sim-org".to_string(),
+            directories: 1,
+            now: Timestamp::UNIX_EPOCH,
+            shared_accounts: 0.0,
+            unmodelled_products: false,
+        }
+    }
+}
+
+impl GenerateSpec {
+    /// The shape `seatwarden demo` runs: two directories sharing 15% of the people, with same-named
+    /// groups in each, and products seatwarden does not model.
+    pub fn two_directories(self) -> Self {
+        Self { directories: 2, shared_accounts: 0.15, unmodelled_products: true, ..self }
+    }
 }
 
 pub const EMPLOYEE_DOMAINS: [&str; 2] = ["acme.example", "acme-labs.example"];
@@ -53,6 +81,14 @@ const DEPARTMENTS: [(&str, u32); 8] = [
     ("finance", 7),
     ("people", 8),
 ];
+/// Products seatwarden does not model: (key, display name, group name, share of people with access).
+const UNMODELLED: [(&str, &str, &str, f64); 4] = [
+    ("loom", "Loom", "loom-users", 0.25),
+    ("townsquare", "Atlas", "atlas-users", 0.10),
+    ("rovo", "Rovo", "rovo-users", 0.15),
+    ("jira-align", "Jira Align", "jira-align-users", 0.02),
+];
+const TOKEN_LABELS: [&str; 6] = ["ci", "jira-cli", "backup script", "terraform", "zapier", "grafana"];
 const APP_NAMES: [&str; 6] =
     ["Automation for Jira", "Slack", "Jira Cloud for Microsoft Teams", "Zapier", "Tempo", "GitHub for Jira"];
 
@@ -127,17 +163,22 @@ pub fn generate(spec: &GenerateSpec) -> SimState {
     ];
     let products: Vec<ProductInstance> = INSTANCES
         .iter()
-        .map(|&(product, site)| ProductInstance { product, id: uuid(&mut rng), site, license_limit: u32::MAX })
+        .map(|&(product, site)| ProductInstance {
+            product: product.into(),
+            id: uuid(&mut rng),
+            site,
+            license_limit: u32::MAX,
+        })
         .collect();
 
     let mut groups = Vec::new();
+    // Every directory has its own groups under the same names, as userbases of one organization do.
     for d in 0..directories.len() as u16 {
-        let suffix = if d == 0 { String::new() } else { format!("-dir{}", d + 1) };
         let mut push =
             |name: &str, description: &str, idp_synced: bool, grants: Vec<InstanceIdx>, admin: Option<u16>| {
                 groups.push(SimGroup {
                     id: uuid(&mut rng),
-                    name: format!("{name}{suffix}"),
+                    name: name.to_string(),
                     description: description.to_string(),
                     directory: d,
                     idp_synced,
@@ -182,12 +223,169 @@ pub fn generate(spec: &GenerateSpec) -> SimState {
         ..Default::default()
     };
     state.api_key_owner = state.users.iter().find(|u| u.org_admin).map(|u| u.account_id.clone());
+    // The shapes below draw from streams of their own, so an organization without them is the same
+    // as before they existed.
+    if spec.directories > 1 && spec.shared_accounts > 0.0 {
+        add_shared_accounts(&mut state, spec, &mut Xoshiro256PlusPlus::seed_from_u64(spec.seed ^ 0x5a4e_d0c5));
+    }
+    if spec.unmodelled_products {
+        add_unmodelled_products(&mut state, now, &mut Xoshiro256PlusPlus::seed_from_u64(spec.seed ^ 0x10_0a));
+    }
+    state.reindex();
+    add_api_tokens(&mut state, now, &mut Xoshiro256PlusPlus::seed_from_u64(spec.seed ^ 0x70_4e45));
     for inst in 0..state.products.len() as InstanceIdx {
         let used = state.seats_used(inst);
         state.products[inst as usize].license_limit = if inst == JSM { used + 1 } else { used + (used / 10).max(5) };
     }
-    state.reindex();
     state
+}
+
+/// When someone last used a product, `days` ago at some time of that day.
+fn days_ago(rng: &mut Xoshiro256PlusPlus, now: Timestamp, days: i64) -> Timestamp {
+    now - SignedDuration::from_hours(24 * days) - SignedDuration::from_secs(rng.random_range(60..86_400))
+}
+
+/// A share of the first directory's people get an entry in another directory: the same groups by
+/// name there (some license groups left out), their own status, and activity of their own there,
+/// often quite unlike the first (idle in one, active yesterday in the other).
+fn add_shared_accounts(state: &mut SimState, spec: &GenerateSpec, rng: &mut Xoshiro256PlusPlus) {
+    let now = spec.now;
+    let dirs = state.directories.len() as u16;
+    let mut extra = Vec::new();
+    for u in state.users.iter().filter(|u| u.directory == 0 && u.account_type == SimAccountType::Atlassian) {
+        if !rng.random_bool(spec.shared_accounts) {
+            continue;
+        }
+        let other = rng.random_range(1..dirs);
+        let groups: Vec<SimGroupIdx> = u
+            .groups
+            .iter()
+            .map(|&g| g % GROUPS_PER_DIRECTORY)
+            .filter(|&slot| slot >= slot::OKTA_ENGINEERING || rng.random_bool(0.7))
+            .map(|slot| GROUPS_PER_DIRECTORY * other as u32 + slot)
+            .collect();
+        let mut entry = SimUser {
+            directory: other,
+            membership: if rng.random_bool(0.1) { Membership::Suspended } else { Membership::Active },
+            groups,
+            activity: Vec::new(),
+            ..u.clone()
+        };
+        let never = u.activity.is_empty() && !u.email_verified;
+        let base = if rng.random_bool(0.5) { rng.random_range(0..3) } else { rng.random_range(180..400) };
+        let mut oldest = base;
+        if !never {
+            for p in state.access_of(&entry) {
+                if rng.random_bool(0.1) {
+                    continue;
+                }
+                let days = base + rng.random_range(0..3);
+                oldest = oldest.max(days);
+                entry.activity.push(Activity { instance: p, last_active: days_ago(rng, now, days) });
+            }
+        }
+        entry.added_to_org = now - SignedDuration::from_hours(24 * (oldest + rng.random_range(30..900)));
+        extra.push(entry);
+    }
+    state.users.extend(extra);
+}
+
+/// Loom, Atlas, Rovo and Jira Align: one instance each on the first site, a license group for each
+/// in every directory, people with access and activity there, and some whose only recent activity
+/// is there (active on Loom yesterday, idle for a year everywhere seatwarden models).
+fn add_unmodelled_products(state: &mut SimState, now: Timestamp, rng: &mut Xoshiro256PlusPlus) {
+    let first_instance = state.products.len() as InstanceIdx;
+    for (key, name, _, _) in UNMODELLED {
+        state.products.push(ProductInstance {
+            product: SimProduct::Unmodelled { key: key.to_string(), name: name.to_string() },
+            id: uuid(rng),
+            site: 0,
+            license_limit: u32::MAX,
+        });
+    }
+    let first_group = state.groups.len() as SimGroupIdx;
+    for d in 0..state.directories.len() as u16 {
+        for (k, (_, name, group, _)) in UNMODELLED.iter().enumerate() {
+            state.groups.push(SimGroup {
+                id: uuid(rng),
+                name: group.to_string(),
+                description: format!("Grants access to {name}"),
+                directory: d,
+                idp_synced: false,
+                grants: vec![first_instance + k as InstanceIdx],
+                site_admin_of: None,
+            });
+        }
+    }
+    for u in state.users.iter_mut().filter(|u| u.account_type == SimAccountType::Atlassian) {
+        let invitee = u.activity.is_empty() && !u.email_verified;
+        let idle_elsewhere =
+            u.activity.iter().all(|a| now.duration_since(a.last_active) > SignedDuration::from_hours(24 * 180));
+        // Active on this product only: the people a product-blind rule would call never active.
+        let only_here = !invitee && idle_elsewhere && rng.random_bool(0.3);
+        for (k, (_, _, _, share)) in UNMODELLED.iter().enumerate() {
+            if !(rng.random_bool(*share) || (only_here && k == 0)) {
+                continue;
+            }
+            let g = first_group + (u.directory as u32) * UNMODELLED.len() as u32 + k as u32;
+            u.groups.push(g);
+            if invitee {
+                continue;
+            }
+            let days = if only_here && k == 0 { rng.random_range(0..3) } else { days_inactive(rng) };
+            let at = days_ago(rng, now, days).max(u.added_to_org);
+            u.activity.push(Activity { instance: first_instance + k as InstanceIdx, last_active: at });
+        }
+    }
+}
+
+/// User API tokens of managed accounts: a few people (scripts, CLIs, integrations) have one or two,
+/// most used lately; and some accounts work only through the API: idle on every product for half a
+/// year or more while a token of theirs was used in the last two days.
+fn add_api_tokens(state: &mut SimState, now: Timestamp, rng: &mut Xoshiro256PlusPlus) {
+    let mut tokens = Vec::new();
+    for (i, u) in state.users.iter().enumerate() {
+        if !state.is_first_entry(i)
+            || !u.managed
+            || u.account_type != SimAccountType::Atlassian
+            || u.account_status != AccountStatus::Active
+            || !u.email_verified
+        {
+            continue;
+        }
+        let activity = state.account_activity(&u.account_id);
+        let idle = activity
+            .iter()
+            .all(|(_, t)| t.is_none_or(|t| now.duration_since(t) > SignedDuration::from_hours(24 * 180)));
+        let api_only = idle && rng.random_bool(0.15);
+        let count = if api_only || rng.random_bool(0.07) { 1 + u32::from(rng.random_bool(0.3)) } else { 0 };
+        for n in 0..count {
+            let age = rng.random_range(1..360);
+            let created_at = days_ago(rng, now, age).max(u.added_to_org);
+            let last_active_at = if api_only && n == 0 {
+                let days = rng.random_range(0..2);
+                Some(days_ago(rng, now, days))
+            } else if rng.random_bool(0.1) {
+                None
+            } else {
+                let days = match rng.random_range(0..100) {
+                    0..60 => rng.random_range(0..7),
+                    60..85 => rng.random_range(7..90),
+                    _ => rng.random_range(90..360),
+                };
+                Some(days_ago(rng, now, days))
+            };
+            tokens.push(SimApiToken {
+                id: uuid(rng),
+                label: TOKEN_LABELS[rng.random_range(0..TOKEN_LABELS.len())].to_string(),
+                account_id: u.account_id.clone(),
+                created_at,
+                expires_at: created_at + SignedDuration::from_hours(24 * 365),
+                last_active_at: last_active_at.map(|t| t.max(created_at)),
+            });
+        }
+    }
+    state.api_tokens = tokens;
 }
 
 /// Days since last activity, long-tailed: most this week, tails at 30, 60, 90 and 365 days.
@@ -230,6 +428,7 @@ fn generate_user(
             account_type: SimAccountType::App,
             managed: false,
             account_status: AccountStatus::Active,
+            deactivated_on: None,
             membership: Membership::Active,
             directory,
             added_to_org: now - SignedDuration::from_hours(24 * rng.random_range(100..1500)),
@@ -372,6 +571,11 @@ fn generate_user(
         account_type: SimAccountType::Atlassian,
         managed: !is_contractor,
         account_status: if deactivated { AccountStatus::Inactive } else { AccountStatus::Active },
+        // A month after their last activity (no draw: the stream stays as it was).
+        deactivated_on: deactivated.then(|| {
+            let last = activity.iter().map(|a| a.last_active).max().unwrap_or(added_to_org);
+            (last + SignedDuration::from_hours(24 * 30)).min(now)
+        }),
         membership: if suspended { Membership::Suspended } else { Membership::Active },
         directory,
         added_to_org,
@@ -409,6 +613,7 @@ mod tests {
             org_id: "sim-org".into(),
             directories: 1,
             now: "2026-09-01T12:00:00Z".parse().unwrap(),
+            ..GenerateSpec::default()
         }
     }
 
@@ -476,5 +681,95 @@ mod tests {
             s.users.iter().all(|u| u.groups.iter().all(|&g| s.groups[g as usize].directory == u.directory)),
             "users only join groups of their own directory"
         );
+    }
+
+    #[test]
+    fn two_directories_share_accounts_and_group_names() {
+        let s = generate(&GenerateSpec { users: 2000, ..spec(0, 5) }.two_directories());
+        let now: Timestamp = "2026-09-01T12:00:00Z".parse().unwrap();
+        let first: Vec<&SimUser> = s.users.iter().filter(|u| u.directory == 0).collect();
+        let shared: Vec<&str> = s
+            .users
+            .iter()
+            .filter(|u| u.directory == 1 && s.entry_in(&u.account_id, 0).is_some())
+            .map(|u| u.account_id.as_str())
+            .collect();
+        let share = shared.len() as f64 / first.len() as f64;
+        assert!((0.10..0.20).contains(&share), "shared share {share}");
+        // Per-directory facts: some accounts are idle in one directory and active in the other.
+        let split = shared.iter().filter(|id| {
+            let last = |d| {
+                let u = &s.users[s.entry_in(id, d).unwrap()];
+                u.activity.iter().map(|a| a.last_active).max()
+            };
+            let (a, b) = (last(0), last(1));
+            let recent = |t: Option<Timestamp>| t.is_some_and(|t| now.duration_since(t).as_hours() < 24 * 7);
+            let idle = |t: Option<Timestamp>| t.is_some_and(|t| now.duration_since(t).as_hours() > 24 * 180);
+            (recent(a) && idle(b)) || (idle(a) && recent(b))
+        });
+        assert!(split.count() > 10, "idle in one directory, active in the other");
+        assert!(shared.iter().any(|id| {
+            let m = |d| s.users[s.entry_in(id, d).unwrap()].membership;
+            m(0) != m(1)
+        }));
+        // Account facts agree across entries; groups stay in their directory.
+        for id in &shared {
+            let entries: Vec<&SimUser> = s.entries_of(id).map(|i| &s.users[i]).collect();
+            assert!(
+                entries.iter().all(|e| e.email == entries[0].email && e.account_status == entries[0].account_status)
+            );
+        }
+        assert!(s.users.iter().all(|u| u.groups.iter().all(|&g| s.groups[g as usize].directory == u.directory)));
+        let jira = s.groups_named("jira-software-users");
+        assert_eq!(jira.iter().map(|&g| s.groups[g as usize].directory).collect::<Vec<_>>(), vec![0, 1]);
+        // One seat per account, however many directories it is in.
+        for inst in 0..s.products.len() as InstanceIdx {
+            let holders: std::collections::HashSet<&str> = s
+                .users
+                .iter()
+                .filter(|u| u.is_billable() && s.access_of(u).contains(&inst))
+                .map(|u| u.account_id.as_str())
+                .collect();
+            assert_eq!(s.seats_used(inst) as usize, holders.len());
+        }
+    }
+
+    #[test]
+    fn unmodelled_products_and_api_only_accounts_are_generated() {
+        let s = generate(&GenerateSpec { users: 3000, ..spec(0, 9) }.two_directories());
+        let now: Timestamp = "2026-09-01T12:00:00Z".parse().unwrap();
+        let keys: Vec<&str> =
+            s.products.iter().filter(|p| p.product.known().is_none()).map(|p| p.product.v2_key()).collect();
+        assert_eq!(keys, ["loom", "townsquare", "rovo", "jira-align"]);
+        let loom = s.products.iter().position(|p| p.product.v2_key() == "loom").unwrap() as InstanceIdx;
+        let recent = |t: Timestamp| now.duration_since(t).as_hours() < 24 * 3;
+        let loom_only = s.users.iter().filter(|u| {
+            u.last_active_on(loom).is_some_and(recent)
+                && u.activity
+                    .iter()
+                    .filter(|a| a.instance != loom)
+                    .all(|a| now.duration_since(a.last_active).as_hours() > 24 * 180)
+        });
+        assert!(loom_only.count() >= 5, "people active on Loom only");
+        // API tokens: some accounts' only recent activity is a token.
+        assert!(!s.api_tokens.is_empty());
+        assert!(s.api_tokens.iter().all(|t| s.user(&t.account_id).is_some_and(|u| u.managed)));
+        assert!(s.api_tokens.iter().any(|t| t.last_active_at.is_none()), "tokens never used");
+        let api_only = s.api_tokens.iter().filter(|t| {
+            t.last_active_at.is_some_and(recent)
+                && s.account_activity(&t.account_id)
+                    .iter()
+                    .all(|(_, at)| at.is_none_or(|at| !recent(at) && now.duration_since(at).as_hours() > 24 * 180))
+        });
+        assert!(api_only.count() >= 3, "accounts used only through the API");
+        assert!(
+            s.api_tokens
+                .iter()
+                .all(|t| t.created_at <= now && t.last_active_at.is_none_or(|l| l >= t.created_at && l <= now))
+        );
+        // Without the options the organization is what it was.
+        let plain = generate(&spec(3000, 9));
+        assert_eq!(plain.users.len(), 3000);
+        assert!(plain.products.iter().all(|p| p.product.known().is_some()));
     }
 }

@@ -13,7 +13,9 @@
 //!   `GET users/{accountId}/role-assignments`, `POST users/{accountId}/suspend` and `/restore`,
 //!   `DELETE users/{accountId}`, `POST groups/search`, `GET groups/{groupId}`,
 //!   `GET groups/{groupId}/role-assignments`, `POST groups/{groupId}/memberships`,
-//!   `DELETE groups/{groupId}/memberships/{accountId}`; `POST /admin/v2/orgs/{orgId}/users/invite`;
+//!   `DELETE groups/{groupId}/memberships/{accountId}`, `GET users/stats`; `POST /admin/v2/orgs/{orgId}/users/invite`;
+//! - the API Access API: `GET /admin/api-access/v1/orgs/{orgId}/api-tokens` (`cursor`, `limit` 1–100,
+//!   default 50, `q`, `status`), every user API token of the managed accounts with `lastActiveAt`;
 //! - the v1 writes switched off on 2026-06-30 (`suspend-access`, `restore-access`, v1 user removal,
 //!   v1 memberships) answer 410 unless [`SimConfig::legacy_v1`];
 //! - `GET /users/{accountId}/manage`, `POST /users/{accountId}/manage/lifecycle/disable|enable`;
@@ -72,6 +74,10 @@ pub struct SimConfig {
     /// That user's API token; `None` means the API key.
     pub site_token: Option<String>,
     pub directories: u16,
+    /// Share of the first directory's people also in another directory ([`GenerateSpec::shared_accounts`]).
+    pub shared_accounts: f64,
+    /// Products seatwarden does not model ([`GenerateSpec::unmodelled_products`]).
+    pub unmodelled_products: bool,
     /// Where the simulator's clock starts.
     pub now: Timestamp,
     /// The clock stands still unless set or advanced.
@@ -95,6 +101,8 @@ impl Default for SimConfig {
             site_email: "admin@example.com".to_string(),
             site_token: None,
             directories: 1,
+            shared_accounts: 0.0,
+            unmodelled_products: false,
             now: Timestamp::now(),
             frozen: false,
             rate_limit_per_minute: None,
@@ -110,6 +118,17 @@ impl SimConfig {
         self.site_token.as_deref().unwrap_or(&self.api_key)
     }
 
+    /// The default with the organization shape `seatwarden demo` runs ([`GenerateSpec::two_directories`]).
+    pub fn two_directories() -> Self {
+        let shape = GenerateSpec::default().two_directories();
+        Self {
+            directories: shape.directories,
+            shared_accounts: shape.shared_accounts,
+            unmodelled_products: shape.unmodelled_products,
+            ..Self::default()
+        }
+    }
+
     pub fn generate_spec(&self) -> GenerateSpec {
         GenerateSpec {
             users: self.users,
@@ -117,6 +136,8 @@ impl SimConfig {
             org_id: self.org_id.clone(),
             directories: self.directories,
             now: self.now,
+            shared_accounts: self.shared_accounts,
+            unmodelled_products: self.unmodelled_products,
         }
     }
 }
@@ -132,6 +153,8 @@ impl fmt::Debug for SimConfig {
             .field("site_email", &self.site_email)
             .field("site_token", &"<redacted>")
             .field("directories", &self.directories)
+            .field("shared_accounts", &self.shared_accounts)
+            .field("unmodelled_products", &self.unmodelled_products)
             .field("now", &self.now)
             .field("frozen", &self.frozen)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
@@ -338,9 +361,7 @@ impl Simulator {
         now: Timestamp,
         addr: &str,
     ) -> Result<SimHandle, SimError> {
-        if state.index_len() != state.users.len() {
-            state.reindex();
-        }
+        state.reindex();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| SimError::Bind { addr: addr.to_string(), source: e })?;

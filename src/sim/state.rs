@@ -32,10 +32,29 @@ pub struct SimState {
     pub users: Vec<SimUser>,
     /// The account that owns the org API key (an org admin).
     pub api_key_owner: Option<String>,
+    /// User API tokens of managed accounts (API Access API), in creation order.
+    #[serde(default)]
+    pub api_tokens: Vec<SimApiToken>,
     /// Every write, applied or refused.
     pub events: Vec<SimEvent>,
+    /// Account id -> its first directory entry in `users`.
     #[serde(skip)]
     pub(crate) index: HashMap<String, u32>,
+    /// Per entry of `users`: the next entry of the same account (`u32::MAX`: none).
+    #[serde(skip)]
+    pub(crate) next_entry: Vec<u32>,
+}
+
+/// A user API token (id.atlassian.com) of a managed account, as the API Access API lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimApiToken {
+    pub id: String,
+    pub label: String,
+    pub account_id: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// When it last authenticated a request; `None` when never used.
+    pub last_active_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,10 +71,64 @@ pub struct SimSite {
     pub name: String,
 }
 
+/// A product as the simulator serves it: one seatwarden models, or one it does not (Loom, Atlas
+/// as `townsquare`, Rovo, Jira Align, ...), which the APIs report under its own key all the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SimProduct {
+    Known(Product),
+    /// `key` is what both API versions send; `name` is the display name.
+    Unmodelled {
+        key: String,
+        name: String,
+    },
+}
+
+impl SimProduct {
+    pub fn v2_key(&self) -> &str {
+        match self {
+            SimProduct::Known(p) => p.v2_key(),
+            SimProduct::Unmodelled { key, .. } => key,
+        }
+    }
+
+    pub fn v1_key(&self) -> &str {
+        match self {
+            SimProduct::Known(p) => p.v1_key(),
+            SimProduct::Unmodelled { key, .. } => key,
+        }
+    }
+
+    pub fn display_name(&self) -> &str {
+        match self {
+            SimProduct::Known(p) => p.display_name(),
+            SimProduct::Unmodelled { name, .. } => name,
+        }
+    }
+
+    pub fn known(&self) -> Option<Product> {
+        match self {
+            SimProduct::Known(p) => Some(*p),
+            SimProduct::Unmodelled { .. } => None,
+        }
+    }
+}
+
+impl PartialEq<Product> for SimProduct {
+    fn eq(&self, other: &Product) -> bool {
+        self.known() == Some(*other)
+    }
+}
+
+impl From<Product> for SimProduct {
+    fn from(p: Product) -> Self {
+        SimProduct::Known(p)
+    }
+}
+
 /// One product on one site (or the Bitbucket workspace), with its license limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductInstance {
-    pub product: Product,
+    pub product: SimProduct,
     /// The product instance id the v2 API reports in `productAccess[].id`.
     pub id: String,
     /// Index in [`SimState::sites`].
@@ -155,6 +228,10 @@ pub struct Activity {
     pub last_active: Timestamp,
 }
 
+/// One directory entry of an account: the account's own facts (name, email, type, managed, account
+/// status, deactivation) are the same in every entry of that account; membership, groups, product
+/// activity and the date added are the directory's. An account in two directories has two entries
+/// with the same `account_id`; account-wide writes (deactivate, enable) change them all.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimUser {
     pub account_id: String,
@@ -165,6 +242,9 @@ pub struct SimUser {
     /// The organization claimed the email domain.
     pub managed: bool,
     pub account_status: AccountStatus,
+    /// When the account was deactivated (set while `account_status` is not active).
+    #[serde(default)]
+    pub deactivated_on: Option<Timestamp>,
     pub membership: Membership,
     /// Index in [`SimState::directories`].
     pub directory: u16,
@@ -324,15 +404,83 @@ impl ProductInstance {
 impl SimState {
     /// Rebuilds the account-id index; call after adding users by hand.
     pub fn reindex(&mut self) {
-        self.index = self.users.iter().enumerate().map(|(i, u)| (u.account_id.clone(), i as u32)).collect();
+        self.index = HashMap::with_capacity(self.users.len());
+        self.next_entry = vec![u32::MAX; self.users.len()];
+        let mut last: HashMap<&str, u32> = HashMap::new();
+        for (i, u) in self.users.iter().enumerate() {
+            match last.insert(&u.account_id, i as u32) {
+                Some(prev) => self.next_entry[prev as usize] = i as u32,
+                None => {
+                    self.index.insert(u.account_id.clone(), i as u32);
+                }
+            }
+        }
     }
 
+    /// How many entries the index covers (differs from `users.len()` after entries were added).
     pub(crate) fn index_len(&self) -> usize {
-        self.index.len()
+        self.next_entry.len()
     }
 
+    /// The account's first directory entry.
     pub fn user_idx(&self, account_id: &str) -> Option<usize> {
         self.index.get(account_id).map(|&i| i as usize)
+    }
+
+    /// Every directory entry of the account, in listing order.
+    pub fn entries_of(&self, account_id: &str) -> impl Iterator<Item = usize> + '_ {
+        let mut at = self.index.get(account_id).copied().unwrap_or(u32::MAX);
+        std::iter::from_fn(move || {
+            (at != u32::MAX).then(|| {
+                let i = at as usize;
+                at = self.next_entry.get(i).copied().unwrap_or(u32::MAX);
+                i
+            })
+        })
+    }
+
+    /// The account's entry in `directory`.
+    pub fn entry_in(&self, account_id: &str, directory: u16) -> Option<usize> {
+        self.entries_of(account_id).find(|&i| self.users[i].directory == directory)
+    }
+
+    /// The account's first entry that is a member of its directory: the one listings across all
+    /// directories (`-`) and org-wide listings show.
+    pub fn listed_entry(&self, account_id: &str) -> Option<usize> {
+        self.entries_of(account_id).find(|&i| self.users[i].is_member())
+    }
+
+    /// The entry is its account's first.
+    pub fn is_first_entry(&self, i: usize) -> bool {
+        self.index.get(&self.users[i].account_id) == Some(&(i as u32))
+    }
+
+    /// Directories the account is a member of (not removed), sorted.
+    pub fn directories_of(&self, account_id: &str) -> Vec<u16> {
+        let mut dirs: Vec<u16> = self
+            .entries_of(account_id)
+            .filter(|&i| self.users[i].is_member())
+            .map(|i| self.users[i].directory)
+            .collect();
+        dirs.sort_unstable();
+        dirs
+    }
+
+    /// Product instances the account can use in any directory, with its latest activity on each.
+    pub fn account_activity(&self, account_id: &str) -> Vec<(InstanceIdx, Option<Timestamp>)> {
+        let mut out: Vec<(InstanceIdx, Option<Timestamp>)> = Vec::new();
+        for i in self.entries_of(account_id).filter(|&i| self.users[i].is_member()) {
+            let u = &self.users[i];
+            for inst in self.access_of(u) {
+                let at = u.last_active_on(inst);
+                match out.iter_mut().find(|(x, _)| *x == inst) {
+                    Some((_, t)) => *t = (*t).max(at),
+                    None => out.push((inst, at)),
+                }
+            }
+        }
+        out.sort_unstable_by_key(|(i, _)| *i);
+        out
     }
 
     pub fn user(&self, account_id: &str) -> Option<&SimUser> {
@@ -355,6 +503,14 @@ impl SimState {
         self.directories.iter().position(|d| d.id == directory_id).map(|i| i as u16)
     }
 
+    /// Every group of that name (case-insensitive), one per directory that has it.
+    pub fn groups_named(&self, name: &str) -> Vec<SimGroupIdx> {
+        (0..self.groups.len())
+            .filter(|&i| self.groups[i].name.eq_ignore_ascii_case(name))
+            .map(|i| i as SimGroupIdx)
+            .collect()
+    }
+
     pub fn instance_of(&self, product: Product) -> Vec<InstanceIdx> {
         (0..self.products.len()).filter(|&i| self.products[i].product == product).map(|i| i as InstanceIdx).collect()
     }
@@ -372,10 +528,18 @@ impl SimState {
         user.groups.iter().any(|&g| self.groups[g as usize].site_admin_of.is_some())
     }
 
-    /// Seats in use on a product instance: billable users whose groups grant it.
+    /// Seats in use on a product instance: billable accounts whose groups grant it (an account
+    /// in two directories holds one seat).
     pub fn seats_used(&self, instance: InstanceIdx) -> u32 {
         let granting: Vec<bool> = self.groups.iter().map(|g| g.grants.contains(&instance)).collect();
-        self.users.iter().filter(|u| u.is_billable() && u.groups.iter().any(|&g| granting[g as usize])).count() as u32
+        let holds = |u: &SimUser| u.is_billable() && u.groups.iter().any(|&g| granting[g as usize]);
+        (0..self.users.len())
+            .filter(|&i| {
+                let u = &self.users[i];
+                // Count an account at its first entry that holds the seat.
+                holds(u) && self.entries_of(&u.account_id).find(|&j| holds(&self.users[j])) == Some(i)
+            })
+            .count() as u32
     }
 
     /// Members of every group, counted in one pass.
@@ -407,14 +571,24 @@ impl SimState {
         Ok(())
     }
 
-    /// A member of `directory` (or of any directory when `None`).
+    /// The account's entry as a member of `directory` (or of any directory when `None`).
     fn member_in(&self, directory: Option<u16>, account_id: &str) -> Result<usize, WriteError> {
-        self.user_idx(account_id)
-            .filter(|&i| {
+        self.entries_of(account_id)
+            .find(|&i| {
                 let u = &self.users[i];
                 u.is_member() && directory.is_none_or(|d| u.directory == d)
             })
             .ok_or_else(|| WriteError::user_not_found(account_id))
+    }
+
+    /// Sets the account's own status in every entry (deactivation is account-wide).
+    fn set_account_status(&mut self, account_id: &str, status: AccountStatus, now: Option<Timestamp>) {
+        let entries: Vec<usize> = self.entries_of(account_id).collect();
+        for i in entries {
+            let u = &mut self.users[i];
+            u.account_status = status;
+            u.deactivated_on = if status == AccountStatus::Active { None } else { u.deactivated_on.or(now) };
+        }
     }
 
     fn group_in(&self, directory: Option<u16>, group_id: &str) -> Result<SimGroupIdx, WriteError> {
@@ -505,16 +679,15 @@ impl SimState {
         Ok(SimOutcome::Applied)
     }
 
-    /// Deactivates a managed account (User management API). External and IdP-managed accounts are
-    /// refused: their lifecycle belongs to someone else.
-    pub fn deactivate(&mut self, account_id: &str) -> Result<SimOutcome, WriteError> {
+    /// Deactivates a managed account (User management API) in every directory it is in. External
+    /// and IdP-managed accounts are refused: their lifecycle belongs to someone else.
+    pub fn deactivate(&mut self, account_id: &str, now: Timestamp) -> Result<SimOutcome, WriteError> {
         let i = self.user_idx(account_id).ok_or_else(|| WriteError::user_not_found(account_id))?;
         self.lifecycle_allowed(&self.users[i])?;
-        let user = &mut self.users[i];
-        if user.account_status == AccountStatus::Inactive {
+        if self.users[i].account_status == AccountStatus::Inactive {
             return Ok(SimOutcome::Unchanged);
         }
-        user.account_status = AccountStatus::Inactive;
+        self.set_account_status(account_id, AccountStatus::Inactive, Some(now));
         Ok(SimOutcome::Applied)
     }
 
@@ -524,11 +697,14 @@ impl SimState {
         if self.users[i].account_status == AccountStatus::Active {
             return Ok(SimOutcome::Unchanged);
         }
-        let mut would_be = self.users[i].clone();
-        would_be.account_status = AccountStatus::Active;
-        let access = if would_be.is_billable() { self.access_of(&would_be) } else { Vec::new() };
-        self.check_license(&would_be, &access)?;
-        self.users[i].account_status = AccountStatus::Active;
+        let entries: Vec<usize> = self.entries_of(account_id).collect();
+        for e in entries {
+            let mut would_be = self.users[e].clone();
+            would_be.account_status = AccountStatus::Active;
+            let access = if would_be.is_billable() { self.access_of(&would_be) } else { Vec::new() };
+            self.check_license(&would_be, &access)?;
+        }
+        self.set_account_status(account_id, AccountStatus::Active, None);
         Ok(SimOutcome::Applied)
     }
 
@@ -571,9 +747,10 @@ impl SimState {
         if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
             return Err(WriteError::bad_request(format!("emails: {email:?} is not an email address")));
         }
-        let existing =
-            self.users.iter().position(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)));
-        if let Some(i) = existing {
+        let account = self.users.iter().position(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)));
+        // The account's entry in this directory; an account known only elsewhere gets a new entry.
+        let existing = account.and_then(|i| self.entry_in(&self.users[i].account_id.clone(), directory));
+        if let Some(i) = existing.or(account) {
             let user = &self.users[i];
             if user.account_status != AccountStatus::Active {
                 return Err(WriteError {
@@ -584,19 +761,23 @@ impl SimState {
                     detail: format!("Account {} is deactivated: enable it before inviting it.", user.account_id),
                 });
             }
-            if user.is_member() {
+            if existing.is_some() && user.is_member() {
                 return Ok((user.account_id.clone(), SimOutcome::Unchanged));
             }
         }
-        let mut candidate = match existing {
-            Some(i) => self.users[i].clone(),
-            None => SimUser {
+        let mut candidate = match (existing, account) {
+            (Some(i), _) => self.users[i].clone(),
+            (None, Some(i)) => {
+                SimUser { groups: Vec::new(), activity: Vec::new(), added_to_org: now, ..self.users[i].clone() }
+            }
+            (None, None) => SimUser {
                 account_id: new_account_id(),
                 name: email.split('@').next().unwrap_or(email).replace('.', " "),
                 email: Some(email.to_string()),
                 account_type: SimAccountType::Atlassian,
                 managed: self.is_managed_email(email),
                 account_status: AccountStatus::Active,
+                deactivated_on: None,
                 membership: Membership::None,
                 directory,
                 added_to_org: now,
@@ -625,8 +806,15 @@ impl SimState {
         match existing {
             Some(i) => self.users[i] = candidate,
             None => {
-                self.index.insert(account_id.clone(), self.users.len() as u32);
+                let at = self.users.len() as u32;
+                match self.entries_of(&account_id).last() {
+                    Some(last) => self.next_entry[last] = at,
+                    None => {
+                        self.index.insert(account_id.clone(), at);
+                    }
+                }
                 self.users.push(candidate);
+                self.next_entry.push(u32::MAX);
             }
         }
         Ok((account_id, SimOutcome::Applied))
@@ -691,6 +879,7 @@ mod tests {
             account_type: SimAccountType::Atlassian,
             managed,
             account_status: AccountStatus::Active,
+            deactivated_on: None,
             membership: Membership::Active,
             directory: 0,
             added_to_org: ts("2025-01-01T00:00:00Z"),
@@ -706,7 +895,7 @@ mod tests {
             directories: vec![SimDirectory { id: "d".into(), name: "D".into() }],
             sites: vec![SimSite { id: "s1".into(), name: "acme".into() }],
             products: vec![ProductInstance {
-                product: Product::JiraSoftware,
+                product: Product::JiraSoftware.into(),
                 id: "p1".into(),
                 site: 0,
                 license_limit: 2,
@@ -767,8 +956,9 @@ mod tests {
     fn idp_synced_groups_and_external_accounts_refuse() {
         let mut s = tiny();
         assert_eq!(s.add_membership(None, "g-idp", "a").unwrap_err().code, "ADMIN-403-5");
-        assert_eq!(s.deactivate("b").unwrap_err().key, "forbidden.action");
-        assert_eq!(s.deactivate("a").unwrap(), SimOutcome::Applied);
+        assert_eq!(s.deactivate("b", ts("2026-01-01T00:00:00Z")).unwrap_err().key, "forbidden.action");
+        assert_eq!(s.deactivate("a", ts("2026-01-01T00:00:00Z")).unwrap(), SimOutcome::Applied);
+        assert_eq!(s.user("a").unwrap().deactivated_on, Some(ts("2026-01-01T00:00:00Z")));
         assert_eq!(v2_status(s.user("a").unwrap()), "deactivated");
     }
 

@@ -7,6 +7,7 @@ use jiff::{Timestamp, tz::TimeZone};
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Cursor, decode_cursor, encode_cursor, invalid_cursor, json, no_content};
+use crate::sim::Faults;
 use crate::sim::state::{
     AccountStatus, InstanceIdx, SimAccountType, SimGroup, SimOutcome, SimState, SimUser, WriteError, v2_status,
 };
@@ -35,6 +36,10 @@ pub(super) fn route(ctx: &Ctx<'_>, method: &Method, segs: &[&str]) -> Option<Res
             with_org(ctx, org, |ctx| super::site::v1_membership(ctx, group, Some(acct)))
         }
         ("GET", ["admin", "v2", "orgs", org, "directories"]) => with_org(ctx, org, list_directories),
+        ("GET", ["admin", "api-access", "v1", "orgs", org, "api-tokens"]) => with_org(ctx, org, list_api_tokens),
+        ("GET", ["admin", "v2", "orgs", org, "directories", dir, "users", "stats"]) => {
+            with_org(ctx, org, |ctx| user_stats(ctx, dir))
+        }
         ("POST", ["admin", "v2", "orgs", org, "users", "invite"]) => with_org(ctx, org, invite),
         ("POST", ["admin", "v2", "orgs", org, "directories", dir, "users", "search"]) => {
             with_org(ctx, org, |ctx| search_users(ctx, dir))
@@ -159,7 +164,7 @@ fn list_directories(ctx: &Ctx<'_>) -> Response {
     let state = ctx.shared.read();
     let wanted: Vec<usize> = (0..state.directories.len())
         .filter(|&d| match &q.account_id {
-            Some(a) => state.user(a).is_some_and(|u| u.is_member() && u.directory as usize == d),
+            Some(a) => state.directories_of(a).contains(&(d as u16)),
             None => true,
         })
         .collect();
@@ -340,6 +345,9 @@ pub(super) struct UserJson<'a> {
     email_verified: bool,
     claim_status: &'static str,
     management_source: Option<&'static str>,
+    /// When the account was deactivated; only on deactivated accounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deactivated_on: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     department: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -353,7 +361,7 @@ pub(super) struct UserJson<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ProductAccessJson<'a> {
-    key: &'static str,
+    key: &'a str,
     id: &'a str,
     last_active_timestamp: Option<String>,
 }
@@ -390,6 +398,7 @@ pub(super) fn user_json<'a>(state: &'a SimState, u: &'a SimUser, expand: Expand)
         email_verified: u.email_verified,
         claim_status: if u.managed { "managed" } else { "unmanaged" },
         management_source: u.management_source.map(|m| m.api()),
+        deactivated_on: u.deactivated_on.filter(|_| u.account_status != AccountStatus::Active).map(rfc3339),
         department: u.department.as_deref(),
         platform_roles: expand.platform_roles.then(|| platform_roles(state, u)),
         product_access: expand.product_access.then(|| {
@@ -425,6 +434,7 @@ pub(crate) fn user_search_page(
     q: &UserSearch,
     at: usize,
     page: u32,
+    faults: &Faults,
 ) -> Vec<u8> {
     let limit = q.limit.unwrap_or(50) as usize;
     let filter = UserFilter::new(state, directory, q);
@@ -434,7 +444,7 @@ pub(crate) fn user_search_page(
     // Named accounts (the executor's re-read) are looked up, not scanned for; in listing order.
     let candidates: Box<dyn Iterator<Item = usize>> = match &q.account_ids {
         Some(ids) => {
-            let mut found: Vec<usize> = ids.iter().filter_map(|id| state.user_idx(id)).filter(|&i| i >= at).collect();
+            let mut found: Vec<usize> = ids.iter().flat_map(|id| state.entries_of(id)).filter(|&i| i >= at).collect();
             found.sort_unstable();
             found.dedup();
             Box::new(found.into_iter())
@@ -443,6 +453,10 @@ pub(crate) fn user_search_page(
     };
     for i in candidates {
         let u = &state.users[i];
+        // Across all directories an account is listed once.
+        if directory.is_none() && state.listed_entry(&u.account_id) != Some(i) {
+            continue;
+        }
         if filter.matches(u) {
             if hits.len() == limit {
                 next_at = Some(i);
@@ -467,7 +481,9 @@ pub(crate) fn user_search_page(
         data: hits.into_iter().map(|u| user_json(state, u, expand)).collect(),
         links: Links {
             this: encode_cursor(&Cursor { q: q.clone(), at, page }),
-            next: next_at.map(|at| encode_cursor(&Cursor { q: q.clone(), at, page: page + 1 })),
+            next: faults
+                .next_page(at, page, next_at)
+                .map(|(at, page)| encode_cursor(&Cursor { q: q.clone(), at, page })),
         },
     };
     serde_json::to_vec(&body).unwrap_or_default()
@@ -489,7 +505,7 @@ pub(crate) fn users_search_page(state: &SimState, directory: Option<&str>, body:
         Some(id) => Some(state.directory_idx(id).ok_or_else(|| format!("directoryId: no directory {id}"))?),
         None => None,
     };
-    Ok(user_search_page(state, dir, &q, at, page))
+    Ok(user_search_page(state, dir, &q, at, page, &Faults::default()))
 }
 
 fn search_users(ctx: &Ctx<'_>, dir: &str) -> Response {
@@ -516,14 +532,148 @@ fn search_users(ctx: &Ctx<'_>, dir: &str) -> Response {
         Ok(d) => d,
         Err(resp) => return resp,
     };
-    super::json_bytes(200, user_search_page(&state, directory, &q, at, page))
+    if let Some(d) = directory
+        && ctx.faults.empties(&state.directories[d as usize].id, d as usize)
+    {
+        // The quiet lie: an empty listing, no error, while groups and stats still count members.
+        let this = encode_cursor(&Cursor { q, at, page });
+        return json(200, &serde_json::json!({"data": [], "links": {"self": this}}));
+    }
+    super::json_bytes(200, user_search_page(&state, directory, &q, at, page, &ctx.faults))
+}
+
+/// `GET .../users/stats`: members of the directory (each account once across all directories)
+/// by role and by account status.
+fn user_stats(ctx: &Ctx<'_>, dir: &str) -> Response {
+    let state = ctx.shared.read();
+    let directory = match directory(ctx, &state, dir, false) {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    let (mut users, mut org_admins, mut site_admins) = (0u32, 0u32, 0u32);
+    let mut by_status = [0u32; 3];
+    for (i, u) in state.users.iter().enumerate() {
+        let counted = match directory {
+            Some(d) => u.directory == d && u.is_member(),
+            None => state.listed_entry(&u.account_id) == Some(i),
+        };
+        if !counted || u.account_type != SimAccountType::Atlassian {
+            continue;
+        }
+        by_status[u.account_status as usize] += 1;
+        users += u32::from(!state.access_of(u).is_empty());
+        org_admins += u32::from(u.org_admin);
+        site_admins += u32::from(state.is_site_admin(u));
+    }
+    let statuses = [AccountStatus::Active, AccountStatus::Inactive, AccountStatus::Closed];
+    json(
+        200,
+        &serde_json::json!({
+            "roles": [
+                {"roleId": "atlassian/user", "count": users},
+                {"roleId": "atlassian/org-admin", "count": org_admins},
+                {"roleId": "atlassian/site-admin", "count": site_admins},
+            ],
+            "accountStatus": statuses.iter().map(|s| serde_json::json!({"status": s.api(), "count": by_status[*s as usize]})).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+// ---------------------------------------------------------------- API tokens (API Access API)
+
+#[derive(Serialize, Deserialize, Default, Clone)]
+struct TokenQuery {
+    limit: u32,
+    status: Option<String>,
+    q: Option<String>,
+}
+
+/// `GET /admin/api-access/v1/orgs/{orgId}/api-tokens`: every user API token of the managed
+/// accounts, with `lastActiveAt` (API.md §2.10), cursor-paged.
+fn list_api_tokens(ctx: &Ctx<'_>) -> Response {
+    if ctx.faults.api_tokens_refused {
+        return ctx.error(
+            403,
+            "ADMIN-403-3",
+            "Forbidden",
+            "Listing API tokens needs Atlassian Guard and an API key with read:tokens:admin (injected fault api-tokens=403).",
+        );
+    }
+    let (q, at, page) = match ctx.query.get("cursor") {
+        Some(raw) => match decode_cursor::<TokenQuery>(raw) {
+            Some(c) => (c.q, c.at, c.page),
+            None => return invalid_cursor(ctx),
+        },
+        None => match ctx.query.int("limit", 50, 1, 100) {
+            Ok(limit) => (
+                TokenQuery {
+                    limit,
+                    status: ctx.query.get("status").map(str::to_string),
+                    q: ctx.query.get("q").map(str::to_lowercase),
+                },
+                0,
+                1,
+            ),
+            Err(e) => return ctx.error(400, "ADMIN-400-24", "Invalid request", &e),
+        },
+    };
+    if let Some(fail) = ctx.page_fails(page) {
+        return fail;
+    }
+    let state = ctx.shared.read();
+    let matches = |t: &crate::sim::state::SimApiToken| {
+        let owner = state.user(&t.account_id);
+        q.status.as_deref().is_none_or(|s| s.eq_ignore_ascii_case("ALLOWED"))
+            && q.q.as_deref().is_none_or(|needle| {
+                t.label.to_lowercase().contains(needle)
+                    || owner.is_some_and(|u| {
+                        u.name.to_lowercase().contains(needle)
+                            || u.email.as_deref().is_some_and(|e| e.to_lowercase().contains(needle))
+                    })
+            })
+    };
+    let mut data = Vec::new();
+    let mut next_at = None;
+    for (i, t) in state.api_tokens.iter().enumerate().skip(at) {
+        if !matches(t) {
+            continue;
+        }
+        if data.len() == q.limit as usize {
+            next_at = Some(i);
+            break;
+        }
+        let owner = state.user(&t.account_id);
+        let mut user = serde_json::json!({"id": t.account_id, "orgId": state.org_id});
+        if let Some(u) = owner {
+            user["name"] = u.name.as_str().into();
+            if let Some(e) = &u.email {
+                user["email"] = e.as_str().into();
+            }
+        }
+        data.push(serde_json::json!({
+            "id": t.id,
+            "label": t.label,
+            "status": "ALLOWED",
+            "createdAt": rfc3339(t.created_at),
+            "expiresAt": rfc3339(t.expires_at),
+            "lastActiveAt": t.last_active_at.map(rfc3339),
+            "user": user,
+        }));
+    }
+    let mut links = serde_json::Map::new();
+    links.insert("self".into(), encode_cursor(&Cursor { q: q.clone(), at, page }).into());
+    if let Some((at, page)) = ctx.faults.next_page(at, page, next_at) {
+        links.insert("next".into(), encode_cursor(&Cursor { q, at, page }).into());
+    }
+    json(200, &serde_json::json!({"data": data, "links": links}))
 }
 
 fn member<'s>(ctx: &Ctx<'_>, state: &'s SimState, dir: &str, acct: &str) -> Result<&'s SimUser, Response> {
     let directory = directory(ctx, state, dir, false)?;
     state
-        .user(acct)
-        .filter(|u| u.is_member() && directory.is_none_or(|d| d == u.directory))
+        .entries_of(acct)
+        .map(|i| &state.users[i])
+        .find(|u| u.is_member() && directory.is_none_or(|d| d == u.directory))
         .ok_or_else(|| ctx.write_error(&WriteError::user_not_found(acct)))
 }
 
@@ -681,8 +831,10 @@ fn search_groups(ctx: &Ctx<'_>, dir: &str) -> Response {
         Ok(d) => d,
         Err(resp) => return resp,
     };
-    let members: Option<Vec<&SimUser>> =
-        q.account_ids.as_ref().map(|ids| ids.iter().filter_map(|a| state.user(a)).collect());
+    let members: Option<Vec<&SimUser>> = q
+        .account_ids
+        .as_ref()
+        .map(|ids| ids.iter().flat_map(|a| state.entries_of(a)).map(|i| &state.users[i]).collect());
     let matching: Vec<usize> = (0..state.groups.len())
         .filter(|&i| {
             let g = &state.groups[i];
@@ -959,7 +1111,7 @@ fn lifecycle(ctx: &Ctx<'_>, acct: &str, op: &str) -> Response {
         );
         return lifecycle_conflict(acct, "The account is closed and cannot be enabled.");
     }
-    let result = if op == "disable" { state.deactivate(acct) } else { state.activate(acct) };
+    let result = if op == "disable" { state.deactivate(acct, ctx.now) } else { state.activate(acct) };
     match state.record_result(ctx.now, operation, "user-management", Some(acct), None, result.map(|o| ((), o))) {
         Ok(_) => no_content(),
         Err(e) if e.status == 409 => lifecycle_conflict(acct, &e.detail),

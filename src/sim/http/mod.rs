@@ -83,6 +83,8 @@ pub(crate) struct Ctx<'a> {
     pub body: axum::body::Bytes,
     /// The page of every listing that must fail (fault `fail-page`).
     pub fail_page: Option<u32>,
+    /// The faults in force for this request (listing shapes: duplicate, cycle, empty, refusals).
+    pub faults: super::Faults,
 }
 
 impl Ctx<'_> {
@@ -412,6 +414,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
         query: Query::parse(parts.uri.query().unwrap_or("")),
         body,
         fail_page: faults.fail_page,
+        faults: faults.clone(),
     };
     let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();

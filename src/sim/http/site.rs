@@ -52,22 +52,26 @@ pub(super) fn v1_users(ctx: &Ctx<'_>) -> Response {
         return fail;
     }
     let state = ctx.shared.read();
-    let managed = |u: &&SimUser| u.managed && u.account_type == SimAccountType::Atlassian;
-    let total = state.users.iter().filter(managed).count();
+    // One row per account (its first directory entry), with activity from every directory.
+    let managed = |i: usize| {
+        let u = &state.users[i];
+        u.managed && u.account_type == SimAccountType::Atlassian && state.is_first_entry(i)
+    };
+    let total = (0..state.users.len()).filter(|&i| managed(i)).count();
     let mut data = Vec::with_capacity(V1_USERS_PAGE);
     let mut next = None;
     for (i, u) in state.users.iter().enumerate().skip(at) {
-        if !managed(&u) {
+        if !managed(i) {
             continue;
         }
         if data.len() == V1_USERS_PAGE {
             next = Some(i);
             break;
         }
-        let access = state.access_of(u);
+        let access = state.account_activity(&u.account_id);
         let product_access: Vec<_> = access
             .iter()
-            .map(|&i| {
+            .map(|&(i, last_active)| {
                 let p = &state.products[i as usize];
                 let url = if p.product == crate::product::Product::Bitbucket {
                     format!("https://bitbucket.org/{}", state.sites[p.site as usize].name)
@@ -76,26 +80,30 @@ pub(super) fn v1_users(ctx: &Ctx<'_>) -> Response {
                 };
                 let mut v =
                     serde_json::json!({"key": p.product.v1_key(), "name": p.product.display_name(), "url": url});
-                if let Some(t) = u.last_active_on(i) {
+                if let Some(t) = last_active {
                     v["last_active"] = rfc3339(t).into();
                 }
                 v
             })
             .collect();
+        let billable = state.entries_of(&u.account_id).any(|e| {
+            let entry = &state.users[e];
+            entry.is_billable() && !state.access_of(entry).is_empty()
+        });
         let mut v = serde_json::json!({
             "account_id": u.account_id,
             "account_type": u.account_type.api(),
             "account_status": u.account_status.api(),
             "name": u.name,
             "picture": avatar(u),
-            "access_billable": u.is_billable() && !access.is_empty(),
+            "access_billable": billable,
             "product_access": product_access,
             "links": {"self": format!("{}/admin/v1/orgs/{}/users/{}", ctx.base_url(), state.org_id, u.account_id)},
         });
         if let Some(e) = &u.email {
             v["email"] = e.as_str().into();
         }
-        if let Some(t) = access.iter().filter_map(|&i| u.last_active_on(i)).max() {
+        if let Some(t) = access.iter().filter_map(|&(_, t)| t).max() {
             v["last_active"] = rfc3339(t).into();
         }
         data.push(v);
@@ -110,16 +118,15 @@ pub(super) fn v1_users(ctx: &Ctx<'_>) -> Response {
 
 pub(super) fn last_active_dates(ctx: &Ctx<'_>, acct: &str) -> Response {
     let state = ctx.shared.read();
-    let Some(u) = state.user(acct).filter(|u| u.is_member()) else {
+    let Some(u) = state.listed_entry(acct).map(|i| &state.users[i]) else {
         return ctx.write_error(&WriteError::user_not_found(acct));
     };
     let product_access: Vec<_> = state
-        .access_of(u)
+        .account_activity(acct)
         .into_iter()
-        .filter_map(|i| {
+        .filter_map(|(i, last_active)| {
             let p = &state.products[i as usize];
-            u.last_active_on(i)
-                .map(|t| serde_json::json!({"id": p.id, "key": p.product.v1_key(), "last_active": date(t)}))
+            last_active.map(|t| serde_json::json!({"id": p.id, "key": p.product.v1_key(), "last_active": date(t)}))
         })
         .collect();
     json(
@@ -565,8 +572,13 @@ fn bitbucket_members(ctx: &Ctx<'_>, workspace: &str) -> Response {
     if let Some(fail) = ctx.page_fails(page) {
         return fail;
     }
-    let members: Vec<&SimUser> =
-        state.users.iter().filter(|u| u.is_billable() && state.access_of(u).contains(&(instance as u16))).collect();
+    let mut seen = std::collections::HashSet::new();
+    let members: Vec<&SimUser> = state
+        .users
+        .iter()
+        .filter(|u| u.is_billable() && state.access_of(u).contains(&(instance as u16)))
+        .filter(|u| seen.insert(u.account_id.as_str()))
+        .collect();
     let start = (page as usize - 1) * pagelen;
     let values: Vec<_> = members
         .iter()
