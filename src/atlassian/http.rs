@@ -463,6 +463,46 @@ pub fn is_retriable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504) || (500..600).contains(&status) && status != 501
 }
 
+/// `https://api.atlassian.com/admin/v2/orgs/o/users`: where a call went, without the query.
+pub(crate) fn url_for_people(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// What went wrong below HTTP, for people: the URL, then the cause in words (connection refused,
+/// DNS lookup failed, TLS failed, timed out), then the innermost error text.
+pub(crate) fn describe_transport(e: &reqwest::Error, url: &Url) -> String {
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut refused = false;
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        chain.push(err.to_string());
+        source = err.source();
+    }
+    let all = chain.join(": ").to_ascii_lowercase();
+    let cause = if refused || all.contains("connection refused") {
+        "connection refused (is the host and port right, and is the server up?)"
+    } else if all.contains("dns error") || all.contains("failed to lookup") || all.contains("name or service not known")
+    {
+        "DNS lookup failed (is the host name right?)"
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        "TLS failed (certificate or protocol: is it https on an http port, or an untrusted certificate?)"
+    } else if e.is_timeout() || all.contains("timed out") {
+        "timed out"
+    } else if all.contains("reset") {
+        "connection reset by the server"
+    } else {
+        "connection failed"
+    };
+    let innermost = chain.last().cloned().unwrap_or_else(|| "error sending the request".to_owned());
+    format!("{}: {cause} ({innermost})", url_for_people(url))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,44 +544,4 @@ mod tests {
         assert_eq!(http.site_url(&["rest", "api", "3"]).unwrap().as_str(), "https://acme.example.test/rest/api/3");
         assert!(!format!("{:?}", http.org_auth).contains("KEY-abcdef"), "header marked sensitive");
     }
-}
-
-/// `https://api.atlassian.com/admin/v2/orgs/o/users`: where a call went, without the query.
-pub(crate) fn url_for_people(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.set_fragment(None);
-    u.to_string()
-}
-
-/// What went wrong below HTTP, for people: the URL, then the cause in words (connection refused,
-/// DNS lookup failed, TLS failed, timed out), then the innermost error text.
-pub(crate) fn describe_transport(e: &reqwest::Error, url: &Url) -> String {
-    let mut chain = Vec::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    let mut refused = false;
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
-        }
-        chain.push(err.to_string());
-        source = err.source();
-    }
-    let all = chain.join(": ").to_ascii_lowercase();
-    let cause = if refused || all.contains("connection refused") {
-        "connection refused (is the host and port right, and is the server up?)"
-    } else if all.contains("dns error") || all.contains("failed to lookup") || all.contains("name or service not known")
-    {
-        "DNS lookup failed (is the host name right?)"
-    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
-        "TLS failed (certificate or protocol: is it https on an http port, or an untrusted certificate?)"
-    } else if e.is_timeout() || all.contains("timed out") {
-        "timed out"
-    } else if all.contains("reset") {
-        "connection reset by the server"
-    } else {
-        "connection failed"
-    };
-    let innermost = chain.last().cloned().unwrap_or_else(|| "error sending the request".to_owned());
-    format!("{}: {cause} ({innermost})", url_for_people(url))
 }
