@@ -78,6 +78,7 @@ fn snapshot() -> DirectorySnapshot {
             name: "jira-software-users".into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
@@ -87,6 +88,7 @@ fn snapshot() -> DirectorySnapshot {
             name: "confluence-users".into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
@@ -96,6 +98,7 @@ fn snapshot() -> DirectorySnapshot {
             name: "site-admins".into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: true,
             grants: vec![],
@@ -107,6 +110,7 @@ fn snapshot() -> DirectorySnapshot {
             name: format!("team-{t}"),
             directory: 0,
             idp_synced: t % 50 == 0,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
@@ -128,19 +132,19 @@ fn snapshot() -> DirectorySnapshot {
         if rng.below(100) < 90 {
             let jira_days = if last.is_some() && rng.below(10) == 0 { Some(60 + rng.below(200)) } else { None };
             product_access.push(ProductActivity {
-                product: Product::JiraSoftware,
+                product: Product::JiraSoftware.into(),
                 last_active: jira_days.and_then(ago).or(last),
             });
             member.push(0);
         }
         if rng.below(100) < 60 {
-            product_access.push(ProductActivity { product: Product::Confluence, last_active: last });
+            product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: last });
             member.push(1);
         }
         member.push(3 + rng.below(200) as u32);
         product_access.shrink_to_fit();
         member.shrink_to_fit();
-        users.push(User {
+        users.push(DirectoryUser {
             // Modern Atlassian account ids: "712020:" + a UUID.
             account_id: format!(
                 "712020:{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
@@ -168,15 +172,16 @@ fn snapshot() -> DirectorySnapshot {
             directory: 0,
         });
     }
-    users.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    let (accounts, _) = DirectorySnapshot::fold_rows(users);
     DirectorySnapshot {
         org_id: "org-bench".into(),
         directories: vec![DirectoryInfo { id: "dir-1".into(), name: "Main".into() }],
         taken_at: now(),
-        users,
+        accounts,
         groups,
         api_key_owner: None,
-        activity_products: BTreeSet::from([Product::JiraSoftware, Product::Confluence]),
+        activity_products: BTreeSet::from([Product::JiraSoftware.into(), Product::Confluence.into()]),
+        api_tokens: ApiTokenActivity::NotRead,
         report: SnapshotReport::default(),
         incomplete: None,
     }
@@ -236,7 +241,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     let before = (LIVE.load(Ordering::Relaxed), CHUNK_BYTES.load(Ordering::Relaxed));
     let snapshot = snapshot();
     let after = (LIVE.load(Ordering::Relaxed), CHUNK_BYTES.load(Ordering::Relaxed));
-    let inline = std::mem::size_of::<User>();
+    let inline = std::mem::size_of::<Account>() + std::mem::size_of::<Membership>();
     let requested = (after.0 - before.0) as f64 / USERS as f64;
     let with_malloc = (after.1 - before.1) as f64 / USERS as f64;
     eprintln!(
@@ -259,7 +264,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
         metadata: meta("break-glass"),
         spec: ProtectedUserSpec {
             reason: "break glass".into(),
-            account_ids: snapshot.users.iter().step_by(50_000).map(|u| u.account_id.clone()).collect(),
+            account_ids: snapshot.accounts.iter().step_by(50_000).map(|u| u.account_id.clone()).collect(),
             emails: vec!["user.42@example-corp.com".into()],
             email_patterns: vec!["user.1?@example-corp.com".into()],
             groups: vec!["team-3".into()],
@@ -285,7 +290,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     ];
     // A ledger as after a few weeks: delivered notices for a slice of the inactive.
     let mut ledger = Ledger::new("org-bench");
-    for u in snapshot.users.iter().step_by(97) {
+    for u in snapshot.accounts.iter().step_by(97) {
         ledger.users.insert(
             u.account_id.clone(),
             UserRecord {
@@ -320,6 +325,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: Some(1000),
         },
         status: None,
@@ -339,7 +345,6 @@ fn plan_1m_users_3_policies(bencher: divan::Bencher) {
         ledger: &w.ledger,
         now: now(),
         daily_actions_remaining: Some(1000),
-        evaluate_as_enforce: false,
     };
     // The plan is returned, so divan drops it outside the timed region: this measures planning.
     // (Freeing ~400,000 reasons and notices takes another ~0.1 s on this machine.)
@@ -357,7 +362,6 @@ fn main() {
         ledger: &w.ledger,
         now: now(),
         daily_actions_remaining: Some(1000),
-        evaluate_as_enforce: false,
     });
     eprintln!(
         "plan: {} destructive actions, {} notices, {} deferred, {} held back, {} skipped, {} IdP items",

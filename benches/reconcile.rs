@@ -104,12 +104,12 @@ fn main() {
         // The least a complete run can do: list directories, every page of users (100 per page) per
         // directory, every page of groups (100 per page) and each group's role assignments, then one
         // re-read and one write per destructive action.
-        let user_pages = (snapshot.users.len() as u64).div_ceil(100).max(1);
+        let user_pages = (snapshot.entries().count() as u64).div_ceil(100).max(1);
         let group_pages = groups.div_ceil(100).max(1) * directories;
         let minimum = 1 + user_pages + group_pages + groups + 2 * writes;
         let floor_secs = minimum as f64 * 60.0 / rpm as f64;
         let peak = rss_kib("VmHWM:");
-        println!("reconcile benchmark: {} users, one Enforce policy (suspend after 120d, 500 per run)", snapshot.users.len());
+        println!("reconcile benchmark: {} users, one Enforce policy (suspend after 120d, 500 per run)", snapshot.accounts.len());
         println!("  snapshot: {snapshot_calls} calls in {snapshot_secs:.2} s");
         println!("  actions applied: {} (failed {}), {} writes", report.applied, report.failed, writes);
         println!(

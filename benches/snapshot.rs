@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use seatwarden::atlassian::{AtlassianClient, ClientConfig, Credentials, PAGE_LIMIT, Secret};
 use seatwarden::sim::{SimConfig, SimHandle, Simulator};
-use seatwarden::snapshot::{DirectorySnapshot, Group, ProductActivity, User};
+use seatwarden::snapshot::{Account, DirectorySnapshot, Group, Membership, ProductActivity};
 
 const USERS: u32 = 100_000;
 /// Budgets measured: one request every 20 ms (the budget sets the pace) and every 5 ms (close to
@@ -75,16 +75,22 @@ fn minimum_calls(sim: &SimHandle) -> u64 {
 /// Heap and inline bytes the snapshot holds (capacities, not lengths: what is really allocated).
 fn snapshot_bytes(snap: &DirectorySnapshot) -> (usize, usize) {
     let string = |s: &String| s.capacity();
-    let users: usize = snap.users.capacity() * size_of::<User>()
+    let users: usize = snap.accounts.capacity() * size_of::<Account>()
         + snap
-            .users
+            .accounts
             .iter()
             .map(|u| {
                 string(&u.account_id)
                     + u.email.as_ref().map_or(0, string)
                     + string(&u.name)
-                    + u.product_access.capacity() * size_of::<ProductActivity>()
-                    + u.groups.capacity() * size_of::<u32>()
+                    + u.memberships.capacity() * size_of::<Membership>()
+                    + u.memberships
+                        .iter()
+                        .map(|m| {
+                            m.product_access.capacity() * size_of::<ProductActivity>()
+                                + m.groups.capacity() * size_of::<u32>()
+                        })
+                        .sum::<usize>()
             })
             .sum::<usize>();
     let groups: usize = snap.groups.capacity() * size_of::<Group>()
@@ -102,10 +108,10 @@ fn report_figures(requests_per_minute: u32) {
     // The first call goes at once; every other waits its slot.
     let floor = interval * (minimum.saturating_sub(1) as u32);
     let (user_bytes, group_bytes) = snapshot_bytes(&snap);
-    let users = snap.users.len().max(1);
+    let users = snap.accounts.len().max(1);
     println!(
         "snapshot of {} users in {} directories, {} groups, budget {} requests/min",
-        snap.users.len(),
+        snap.accounts.len(),
         snap.directories.len(),
         snap.groups.len(),
         requests_per_minute
@@ -121,7 +127,7 @@ fn report_figures(requests_per_minute: u32) {
     println!(
         "  memory: {:.0} bytes per user ({} B inline + heap), groups {} B in all",
         user_bytes as f64 / users as f64,
-        size_of::<User>(),
+        size_of::<Account>(),
         group_bytes
     );
     if !snap.report.notes.is_empty() {
@@ -139,5 +145,5 @@ fn main() {
 #[divan::bench(sample_count = 2, sample_size = 1)]
 fn snapshot_100k_users(bencher: divan::Bencher) {
     let fixture = fixture();
-    bencher.bench(|| take(fixture, TIMED_BUDGET).users.len());
+    bencher.bench(|| take(fixture, TIMED_BUDGET).accounts.len());
 }

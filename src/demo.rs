@@ -168,6 +168,9 @@ pub async fn run_with_progress(
 
     // Point the organization at the simulator; everything else is the example's.
     sim.point_organization(&mut org.spec);
+    // The demo's notices go into its mailbox folder, the one place a local folder counts as delivery.
+    org.spec.mail = None;
+    org.spec.local_mailbox = true;
     let mut policies: Vec<LifecyclePolicy> = manifests
         .policies
         .iter()

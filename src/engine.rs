@@ -86,7 +86,6 @@ where
         ledger: &planned_from,
         now,
         daily_actions_remaining: policy::daily_remaining(inputs.organization, now),
-        evaluate_as_enforce: false,
     };
     let plan = policy::plan(&input);
     // A crash may have left runs Running with writes in flight: settle their records from what the
@@ -107,7 +106,7 @@ where
             .and_then(|p| p.spec.notices.clone());
         notice_for(n, snapshot, &org_name, inputs).map(|notice| (notice, settings))
     };
-    let recheck = |a: &policy::PlannedAction, fresh: &crate::snapshot::User| -> Option<String> {
+    let recheck = |a: &policy::PlannedAction, fresh: &crate::snapshot::DirectoryUser| -> Option<String> {
         match policy::recheck(&input, a, fresh) {
             policy::Recheck::Proceed => None,
             policy::Recheck::Drop(why) => Some(why),
@@ -251,7 +250,7 @@ fn notice_for(
     inputs: &OrgInputs<'_>,
 ) -> Option<Notice> {
     let email = n.email.clone()?;
-    let user = snapshot.user(&n.account_id);
+    let user = snapshot.account(&n.account_id);
     let product = match &n.action {
         policy::ActionKind::RemoveGroup { .. } => inputs
             .policies

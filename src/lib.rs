@@ -8,6 +8,7 @@
 //!
 //! [`sim`] is an Atlassian Cloud simulator: a product feature and the test double for the rest.
 
+pub mod action;
 pub mod atlassian;
 pub mod cli;
 pub mod clock;

@@ -299,6 +299,9 @@ pub fn validate_policy(spec: &LifecyclePolicySpec) -> Result<(), (String, String
             return Err((at(".noticeLeadTimes"), "at most 5 lead times".into()));
         }
     }
+    if let Some(w) = &spec.schedule.window {
+        crate::controller::schedule::validate_window(w)?;
+    }
     if spec.scope.account_types.is_empty() {
         return Err(("spec.scope.accountTypes".into(), "name Managed, External or both".into()));
     }

@@ -121,6 +121,131 @@ impl fmt::Display for Product {
     }
 }
 
+/// A product key Atlassian sent that [`Product`] does not model (Loom, Atlas/`townsquare`, Rovo, Jira
+/// Align, whatever Atlassian adds next): kept, never dropped, because activity there is activity.
+///
+/// Interned process-wide (two bytes, `Copy`), so a million users' activity stays compact and the key
+/// reads back anywhere without a table at hand. The keys are a small, bounded set in practice; past
+/// [`OtherProduct::CAPACITY`] distinct keys every further one shares a single "other" slot, so a
+/// hostile listing cannot grow the table without bound (the activity still counts).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OtherProduct(u16);
+
+static OTHER_KEYS: std::sync::LazyLock<std::sync::RwLock<Vec<&'static str>>> =
+    std::sync::LazyLock::new(|| std::sync::RwLock::new(vec!["other"]));
+
+impl OtherProduct {
+    /// Distinct unknown keys kept by name; later ones share the slot named "other".
+    pub const CAPACITY: usize = 1024;
+
+    /// The interned key (lowercased, trimmed).
+    pub fn intern(key: &str) -> OtherProduct {
+        let key = key.trim().to_ascii_lowercase();
+        let key = if key.is_empty() { "other".to_owned() } else { key };
+        if let Some(i) = OTHER_KEYS.read().expect("product keys lock").iter().position(|k| *k == key) {
+            return OtherProduct(i as u16);
+        }
+        let mut keys = OTHER_KEYS.write().expect("product keys lock");
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            return OtherProduct(i as u16);
+        }
+        if keys.len() >= Self::CAPACITY {
+            return OtherProduct(0);
+        }
+        keys.push(Box::leak(key.into_boxed_str()));
+        OtherProduct((keys.len() - 1) as u16)
+    }
+
+    /// The key as Atlassian spelled it (lowercased).
+    pub fn key(self) -> &'static str {
+        OTHER_KEYS.read().expect("product keys lock").get(usize::from(self.0)).copied().unwrap_or("other")
+    }
+}
+
+impl fmt::Debug for OtherProduct {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Other({:?})", self.key())
+    }
+}
+
+/// A product key of an activity entry: a modelled [`Product`], or one seatwarden does not model.
+/// Both count as activity; only modelled products have rules, licensed groups and prices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProductKey {
+    Known(Product),
+    Other(OtherProduct),
+}
+
+impl ProductKey {
+    /// Any spelling an API uses: a modelled product when known, else the key kept as is.
+    pub fn from_api_key(key: &str) -> ProductKey {
+        match Product::from_api_key(key) {
+            Some(p) => ProductKey::Known(p),
+            None => ProductKey::Other(OtherProduct::intern(key)),
+        }
+    }
+
+    pub fn known(self) -> Option<Product> {
+        match self {
+            ProductKey::Known(p) => Some(p),
+            ProductKey::Other(_) => None,
+        }
+    }
+
+    /// A short label for people (the API key for products seatwarden does not model).
+    pub fn label(self) -> &'static str {
+        match self {
+            ProductKey::Known(p) => p.label(),
+            ProductKey::Other(o) => o.key(),
+        }
+    }
+
+    /// The name a person reads.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ProductKey::Known(p) => p.display_name(),
+            ProductKey::Other(o) => o.key(),
+        }
+    }
+}
+
+impl From<Product> for ProductKey {
+    fn from(p: Product) -> Self {
+        ProductKey::Known(p)
+    }
+}
+
+impl PartialEq<Product> for ProductKey {
+    fn eq(&self, other: &Product) -> bool {
+        *self == ProductKey::Known(*other)
+    }
+}
+
+impl fmt::Display for ProductKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.display_name())
+    }
+}
+
+/// Serialized as the product's label (`jira-software`, `loom`): readable, and an unknown key
+/// survives a round trip.
+impl Serialize for ProductKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ProductKey::Known(p) => p.serialize(s),
+            ProductKey::Other(o) => s.serialize_str(o.key()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ProductKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let key = String::deserialize(d)?;
+        let known = Product::ALL.iter().find(|p| format!("{p:?}") == key).copied();
+        Ok(known.map(ProductKey::Known).unwrap_or_else(|| ProductKey::from_api_key(&key)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +260,20 @@ mod tests {
         assert_eq!(Product::from_api_key("jira-service-desk"), Some(Product::JiraServiceManagement));
         assert_eq!(Product::from_api_key("JIRA"), Some(Product::JiraSoftware));
         assert_eq!(Product::from_api_key("hipchat"), None);
+    }
+
+    #[test]
+    fn unknown_keys_are_kept_interned_and_round_trip() {
+        let loom = ProductKey::from_api_key("Loom");
+        assert_eq!(loom, ProductKey::from_api_key("loom"), "one slot per key");
+        assert_ne!(loom, ProductKey::from_api_key("townsquare"));
+        assert_eq!(loom.label(), "loom");
+        assert_eq!(loom.known(), None);
+        assert_eq!(ProductKey::from_api_key("jira"), ProductKey::Known(Product::JiraSoftware));
+        for key in [loom, ProductKey::Known(Product::Confluence)] {
+            let json = serde_json::to_string(&key).unwrap();
+            assert_eq!(serde_json::from_str::<ProductKey>(&json).unwrap(), key, "{json}");
+        }
+        assert_eq!(std::mem::size_of::<ProductKey>(), 4);
     }
 }

@@ -20,7 +20,9 @@ use seatwarden::sim::state::{
     AccountStatus, Membership, SimAccountType, SimManagementSource, SimState, SimUser, v2_status,
 };
 use seatwarden::sim::{Faults, SimConfig, SimHandle, SimOutcome, Simulator};
-use seatwarden::snapshot::{AccountType, DirectorySnapshot, ManagementSource, ProductActivity, User, UserStatus};
+use seatwarden::snapshot::{
+    AccountType, DirectorySnapshot, DirectoryUser, ManagementSource, ProductActivity, UserStatus,
+};
 
 const KEY: &str = "sk-SEATWARDEN-TEST-7f3a9c1e5b";
 
@@ -61,11 +63,11 @@ fn taken_at() -> Timestamp {
 }
 
 /// The snapshot the simulator's state implies, built independently from the client's code path.
-fn expected_users(state: &SimState) -> Vec<User> {
-    let mut users: Vec<User> = state
+fn expected_users(state: &SimState) -> Vec<DirectoryUser> {
+    let mut users: Vec<DirectoryUser> = state
         .users
         .iter()
-        .filter(|u| u.is_member())
+        .filter(|u| u.is_directory_user())
         .map(|u: &SimUser| {
             let mut product_access: Vec<ProductActivity> = Vec::new();
             for inst in state.access_of(u) {
@@ -74,7 +76,7 @@ fn expected_users(state: &SimState) -> Vec<User> {
                 let last_active = u.last_active_on(inst);
                 match product_access.iter_mut().find(|p| p.product == product) {
                     Some(p) => p.last_active = p.last_active.max(last_active),
-                    None => product_access.push(ProductActivity { product, last_active }),
+                    None => product_access.push(ProductActivity { product: product.into(), last_active }),
                 }
             }
             product_access.sort_by_key(|p| p.product);
@@ -85,7 +87,7 @@ fn expected_users(state: &SimState) -> Vec<User> {
                 "deactivated" => UserStatus::Deactivated,
                 other => panic!("unexpected status {other}"),
             };
-            User {
+            DirectoryUser {
                 account_id: u.account_id.clone(),
                 email: u.email.clone(),
                 name: u.name.clone(),
@@ -118,8 +120,8 @@ fn expected_users(state: &SimState) -> Vec<User> {
 fn assert_matches_state(snap: &DirectorySnapshot, sim: &SimHandle) {
     sim.with_state(|state| {
         let expected = expected_users(state);
-        assert_eq!(snap.users.len(), expected.len(), "user count");
-        for (got, want) in snap.users.iter().zip(&expected) {
+        assert_eq!(snap.directory_users().len(), expected.len(), "user count");
+        for (got, want) in snap.directory_users().iter().zip(&expected) {
             let mut got_cmp = got.clone();
             got_cmp.groups = Vec::new();
             // The simulator writes whole-second timestamps; the client keeps what it is given.
@@ -148,7 +150,7 @@ fn assert_matches_state(snap: &DirectorySnapshot, sim: &SimHandle) {
         let dirs: Vec<&str> = snap.directories.iter().map(|d| d.id.as_str()).collect();
         let want_dirs: Vec<&str> = state.directories.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(dirs, want_dirs);
-        let activity: BTreeSet<Product> = expected
+        let activity: BTreeSet<seatwarden::product::ProductKey> = expected
             .iter()
             .flat_map(|u| &u.product_access)
             .filter(|p| p.last_active.is_some())
@@ -166,7 +168,11 @@ async fn snapshot_of_20000_users_equals_the_simulator_state() {
     let snap = client(&sim).snapshot(taken_at()).await.expect("snapshot");
     assert_eq!(snap.taken_at, taken_at(), "taken_at is the caller's, not a clock read");
     assert_matches_state(&snap, &sim);
-    assert!(snap.users.len() > 15_000, "most generated users are members: {}", snap.users.len());
+    assert!(
+        snap.directory_users().len() > 15_000,
+        "most generated users are members: {}",
+        snap.directory_users().len()
+    );
     let made = sim.request_count() - before;
     assert_eq!(snap.report.calls, made, "the report counts every call the simulator saw");
     assert_eq!(snap.report.calls, snap.report.pages, "no faults: one call per page, no retries");
@@ -177,8 +183,11 @@ async fn snapshot_of_20000_users_equals_the_simulator_state() {
         let mut pages = 0;
         for d in 0..2 {
             for managed in [true, false] {
-                let n =
-                    s.users.iter().filter(|u| u.is_member() && u.directory == d && u.managed == managed).count() as u64;
+                let n = s
+                    .users
+                    .iter()
+                    .filter(|u| u.is_directory_user() && u.directory == d && u.managed == managed)
+                    .count() as u64;
                 pages += n.div_ceil(100).max(1);
             }
         }
@@ -246,8 +255,8 @@ async fn where_v2_lacks_activity_the_fallbacks_fill_it_counted_and_noted() {
     config.fallbacks.v2_product_access = false;
     config.fallbacks.max_last_active_calls = 10_000;
     let snap = AtlassianClient::new(config.clone(), &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
-    let unmanaged = snap.users.iter().filter(|u| !u.managed).count() as u64;
-    assert!(unmanaged > 0 && snap.users.iter().any(|u| u.managed));
+    let unmanaged = snap.directory_users().iter().filter(|u| !u.managed).count() as u64;
+    assert!(unmanaged > 0 && snap.directory_users().iter().any(|u| u.managed));
     assert!(snap.report.v1_fallback_calls > 0, "{:?}", snap.report);
     assert_eq!(snap.report.last_active_fallback_calls, unmanaged, "one last-active-dates call per external user");
     assert_eq!(
@@ -259,8 +268,8 @@ async fn where_v2_lacks_activity_the_fallbacks_fill_it_counted_and_noted() {
     assert!(snap.report.notes.iter().any(|n| n.contains("last-active-dates")), "{:?}", snap.report.notes);
     sim.with_state(|state| {
         let expected = expected_users(state);
-        assert_eq!(snap.users.len(), expected.len());
-        for (got, want) in snap.users.iter().zip(&expected) {
+        assert_eq!(snap.directory_users().len(), expected.len());
+        for (got, want) in snap.directory_users().iter().zip(&expected) {
             assert_eq!(got.status, want.status, "status of {}", want.account_id);
             if got.managed {
                 // The v1 list has the same date-times and access entries as v2.
@@ -304,9 +313,9 @@ async fn configured_directories_only_and_unknown_ones_are_named() {
     let snap = AtlassianClient::new(config, &credentials(KEY)).unwrap().snapshot(taken_at()).await.unwrap();
     assert_eq!(snap.directories.len(), 1);
     assert_eq!(snap.directories[0].id, dirs[1]);
-    let want = sim.with_state(|s| s.users.iter().filter(|u| u.is_member() && u.directory == 1).count());
-    assert_eq!(snap.users.len(), want);
-    assert!(snap.users.iter().all(|u| u.directory == 0), "indices are into the snapshot's directories");
+    let want = sim.with_state(|s| s.users.iter().filter(|u| u.is_directory_user() && u.directory == 1).count());
+    assert_eq!(snap.directory_users().len(), want);
+    assert!(snap.directory_users().iter().all(|u| u.directory == 0), "indices are into the snapshot's directories");
 
     let mut config = config_for(&sim);
     config.directories = vec!["no-such-directory".into()];
@@ -390,7 +399,11 @@ async fn refusals_are_typed_with_atlassians_message() {
         let u = s
             .users
             .iter()
-            .find(|u| u.is_member() && u.directory == g.directory && !u.groups.contains(&(s.group_idx(&g.id).unwrap())))
+            .find(|u| {
+                u.is_directory_user()
+                    && u.directory == g.directory
+                    && !u.groups.contains(&(s.group_idx(&g.id).unwrap()))
+            })
             .unwrap();
         (s.directories[u.directory as usize].id.clone(), u.account_id.clone(), g.id.clone())
     });

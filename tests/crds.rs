@@ -276,6 +276,19 @@ async fn invalid_resources_are_refused_with_the_field_named() {
     let mut malformed = base.clone();
     malformed["rules"][0]["accountInactivity"]["inactiveFor"] = json!("90 days");
     cases.push(("malformed duration", malformed, "spec.rules[0].accountInactivity.inactiveFor"));
+    // Spans counted in days refuse minutes (ambiguous) and hours (below a day).
+    let mut minutes = base.clone();
+    minutes["rules"][0]["accountInactivity"]["inactiveFor"] = json!("6m");
+    cases.push(("m in an inactivity threshold", minutes, "spec.rules[0].accountInactivity.inactiveFor"));
+    let mut hours = base.clone();
+    hours["rules"][0]["noticeLeadTimes"] = json!(["36h"]);
+    cases.push(("hours in a lead time", hours, "spec.rules[0].noticeLeadTimes"));
+    let mut grace = base.clone();
+    grace["newAccountGracePeriod"] = json!("30m");
+    cases.push(("minutes in the grace period", grace, "spec.newAccountGracePeriod"));
+    let mut zone = base.clone();
+    zone["schedule"] = json!({"window": {"start": "08:00", "end": "18:00", "timeZone": "Berlin time"}});
+    cases.push(("a time zone that is no IANA name", zone, "spec.schedule.window.timeZone"));
     let mut missing = base.clone();
     missing.as_object_mut().unwrap().remove("organizationRef");
     cases.push(("missing required field", missing, "spec.organizationRef"));

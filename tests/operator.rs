@@ -204,7 +204,9 @@ fn organization(sim: &SimProc) -> Vec<Value> {
             "spec": {"orgId": "sim-org", "apiBaseUrl": sim.url,
                 "credentials": {"apiKeySecretRef": {"name": "org-key", "key": "api-key"}},
                 "billing": {"cycle": "Monthly", "currency": "USD", "seatPrices": [{"product": "JiraSoftware", "monthlyPrice": 8.0}]},
-                "requestBudget": {"orgRequestsPerMinute": 100000, "concurrency": 4}}}),
+                "requestBudget": {"orgRequestsPerMinute": 100000, "concurrency": 4},
+                // Notices into the --mailbox-dir folder, which the tests read.
+                "localMailbox": true}}),
         json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "GroupLicenseMapping", "metadata": {"name": "jira"},
             "spec": {"organizationRef": {"name": "acme"}, "product": "JiraSoftware", "groups": [{"name": "jira-software-users"}]}}),
         json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "ProtectedUser", "metadata": {"name": "finance"},
@@ -238,15 +240,15 @@ fn expected_inactive(
     let finance = protected_group.and_then(|g| snap.find_group(g)).map(|(i, _)| i);
     let threshold = at.checked_sub(SignedDuration::from_hours(24 * (days + 1))).unwrap();
     let grace = at.checked_sub(SignedDuration::from_hours(24 * 14)).unwrap();
-    snap.users
+    snap.accounts
         .iter()
-        .filter(|u| matches!(u.status, UserStatus::Active | UserStatus::InvitedNeverActive))
+        .filter(|u| matches!(u.status(), UserStatus::Active | UserStatus::InvitedNeverActive))
         .filter(|u| u.account_type == AccountType::Atlassian)
         .filter(|u| !u.org_admin && !u.site_admin && u.management_source != ManagementSource::Synced)
         .filter(|u| snap.api_key_owner.as_deref() != Some(u.account_id.as_str()))
-        .filter(|u| finance.is_none_or(|f| !u.groups.contains(&f)))
+        .filter(|u| finance.is_none_or(|f| !u.in_group(f)))
         .filter(|u| u.added_to_org.is_some_and(|a| a < grace))
-        .filter(|u| u.last_active_any().or(u.added_to_org).is_some_and(|t| t < threshold))
+        .filter(|u| u.last_activity().or(u.added_to_org).is_some_and(|t| t < threshold))
         .map(|u| u.account_id.clone())
         .collect()
 }
@@ -377,7 +379,7 @@ async fn dry_run_changes_nothing_and_enforce_acts_after_the_notice_lead_time() {
     let snap = sim.snapshot(T0).await;
     let finance = snap.find_group("dept-finance").unwrap().0;
     assert!(
-        snap.users.iter().filter(|u| u.groups.contains(&finance)).all(|u| !suspended.contains(&u.account_id)),
+        snap.accounts.iter().filter(|u| u.in_group(finance)).all(|u| !suspended.contains(&u.account_id)),
         "protected users untouched"
     );
     assert_eq!(after.last_run.as_ref().unwrap().applied, expected.len() as i64);
@@ -579,7 +581,7 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
         policy::PlannedAction,
         record::{FolderAudit, FolderLedgerStore},
         sim::{SimConfig, Simulator},
-        snapshot::User,
+        snapshot::DirectoryUser,
     };
     seatwarden::tls::install_crypto_provider();
     let t0: Timestamp = T0.parse().unwrap();
@@ -618,7 +620,7 @@ async fn a_user_active_again_before_the_write_is_left_alone() {
         now: Timestamp,
     }
     impl DirectoryWriter for LoginBeforeReread<'_> {
-        fn reread<'a>(&'a self, d: &'a str, id: &'a str) -> BoxFut<'a, Result<Option<User>, String>> {
+        fn reread<'a>(&'a self, d: &'a str, id: &'a str) -> BoxFut<'a, Result<Option<DirectoryUser>, String>> {
             if id == self.returning {
                 self.sim.with_state_mut(|s| {
                     let u = s.users.iter_mut().find(|u| u.account_id == id).unwrap();
@@ -774,7 +776,7 @@ async fn actions_wait_for_a_delivered_notice_and_the_ledger_survives_a_restart()
     let snapshot = sim.snapshot(T0).await;
     let expected = expected_inactive(&snapshot, T0.parse().unwrap(), 150, Some("dept-finance"));
     let emails: BTreeMap<String, String> = snapshot
-        .users
+        .accounts
         .iter()
         .filter(|u| expected.contains(&u.account_id))
         .map(|u| (u.email.clone().unwrap(), u.account_id.clone()))

@@ -53,12 +53,48 @@ fn text_and_markdown_are_grouped_by_policy() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("== policy reclaim-inactive [Enforce]"), "{text}");
-    assert!(text.contains("[DryRun]") && text.contains("shown as Enforce would act"), "{text}");
+    assert!(text.contains("[DryRun]") && text.contains("nothing is applied"), "{text}");
     assert!(text.contains("== totals"));
     let out = plan(&["-f", ex.to_str().unwrap(), "--simulate", "--users", "300", "--now", NOW, "--format", "markdown"]);
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(md.starts_with("## Seatwarden plan"), "{md}");
     assert!(md.contains("| policy | mode | applies |") && md.contains("**Total:**"), "{md}");
+}
+
+#[test]
+fn each_policy_says_whether_it_runs_now_and_when_next() {
+    let ex = examples();
+    let at = |now: &str| {
+        json(&plan(&["-f", ex.to_str().unwrap(), "--simulate", "--users", "300", "--now", now, "--format", "json"]))
+    };
+    let policy = |v: &serde_json::Value, name: &str| {
+        v["policies"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap()
+    };
+    // Wednesday 10:00 in Berlin: inside the Enforce policy's office-hours window.
+    let v = at(NOW);
+    let enforce = policy(&v, "reclaim-inactive");
+    assert_eq!(enforce["schedule"]["runsNow"], true, "{}", enforce["schedule"]);
+    assert_eq!(enforce["schedule"]["trigger"], "FirstRun");
+    // Its next run: 12 h later is 21:00 in Berlin, outside; Thursday 08:00 Berlin = 07:00 UTC.
+    assert_eq!(enforce["schedule"]["nextRun"], "2026-11-26T07:00:00Z");
+    let applied_now: Vec<&serde_json::Value> =
+        v["actions"].as_array().unwrap().iter().filter(|a| a["appliesNow"] == true).collect();
+    assert!(!applied_now.is_empty());
+    assert!(applied_now.iter().all(|a| a["policy"] == "reclaim-inactive" && a["applies"] == true));
+
+    // Saturday: the window is closed, nothing of it applies now, and the plan says when it runs.
+    let v = at("2026-11-28T10:00:00Z");
+    let enforce = policy(&v, "reclaim-inactive");
+    assert_eq!(enforce["schedule"]["runsNow"], false);
+    assert_eq!(enforce["schedule"]["nextRun"], "2026-11-30T07:00:00Z", "Monday 08:00 in Berlin");
+    assert!(enforce["schedule"]["explanation"].as_str().unwrap().contains("outside its window"));
+    assert!(v["actions"].as_array().unwrap().iter().all(|a| a["appliesNow"] == false));
+    // The DryRun policy has no window: it runs (and applies nothing).
+    assert_eq!(policy(&v, "report-inactive")["schedule"]["runsNow"], true);
+    let out = plan(&["-f", ex.to_str().unwrap(), "--simulate", "--users", "300", "--now", "2026-11-28T10:00:00Z"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("! Waiting: waits: outside its window 08:00–18:00 Europe/Berlin"), "{text}");
+    assert!(text.contains("next run 2026-11-30T07:00:00Z"), "{text}");
 }
 
 #[test]

@@ -152,7 +152,7 @@ async fn malformed_files_are_refused_with_their_line_and_change_nothing() {
     let sim = sim(600).await;
     let dir = tempfile::tempdir().unwrap();
     let s = snapshot(&sim).await;
-    let someone = s.users.iter().find(|u| u.email.is_some()).unwrap();
+    let someone = s.accounts.iter().find(|u| u.email.is_some()).unwrap();
     let email = someone.email.clone().unwrap();
 
     refused(
@@ -498,9 +498,13 @@ async fn activation_by_group_takes_its_suspended_members_only() {
         .enumerate()
         .map(|(i, g)| {
             let mut ids: Vec<String> = s
-                .users
+                .accounts
                 .iter()
-                .filter(|u| u.groups.contains(&(i as u32)) && u.status == seatwarden::snapshot::UserStatus::Suspended)
+                .filter(|u| {
+                    u.memberships.iter().any(|m| {
+                        m.groups.contains(&(i as u32)) && m.status == seatwarden::snapshot::UserStatus::Suspended
+                    })
+                })
                 .map(|u| u.account_id.clone())
                 .collect();
             ids.sort();

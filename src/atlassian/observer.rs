@@ -97,6 +97,76 @@ impl Operation {
     }
 }
 
+/// The endpoint behind an operation, with the date Atlassian announced it stops working, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub method: &'static str,
+    /// The path with `{placeholders}`, from the API's base (`/admin/...`, `/users/...`, site paths).
+    pub path: &'static str,
+    /// Announced end of service (`YYYY-MM-DD`); `None` when none is announced.
+    pub ends: Option<&'static str>,
+}
+
+/// Endpoints Atlassian announced an end date for (API.md §2, §13 item 12): the client must not call
+/// any of them. `tests`: no [`Operation::endpoint`] is one of these.
+pub const DOOMED_ENDPOINTS: [Endpoint; 11] = {
+    const fn ends(method: &'static str, path: &'static str, date: &'static str) -> Endpoint {
+        Endpoint { method, path, ends: Some(date) }
+    }
+    const V1: &str = "2026-06-30";
+    const V2: &str = "2027-06-30";
+    [
+        ends("GET", "/admin/v2/orgs/{orgId}/directories/{directoryId}/users", V2),
+        ends("GET", "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups", V2),
+        ends("POST", "/admin/v1/orgs/{orgId}/users/search", V1),
+        ends("POST", "/admin/v1/orgs/{orgId}/groups/search", V1),
+        ends("POST", "/admin/v1/orgs/{orgId}/directory/users/{accountId}/suspend-access", V1),
+        ends("POST", "/admin/v1/orgs/{orgId}/directory/users/{accountId}/restore-access", V1),
+        ends("DELETE", "/admin/v1/orgs/{orgId}/directory/users/{accountId}", V1),
+        ends("POST", "/admin/v1/orgs/{orgId}/directory/groups", V1),
+        ends("DELETE", "/admin/v1/orgs/{orgId}/directory/groups/{groupId}", V1),
+        ends("POST", "/admin/v1/orgs/{orgId}/directory/groups/{groupId}/memberships", V1),
+        ends("DELETE", "/admin/v1/orgs/{orgId}/directory/groups/{groupId}/memberships/{accountId}", V1),
+    ]
+};
+
+impl Operation {
+    /// The endpoint this operation calls. Exhaustive on purpose: a new operation does not build
+    /// until its endpoint (and whether Atlassian announced an end for it) is written down here.
+    pub fn endpoint(self) -> Endpoint {
+        macro_rules! dir {
+            ($rest:literal) => {
+                concat!("/admin/v2/orgs/{orgId}/directories/{directoryId}", $rest)
+            };
+        }
+        let (method, path) = match self {
+            Operation::OrgRead => ("GET", "/admin/v1/orgs/{orgId}"),
+            Operation::DirectoriesList => ("GET", "/admin/v2/orgs/{orgId}/directories"),
+            Operation::UsersSearch | Operation::UserRead => ("POST", dir!("/users/search")),
+            Operation::GroupsSearch => ("POST", dir!("/groups/search")),
+            Operation::GroupRoleAssignments => ("GET", dir!("/groups/{groupId}/role-assignments")),
+            Operation::V1UsersList => ("GET", "/admin/v1/orgs/{orgId}/users"),
+            Operation::LastActiveDates => {
+                ("GET", "/admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates")
+            }
+            Operation::UserSuspend => ("POST", dir!("/users/{accountId}/suspend")),
+            Operation::UserRestore => ("POST", dir!("/users/{accountId}/restore")),
+            Operation::UserRemove => ("DELETE", dir!("/users/{accountId}")),
+            Operation::UserManageCheck => ("GET", "/users/{accountId}/manage"),
+            Operation::UserDeactivate => ("POST", "/users/{accountId}/manage/lifecycle/disable"),
+            Operation::UserEnable => ("POST", "/users/{accountId}/manage/lifecycle/enable"),
+            Operation::GroupAddMember => ("POST", dir!("/groups/{groupId}/memberships")),
+            Operation::GroupRemoveMember => ("DELETE", dir!("/groups/{groupId}/memberships/{accountId}")),
+            Operation::JiraGroupAddMember => ("POST", "/rest/api/3/group/user"),
+            Operation::JiraGroupRemoveMember => ("DELETE", "/rest/api/3/group/user"),
+            Operation::ConfluenceGroupAddMember => ("POST", "/wiki/rest/api/group/userByGroupId"),
+            Operation::ConfluenceGroupRemoveMember => ("DELETE", "/wiki/rest/api/group/userByGroupId"),
+            Operation::UsersInvite => ("POST", "/admin/v2/orgs/{orgId}/users/invite"),
+        };
+        Endpoint { method, path, ends: None }
+    }
+}
+
 impl std::fmt::Display for Operation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -153,5 +223,31 @@ mod tests {
         assert_eq!(names.len(), Operation::ALL.len());
         assert!(Operation::UsersSearch.is_read());
         assert!(!Operation::UserSuspend.is_read());
+    }
+
+    /// Every endpoint the client calls, with its deprecation status. A call to an endpoint with an
+    /// announced end date fails here; a new operation fails to build until `endpoint` lists it.
+    #[test]
+    fn the_client_calls_no_endpoint_with_an_announced_end() {
+        for op in Operation::ALL {
+            let e = op.endpoint();
+            assert_eq!(e.ends, None, "{op} calls {} {}, which stops working on {:?}", e.method, e.path, e.ends);
+            for doomed in DOOMED_ENDPOINTS {
+                assert!(
+                    (e.method, e.path) != (doomed.method, doomed.path),
+                    "{op} calls {} {}, which Atlassian switches off on {}",
+                    e.method,
+                    e.path,
+                    doomed.ends.unwrap_or("?")
+                );
+            }
+        }
+        // The list of doomed endpoints is what API.md announces: the v2 listings end 2027-06-30.
+        assert!(
+            DOOMED_ENDPOINTS.iter().any(|d| d.path.ends_with("{directoryId}/users") && d.ends == Some("2027-06-30"))
+        );
+        assert!(
+            DOOMED_ENDPOINTS.iter().any(|d| d.path.ends_with("{directoryId}/groups") && d.ends == Some("2027-06-30"))
+        );
     }
 }

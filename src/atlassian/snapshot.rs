@@ -20,7 +20,7 @@ use super::wire::{
     self, ConversionNotes, GroupInterner, Next, Page, PendingUser, RawDirectory, RawGroup, RawLastActive,
     RawRoleAssignment, RawUser, RawV1User,
 };
-use crate::snapshot::{DirectoryInfo, DirectorySnapshot, Group, SnapshotReport};
+use crate::snapshot::{ApiTokenActivity, DirectoryInfo, DirectorySnapshot, Group, SnapshotReport};
 
 /// The largest page the v2 listings accept.
 pub const PAGE_LIMIT: u32 = 100;
@@ -457,6 +457,7 @@ pub(crate) fn assemble(
                 name: g.raw.name.clone().unwrap_or_default(),
                 directory: d16,
                 idp_synced: g.raw.external_synced.unwrap_or(false),
+                locked: !g.raw.modifiable(),
                 member_count: g.raw.counts.as_ref().and_then(|c| c.users).unwrap_or(0).min(u64::from(u32::MAX)) as u32,
                 site_admin: g.site_admin,
                 grants: g.grants.clone(),
@@ -479,6 +480,7 @@ pub(crate) fn assemble(
                         name: String::new(),
                         directory: d16,
                         idp_synced: false,
+                        locked: false,
                         member_count: 0,
                         site_admin: false,
                         grants: Vec::new(),
@@ -512,35 +514,36 @@ pub(crate) fn assemble(
     }
     if !unknown_types.is_empty() {
         report.notes.push(format!(
-            "accounts of unknown type {:?} are treated as apps (never acted on)",
+            "accounts of unknown or missing type {:?} are never acted on",
             unknown_types.into_iter().collect::<Vec<_>>()
         ));
     }
     if !unknown_keys.is_empty() {
         report.notes.push(format!(
-            "product keys {:?} are not known to seatwarden: their access is ignored",
+            "product keys {:?} are not modelled by seatwarden: their activity is kept and counts as activity",
             unknown_keys.into_iter().collect::<Vec<_>>()
         ));
     }
-    users.sort_unstable_by(|a: &crate::snapshot::User, b| {
-        a.account_id.cmp(&b.account_id).then(a.directory.cmp(&b.directory))
-    });
-    users.shrink_to_fit();
-    groups.shrink_to_fit();
     let activity_products = users
         .iter()
         .flat_map(|u| u.product_access.iter())
         .filter(|p| p.last_active.is_some())
         .map(|p| p.product)
         .collect();
+    let (accounts, repeated) = DirectorySnapshot::fold_rows(users);
+    if repeated > 0 {
+        report.notes.push(format!("{repeated} user row(s) repeated in one directory's listing: folded"));
+    }
+    groups.shrink_to_fit();
     DirectorySnapshot {
         org_id: org_id.to_owned(),
         directories,
         taken_at,
-        users,
+        accounts,
         groups,
         api_key_owner,
         activity_products,
+        api_tokens: ApiTokenActivity::NotRead,
         report,
         incomplete: None,
     }
@@ -549,7 +552,7 @@ pub(crate) fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::product::Product;
+    use crate::product::{Product, ProductKey};
     use crate::snapshot::UserStatus;
 
     fn listing(users_json: &str, groups: Vec<ListedGroup>, dir: u16) -> DirectoryListing {
@@ -615,15 +618,21 @@ mod tests {
         let snap = assemble("org", taken_at, dirs, vec![d0, d1], Some("owner".into()), SnapshotReport::default());
         assert_eq!(snap.taken_at, taken_at);
         assert_eq!(snap.api_key_owner.as_deref(), Some("owner"));
-        let ids: Vec<(&str, u16)> = snap.users.iter().map(|u| (u.account_id.as_str(), u.directory)).collect();
-        assert_eq!(ids, vec![("a", 0), ("a", 1), ("b", 0)], "sorted by account, then directory");
-        let b = snap.user("b").unwrap();
+        let ids: Vec<(&str, Vec<u16>)> = snap
+            .accounts
+            .iter()
+            .map(|u| (u.account_id.as_str(), u.memberships.iter().map(|m| m.directory).collect()))
+            .collect();
+        assert_eq!(ids, vec![("a", vec![0, 1]), ("b", vec![0])], "one account each, directories in order");
+        let b = snap.account("b").unwrap();
         assert!(b.site_admin, "member of a site-admin group");
-        let names: Vec<&str> = b.groups.iter().map(|g| snap.groups[*g as usize].id.as_str()).collect();
+        let names: Vec<&str> = b.groups().map(|g| snap.groups[g as usize].id.as_str()).collect();
         assert_eq!(names, vec!["gadm", "gs"]);
-        assert_eq!(snap.users[0].status, UserStatus::InvitedNeverActive);
-        assert_eq!(snap.users[1].status, UserStatus::Suspended);
-        assert!(!snap.users[1].site_admin);
+        let a = snap.account("a").unwrap();
+        assert_eq!(a.memberships[0].status, UserStatus::InvitedNeverActive);
+        assert_eq!(a.memberships[1].status, UserStatus::Suspended);
+        assert_eq!(a.status(), UserStatus::InvitedNeverActive, "usable in one directory");
+        assert!(!a.site_admin);
         // Same group id in two directories: two groups.
         assert_eq!(snap.groups.iter().filter(|g| g.id == "gadm").count(), 2);
         let (_, gs) = snap.group_by_id("gs").unwrap();
@@ -633,6 +642,6 @@ mod tests {
         // A group seen only in a user record is kept and noted.
         assert!(snap.group_by_id("gnew").is_some());
         assert!(snap.report.notes.iter().any(|n| n.contains("not in the group listing")), "{:?}", snap.report.notes);
-        assert_eq!(snap.activity_products, BTreeSet::from([Product::Confluence]));
+        assert_eq!(snap.activity_products, BTreeSet::from([ProductKey::Known(Product::Confluence)]));
     }
 }

@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::product::Product;
-use crate::snapshot::{AccountType, ManagementSource, ProductActivity, User, UserStatus};
+use crate::product::{Product, ProductKey};
+use crate::snapshot::{AccountType, DirectoryUser, ManagementSource, ProductActivity, UserStatus};
 
 pub const ROLE_ORG_ADMIN: &str = "atlassian/org-admin";
 pub const ROLE_SITE_ADMIN: &str = "atlassian/site-admin";
@@ -84,6 +84,9 @@ pub struct RawUser {
     pub product_access: Option<Vec<RawProductAccess>>,
     #[serde(default)]
     pub groups: Option<Vec<RawGroupRef>>,
+    /// When a deactivated account was deactivated.
+    #[serde(default)]
+    pub deactivated_on: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,8 +111,23 @@ pub struct RawGroup {
     pub name: Option<String>,
     #[serde(default)]
     pub external_synced: Option<bool>,
+    /// `{"deletable","modifiable","readable"}` (API.md §2.11); older answers sent a string.
+    #[serde(default)]
+    pub management_access: Option<Value>,
     #[serde(default)]
     pub counts: Option<RawCounts>,
+}
+
+impl RawGroup {
+    /// Whether the caller may change the group's memberships: `managementAccess.modifiable`, or
+    /// the older string form (`"read-only"` or `"none"` mean no). Absent means yes.
+    pub fn modifiable(&self) -> bool {
+        match &self.management_access {
+            Some(Value::Object(m)) => m.get("modifiable").and_then(Value::as_bool).unwrap_or(true),
+            Some(Value::String(s)) => !matches!(s.as_str(), "read-only" | "readonly" | "none"),
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,7 +206,8 @@ pub fn parse_instant(value: &str) -> Result<Timestamp, String> {
 }
 
 /// Per-product activity from raw entries: merged per product (the latest date wins), sorted.
-/// Returns the entries and whether any entry (even of an unknown product) had a timestamp.
+/// Keys seatwarden does not model are kept ([`ProductKey::Other`]) and listed in `unknown_keys`
+/// for the report. Returns the entries and whether any entry had a timestamp.
 pub fn merge_activity<'a>(
     entries: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
     unknown_keys: &mut Vec<String>,
@@ -201,13 +220,12 @@ pub fn merge_activity<'a>(
             None => None,
         };
         any_timestamp |= last_active.is_some();
-        let Some(product) = key.and_then(Product::from_api_key) else {
-            let key = key.unwrap_or("<none>").to_owned();
-            if !unknown_keys.contains(&key) {
-                unknown_keys.push(key);
-            }
-            continue;
-        };
+        let product = ProductKey::from_api_key(key.unwrap_or(""));
+        if let ProductKey::Other(other) = product
+            && !unknown_keys.iter().any(|k| k == other.key())
+        {
+            unknown_keys.push(other.key().to_owned());
+        }
         match out.iter_mut().find(|p| p.product == product) {
             Some(existing) => existing.last_active = existing.last_active.max(last_active),
             None => out.push(ProductActivity { product, last_active }),
@@ -241,12 +259,15 @@ impl GroupInterner {
 #[derive(Debug)]
 pub struct PendingUser {
     /// `user.groups` holds indices into the directory's [`GroupInterner`] until assembly.
-    pub user: User,
+    pub user: DirectoryUser,
     /// v2 delivered productAccess for this user.
     pub activity_known: bool,
     /// Some product access entry had a timestamp.
     pub ever_active: bool,
     pub site_admin_role: bool,
+    /// `deactivatedOn` of a deactivated account: how long it has been deactivated (escalation
+    /// from deactivation to removal counts from here, not from its last activity).
+    pub deactivated_on: Option<Timestamp>,
 }
 
 /// What converting one page's users found besides the users.
@@ -291,16 +312,18 @@ pub fn convert_user(
             }
         },
     };
-    let account_type = match raw.account_type.as_deref().unwrap_or("atlassian") {
-        "atlassian" => AccountType::Atlassian,
-        "app" => AccountType::App,
-        "customer" => AccountType::Customer,
+    let account_type = match raw.account_type.as_deref() {
+        Some("atlassian") => AccountType::Atlassian,
+        Some("app") => AccountType::App,
+        Some("customer") => AccountType::Customer,
         other => {
-            // Never acted on: an account we can't classify is treated like an app.
+            // Never acted on: an account we can't classify (or that has no type) is not a person
+            // we know how to treat.
+            let other = other.unwrap_or("<missing>");
             if !notes.unknown_account_types.iter().any(|t| t == other) {
                 notes.unknown_account_types.push(other.to_owned());
             }
-            AccountType::App
+            AccountType::Unknown
         }
     };
     let added_to_org = match raw.added_to_org.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -318,6 +341,10 @@ pub fn convert_user(
         }
         None => (Vec::new(), false, false),
     };
+    let deactivated_on = match raw.deactivated_on.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(s) => Some(parse_instant(s).map_err(|e| format!("user {who}: deactivatedOn: {e}"))?),
+        None => None,
+    };
     let roles: Vec<&str> = raw.platform_roles.iter().flatten().filter_map(role_id).collect();
     let mut group_idx: Vec<u32> = raw.groups.iter().flatten().map(|g| groups.intern(&g.id)).collect();
     group_idx.sort_unstable();
@@ -330,7 +357,7 @@ pub fn convert_user(
     };
     let name = raw.name.or(raw.nickname).unwrap_or_default();
     Ok(Some(PendingUser {
-        user: User {
+        user: DirectoryUser {
             account_id: raw.account_id,
             email: raw.email.filter(|e| !e.is_empty()),
             name,
@@ -348,6 +375,7 @@ pub fn convert_user(
         activity_known,
         ever_active,
         site_admin_role: roles.contains(&ROLE_SITE_ADMIN),
+        deactivated_on,
     }))
 }
 
@@ -414,6 +442,26 @@ pub fn cursor_of_url(url: &reqwest::Url) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn management_access_deactivated_on_and_management_source_are_read() {
+        let g = |json: &str| serde_json::from_str::<RawGroup>(json).unwrap().modifiable();
+        assert!(!g(r#"{"id":"g","managementAccess":{"deletable":false,"modifiable":false,"readable":true}}"#));
+        assert!(g(r#"{"id":"g","managementAccess":{"deletable":true,"modifiable":true,"readable":true}}"#));
+        assert!(g(r#"{"id":"g","managementAccess":{"readable":true}}"#), "absent modifiable: no claim");
+        assert!(!g(r#"{"id":"g","managementAccess":"read-only"}"#), "the older string form");
+        assert!(g(r#"{"id":"g"}"#));
+        let mut notes = ConversionNotes::default();
+        let mut groups = GroupInterner::default();
+        let u = raw(
+            r#"{"accountId":"a","status":"deactivated","managementSource":"synced","deactivatedOn":"2026-05-01T10:00:00.000Z"}"#,
+        );
+        let p = convert_user(u, 0, &mut groups, &mut notes).unwrap().unwrap();
+        assert_eq!(p.deactivated_on, Some("2026-05-01T10:00:00Z".parse().unwrap()));
+        assert_eq!(p.user.management_source, ManagementSource::Synced, "synced accounts are IdP-managed");
+        let bad = raw(r#"{"accountId":"a","status":"deactivated","deactivatedOn":"last week"}"#);
+        assert!(convert_user(bad, 0, &mut groups, &mut notes).unwrap_err().contains("deactivatedOn"));
+    }
+
     fn raw(json: &str) -> RawUser {
         serde_json::from_str(json).unwrap()
     }
@@ -451,10 +499,10 @@ mod tests {
             u.user.product_access,
             vec![
                 ProductActivity {
-                    product: Product::JiraSoftware,
+                    product: ProductKey::Known(Product::JiraSoftware),
                     last_active: Some("2025-07-01T00:00:00Z".parse().unwrap())
                 },
-                ProductActivity { product: Product::Confluence, last_active: None },
+                ProductActivity { product: ProductKey::Known(Product::Confluence), last_active: None },
             ],
             "two Jira instances merge to the latest date"
         );
@@ -511,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_account_types_are_treated_as_apps_and_noted() {
+    fn unknown_or_missing_account_types_are_unknown_and_noted() {
         let mut notes = ConversionNotes::default();
         let u = convert_user(
             raw(r#"{"accountId":"a","accountType":"unknown","status":"active"}"#),
@@ -521,8 +569,13 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(u.user.account_type, AccountType::App);
-        assert_eq!(notes.unknown_account_types, vec!["unknown"]);
+        assert_eq!(u.user.account_type, AccountType::Unknown);
+        let u =
+            convert_user(raw(r#"{"accountId":"b","status":"active"}"#), 0, &mut GroupInterner::default(), &mut notes)
+                .unwrap()
+                .unwrap();
+        assert_eq!(u.user.account_type, AccountType::Unknown, "no accountType is not a human");
+        assert_eq!(notes.unknown_account_types, vec!["unknown", "<missing>"]);
     }
 
     #[test]

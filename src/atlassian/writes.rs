@@ -12,7 +12,7 @@ use super::http::{Reply, Request, WriteReply};
 use super::observer::Operation;
 use super::wire::{self, ConversionNotes, GroupInterner, Page, RawUser};
 use crate::crd::MembershipApi;
-use crate::snapshot::{DirectorySnapshot, GroupIdx, User, UserStatus};
+use crate::snapshot::{DirectorySnapshot, DirectoryUser, GroupIdx, UserStatus};
 
 /// What a write achieved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,7 +131,7 @@ pub fn classify_success(reply_body: &[u8]) -> WriteOutcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserReading {
     /// `user.groups` is empty and `user.directory` is 0: see [`UserReading::to_snapshot_user`].
-    pub user: User,
+    pub user: DirectoryUser,
     /// The directory the user was read in (`-` when read across directories).
     pub directory_id: String,
     pub group_ids: Vec<String>,
@@ -166,7 +166,7 @@ impl UserReading {
 
     /// The reading as a snapshot user, comparable with `snapshot`'s record of the same account
     /// (directory and group indices resolved against it; site-admin from its groups too).
-    pub fn to_snapshot_user(&self, snapshot: &DirectorySnapshot) -> User {
+    pub fn to_snapshot_user(&self, snapshot: &DirectorySnapshot) -> DirectoryUser {
         let mut user = self.user.clone();
         user.directory = self.directory_in(snapshot).unwrap_or(0);
         user.groups = self.groups_in(snapshot);

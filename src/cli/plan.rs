@@ -1,22 +1,25 @@
 //! `seatwarden plan`: what the policies would do now, for people and pull-request previews.
 //!
 //! Reads manifests, takes a snapshot (of an in-process simulator with `--simulate`, or of the real
-//! organization through the client), and prints the plan with every policy evaluated as Enforce
-//! would act, each marked with its real mode. It never writes to Atlassian and never writes the
-//! ledger. Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 organization unreadable;
-//! with `--detailed-exitcode` also 4 (halted or warnings) and 5 (changes planned).
+//! organization through the client), and prints the plan exactly as the operator would make it at
+//! that instant: the same planner, conflict resolution, caps and schedule (invariant 11). Each
+//! policy says whether it runs now and when it runs next; what an Enforce policy that runs now
+//! plans is what the operator writes. It never writes to Atlassian and never writes the ledger.
+//! Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 organization unreadable; with
+//! `--detailed-exitcode` also 4 (halted or warnings) and 5 (changes planned).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{collections::HashMap, path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 
 use crate::{
     atlassian::{AtlassianClient, ClientConfig, Credentials, Secret},
+    controller::schedule::{self, Outlook},
     crd::{AtlassianOrganization, AtlassianOrganizationSpec},
     ledger::Ledger,
     manifests::Manifests,
-    policy::{self, PlanInput},
+    policy::{self, PlanCondition, PlanInput},
     record::FolderLedgerStore,
     sim::{SimConfig, Simulator},
     snapshot::DirectorySnapshot,
@@ -141,28 +144,6 @@ fn files_label(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// When each policy applies: now, or at its window's next opening.
-fn schedule_notes(
-    policies: &[crate::crd::LifecyclePolicy],
-    now: Timestamp,
-) -> std::collections::BTreeMap<String, String> {
-    use crate::controller::schedule::{Due, due};
-    policies
-        .iter()
-        .filter_map(|p| {
-            let name = p.metadata.name.clone()?;
-            let when = match due(p, now) {
-                Due::Now(_) => "runs now".to_owned(),
-                Due::Later(wait) => match now.checked_add(wait) {
-                    Ok(at) => format!("next run {}", at.strftime("%Y-%m-%d %H:%M UTC")),
-                    Err(_) => "next run later".to_owned(),
-                },
-            };
-            Some((name, when))
-        })
-        .collect()
-}
-
 /// Everything `seatwarden plan` does but printing: the rendered plan and its exit code, or a
 /// failure with its code.
 pub async fn plan_output(args: &PlanArgs) -> Result<PlanOutput, PlanFailure> {
@@ -207,27 +188,102 @@ pub async fn plan_output(args: &PlanArgs) -> Result<PlanOutput, PlanFailure> {
         ledger: &ledger,
         now,
         daily_actions_remaining: policy::daily_remaining(&org, now),
-        evaluate_as_enforce: true,
     };
-    let plan = policy::plan(&input);
-    let text = match args.format {
-        Format::Text => policy::to_text(&plan),
-        Format::Markdown => policy::to_markdown_with(
+    let mut plan = policy::plan(&input);
+    // Gated on what the planner found, before the schedule's notes join the conditions.
+    let code = if args.detailed_exitcode { detailed_exit_code(&plan) } else { exit::OK };
+    let outlooks: HashMap<String, Outlook> = manifests
+        .policies
+        .iter()
+        .map(|p| (p.metadata.name.clone().unwrap_or_default(), schedule::outlook(p, now)))
+        .collect();
+    if args.format == Format::Markdown {
+        // The preview says when each policy applies in its summary row, not as a warning.
+        let schedule = outlooks
+            .iter()
+            .map(|(name, o)| {
+                let when = match (o.runs_now, o.next_run) {
+                    (Some(_), _) => "runs now".to_owned(),
+                    (None, Some(t)) => format!("next run {}", t.strftime("%Y-%m-%d %H:%M UTC")),
+                    (None, None) => "never runs".to_owned(),
+                };
+                (name.clone(), when)
+            })
+            .collect();
+        let text = policy::to_markdown_with(
             &plan,
             &policy::MarkdownOptions {
                 max_chars: args.max_chars,
-                schedule: schedule_notes(&manifests.policies, now),
+                schedule,
                 group_names: snapshot.groups.iter().map(|g| (g.id.clone(), g.name.clone())).collect(),
             },
-        ),
+        );
+        return Ok(PlanOutput { text, code });
+    }
+    // Said first in each policy's section: whether the operator would run it at this instant.
+    for pp in &mut plan.policies {
+        if let Some(o) = outlooks.get(&pp.policy) {
+            pp.conditions.insert(0, outlook_condition(o));
+        }
+    }
+    let text = match args.format {
+        Format::Text | Format::Markdown => policy::to_text(&plan),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&policy::to_json(&plan)).expect("JSON renders");
+            let mut json = policy::to_json(&plan);
+            add_outlooks(&mut json, &outlooks);
+            let mut s = serde_json::to_string_pretty(&json).expect("JSON renders");
             s.push('\n');
             s
         }
     };
     let code = if args.detailed_exitcode { detailed_exit_code(&plan) } else { exit::OK };
     Ok(PlanOutput { text, code })
+}
+
+fn outlook_condition(o: &Outlook) -> PlanCondition {
+    let next = o.next_run.map(|t| format!("; next run {t}")).unwrap_or_default();
+    PlanCondition {
+        reason: match (o.runs_now, o.next_run) {
+            (Some(_), _) => "RunsNow",
+            (None, Some(_)) => "Waiting",
+            (None, None) => "NeverRuns",
+        }
+        .into(),
+        message: format!("{}{next}", o.explanation),
+    }
+}
+
+/// Each policy gets `schedule` (runs now? why? next run), and each action and notice `runsNow`
+/// and `appliesNow`: the actions with `appliesNow` are the writes the operator makes now.
+fn add_outlooks(json: &mut serde_json::Value, outlooks: &HashMap<String, Outlook>) {
+    use serde_json::json;
+    let runs_now = |policy: &serde_json::Value| {
+        policy.as_str().and_then(|p| outlooks.get(p)).is_some_and(|o| o.runs_now.is_some())
+    };
+    let applies: HashMap<String, bool> = json["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p["applies"].as_bool()?)))
+        .collect();
+    for p in json["policies"].as_array_mut().into_iter().flatten() {
+        if let Some(o) = p["name"].as_str().and_then(|n| outlooks.get(n)) {
+            p["schedule"] = json!({
+                "runsNow": o.runs_now.is_some(),
+                "trigger": o.runs_now,
+                "nextRun": o.next_run,
+                "explanation": o.explanation,
+            });
+        }
+    }
+    for list in ["actions", "notices"] {
+        for item in json[list].as_array_mut().into_iter().flatten() {
+            let now = runs_now(&item["policy"]);
+            let applies = now && item["policy"].as_str().and_then(|p| applies.get(p)).copied().unwrap_or(false);
+            item["runsNow"] = json!(now);
+            item["appliesNow"] = json!(applies);
+        }
+    }
 }
 
 /// The organization to plan: named, the only one, or (without any) one built from the flags.

@@ -83,8 +83,9 @@ pub struct ListArgs {
     /// Only these statuses: active, suspended, deactivated, invited-never-active (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_status_arg)]
     pub status: Vec<UserStatus>,
-    /// Only users with no activity for at least this long (e.g. 90d), on --product or on any product.
-    #[arg(long, value_name = "DURATION")]
+    /// Only users with no activity for at least this long, in days or weeks (e.g. 90d, 12w), on
+    /// --product or on any product.
+    #[arg(long, value_name = "DAYS", value_parser = crate::crd::Duration::parse_days)]
     pub inactive: Option<crate::crd::Duration>,
     /// A product (jira, confluence, JiraSoftware, jira-service-management...): with --inactive, the
     /// product the inactivity is measured on; alone, users with access to it.
@@ -497,7 +498,7 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
                     [
                         u.email.clone().unwrap_or_default(),
                         u.name.clone(),
-                        u.status.label().to_owned(),
+                        u.status().label().to_owned(),
                         match (u.account_type, u.managed) {
                             (AccountType::App, _) => "app",
                             (AccountType::Customer, _) => "customer",
@@ -505,9 +506,7 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
                             (_, false) => "external",
                         }
                         .to_owned(),
-                        u.last_active_any()
-                            .map(|t| t.strftime("%Y-%m-%d").to_string())
-                            .unwrap_or_else(|| "never".into()),
+                        u.last_activity().map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".into()),
                         u.account_id.clone(),
                         truncate_list(&users::export::group_names(&snapshot, u), GROUPS_WIDTH),
                     ]
@@ -517,7 +516,7 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
                 ["EMAIL", "NAME", "STATUS", "ACCOUNT", "LAST ACTIVE", "ACCOUNT ID", "GROUPS"].map(String::from);
             write!(io.out, "{}", table(&header, &rows)).map_err(|e| CommandError::write(what, e))?;
             io.out.flush().map_err(|e| CommandError::write(what, e))?;
-            let _ = writeln!(io.err, "{} of {} users", selected.len(), snapshot.users.len());
+            let _ = writeln!(io.err, "{} of {} users", selected.len(), snapshot.accounts.len());
         }
     }
     io.out.flush().map_err(|e| CommandError::write(what, e))?;
@@ -529,7 +528,7 @@ pub const GROUPS_WIDTH: usize = 48;
 
 /// By email (case-insensitive), accounts without one last by account id: the order people look
 /// things up in.
-pub fn sort_for_people(users: &mut [&crate::snapshot::User]) {
+pub fn sort_for_people(users: &mut [&crate::snapshot::Account]) {
     users.sort_by_cached_key(|u| (u.email.is_none(), u.email.as_deref().map(str::to_lowercase), u.account_id.clone()));
 }
 
@@ -583,9 +582,9 @@ fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
 
 async fn export(conn: &ConnectionArgs, args: ExportArgs, io: &mut Io<'_>) -> Result<u8, CommandError> {
     let (_, snapshot) = read_organization(conn, io).await?;
-    let mut everyone: Vec<&crate::snapshot::User> = snapshot.users.iter().collect();
+    let mut everyone: Vec<&crate::snapshot::Account> = snapshot.accounts.iter().collect();
     sort_for_people(&mut everyone);
-    let rows = bar(io, Some(snapshot.users.len() as u64), "writing");
+    let rows = bar(io, Some(snapshot.accounts.len() as u64), "writing");
     let written = if args.csv.as_os_str() == "-" {
         users::write_export_csv(&snapshot, Some(&everyone), &mut *io.out, || rows.inc(1))
     } else {

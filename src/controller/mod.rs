@@ -21,6 +21,7 @@ use std::{
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -201,8 +202,26 @@ async fn reconcile(policy: Arc<LifecyclePolicy>, ctx: Arc<Context>) -> Result<Ac
     let mut state = state.lock().await;
     let effective = state.effective(&policy);
     match schedule::due(&effective, now) {
-        schedule::Due::Later(wait) => return Ok(Action::requeue(requeue_after(wait))),
-        schedule::Due::Now(why) => tracing::info!(policy = %policy.name_any(), namespace = %ns, why, "policy due"),
+        schedule::Due::Later(wait) => {
+            // Say when the next run is (a spec change outside the window waits for it too).
+            let next = Time(now.checked_add(wait).unwrap_or(now));
+            let mut st = effective.status.clone().unwrap_or_default();
+            if st.next_run_time.as_ref() != Some(&next) {
+                st.next_run_time = Some(next);
+                write_policy_status(&ctx.client, &effective, st.clone()).await?;
+                state.remember(&policy.name_any(), st);
+            }
+            return Ok(Action::requeue(requeue_after(wait)));
+        }
+        schedule::Due::Invalid(why) => {
+            let msg = format!("{why}; the policy does not run until the spec is fixed");
+            write_policy_status(&ctx.client, &effective, status::failed(&effective, "InvalidSpec", &msg, now, true))
+                .await?;
+            return Ok(Action::await_change());
+        }
+        schedule::Due::Now(why) => {
+            tracing::info!(policy = %policy.name_any(), namespace = %ns, why = why.describe(), "policy due")
+        }
     }
     // Standbys keep their caches warm and do nothing else.
     if !ctx.is_leader() {
@@ -212,6 +231,7 @@ async fn reconcile(policy: Arc<LifecyclePolicy>, ctx: Arc<Context>) -> Result<Ac
     let refreshed = state.effective(&policy);
     Ok(match schedule::due(&refreshed, ctx.now().await) {
         schedule::Due::Later(wait) => Action::requeue(requeue_after(wait)),
+        schedule::Due::Invalid(_) => Action::await_change(),
         schedule::Due::Now(_) => Action::requeue(Duration::from_secs(60)),
     })
 }

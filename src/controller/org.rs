@@ -17,8 +17,8 @@ use crate::{
     atlassian::{AtlassianClient, Credentials, Secret as SecretValue, SiteUser},
     crd::{
         AtlassianOrganization, AtlassianOrganizationStatus, ConditionStatus, DailyActions, GroupLicenseMapping,
-        GroupLicenseMappingStatus, LifecyclePolicy, LifecyclePolicyStatus, PolicyMode, ProtectedUser,
-        ProtectedUserStatus, ProtectionState, ResolvedGroup, UserCounts, set_condition,
+        GroupLicenseMappingStatus, LifecyclePolicy, LifecyclePolicyStatus, NO_NOTICE_DELIVERY, NoticeDelivery,
+        PolicyMode, ProtectedUser, ProtectedUserStatus, ProtectionState, ResolvedGroup, UserCounts, set_condition,
     },
     engine::{OrgInputs, RunDeps, run_due_policies},
     execute::atlassian::ClientWriter,
@@ -46,6 +46,13 @@ impl OrgState {
             }
         }
         p
+    }
+
+    /// Remembers a status written outside a run (the next run time while a policy waits).
+    pub fn remember(&mut self, policy: &str, status: LifecyclePolicyStatus) {
+        if let Some(known) = self.written.get_mut(policy) {
+            *known = status;
+        }
     }
 }
 
@@ -197,6 +204,7 @@ pub async fn run_organization(
         let end = ctx.now().await;
         let next = schedule::next_run(p, end);
         let mut st = status::after_run(p, run, end, next, ctx.settings.process_dry_run, run_now);
+        notice_delivery_condition(ctx, p, &org, &mut st, end).await;
         if let Some(why) = &mail_problem {
             set_condition(
                 &mut st.conditions,
@@ -208,8 +216,34 @@ pub async fn run_organization(
                 end,
             );
         }
+        let trigger = match schedule::due(p, now) {
+            schedule::Due::Now(t) => Some(t),
+            _ => None,
+        };
+        let outside_window = p
+            .spec
+            .schedule
+            .window
+            .as_ref()
+            .and_then(|w| schedule::validate_window(w).ok())
+            .is_some_and(|w| !w.contains(now));
         if let Some(ls) = st.last_run.as_mut() {
-            ls.users_evaluated = snapshot.users.len() as i64;
+            ls.users_evaluated = snapshot.accounts.len() as i64;
+            ls.trigger = trigger;
+            ls.outside_window = outside_window;
+        }
+        if outside_window {
+            ctx.event(
+                *p,
+                EventType::Normal,
+                "RunNowOverride",
+                "Reconcile",
+                format!(
+                    "the {} annotation started this run outside the schedule's window",
+                    schedule::RUN_NOW_ANNOTATION
+                ),
+            )
+            .await;
         }
         write_policy_status(&ctx.client, p, st.clone()).await?;
         state.written.insert(run.policy.clone(), st);
@@ -271,7 +305,7 @@ pub async fn run_organization(
     tracing::info!(
         organization = org_name,
         namespace = ns,
-        users = snapshot.users.len(),
+        users = snapshot.accounts.len(),
         policies = runs.len(),
         plan_actions = plan.all_actions().count(),
         "organization run finished"
@@ -280,7 +314,49 @@ pub async fn run_organization(
     Ok(())
 }
 
-/// One client per run: the snapshot and the writes share its pacing and connections.
+/// NoticeDeliveryUnavailable on a policy whose rules need notices while the organization has no
+/// way to deliver them (with a Warning Event when it starts); lifted once delivery is configured.
+async fn notice_delivery_condition(
+    ctx: &Context,
+    policy: &LifecyclePolicy,
+    org: &AtlassianOrganization,
+    st: &mut LifecyclePolicyStatus,
+    now: Timestamp,
+) {
+    let needs_notices = policy.spec.rules.iter().any(|r| !r.notice_lead_times.is_empty());
+    let was = st.conditions.iter().any(|c| c.type_ == status::NOTICE_DELIVERY_UNAVAILABLE && c.status == "True");
+    if needs_notices && org.spec.notice_delivery() == NoticeDelivery::Unavailable {
+        set_condition(
+            &mut st.conditions,
+            status::NOTICE_DELIVERY_UNAVAILABLE,
+            ConditionStatus::True,
+            "NoMailTransport",
+            NO_NOTICE_DELIVERY,
+            policy.metadata.generation,
+            now,
+        );
+        if !was {
+            ctx.event(policy, EventType::Warning, "NoticeDeliveryUnavailable", "Notify", NO_NOTICE_DELIVERY.to_owned())
+                .await;
+        }
+    } else if st.conditions.iter().any(|c| c.type_ == status::NOTICE_DELIVERY_UNAVAILABLE) {
+        let why = if needs_notices {
+            "notices are delivered (spec.mail or spec.localMailbox)"
+        } else {
+            "no rule of this policy sends notices"
+        };
+        set_condition(
+            &mut st.conditions,
+            status::NOTICE_DELIVERY_UNAVAILABLE,
+            ConditionStatus::False,
+            "NoticeDeliveryConfigured",
+            why,
+            policy.metadata.generation,
+            now,
+        );
+    }
+}
+
 /// Fails every delivery with the reason the organization's mail can't be used.
 struct UndeliverableNotifier(String);
 
@@ -290,7 +366,8 @@ impl crate::notify::Notifier for UndeliverableNotifier {
     }
 }
 
-/// SMTP (and the summary webhook) when the organization has mail settings; else a local mailbox.
+/// SMTP (and the summary webhook) when the organization has mail settings; the local mailbox
+/// folder only when the organization asks for it (`localMailbox`); else nothing delivers notices.
 /// Returns the notifier and who receives run summaries.
 async fn notifier_for(
     ctx: &Context,
@@ -298,6 +375,9 @@ async fn notifier_for(
 ) -> Result<(Box<dyn crate::notify::Notifier>, Option<Vec<String>>), Error> {
     let ns = org.namespace().unwrap_or_default();
     let Some(mail) = &org.spec.mail else {
+        if !org.spec.local_mailbox {
+            return Ok((Box::new(UndeliverableNotifier(NO_NOTICE_DELIVERY.to_owned())), None));
+        }
         let mailbox = MailboxNotifier::new(ctx.settings.mailbox_dir.join(&ns).join(org.name_any()))
             .map_err(|e| Error::Run(format!("mailbox: {e}")))?;
         return Ok((Box::new(mailbox), None));
@@ -362,9 +442,9 @@ async fn take_snapshot(
 }
 
 fn counts(snapshot: &DirectorySnapshot) -> UserCounts {
-    let mut c = UserCounts { total: snapshot.users.len() as i64, ..Default::default() };
-    for u in &snapshot.users {
-        match u.status {
+    let mut c = UserCounts { total: snapshot.accounts.len() as i64, ..Default::default() };
+    for u in &snapshot.accounts {
+        match u.status() {
             UserStatus::Active => c.active += 1,
             UserStatus::Suspended => c.suspended += 1,
             UserStatus::Deactivated => c.deactivated += 1,
@@ -392,7 +472,7 @@ async fn write_org_status(
             let fallbacks = snap.report.v1_fallback_calls + snap.report.last_active_fallback_calls;
             let msg = format!(
                 "read {} users in {} directories with {} calls{}",
-                snap.users.len(),
+                snap.accounts.len(),
                 snap.directories.len(),
                 snap.report.calls,
                 if fallbacks > 0 {
@@ -459,10 +539,12 @@ async fn write_mapping_statuses(
                         members: group.member_count as i64,
                         idp_synced: group.idp_synced,
                     });
-                    for u in snap.users.iter().filter(|u| {
-                        u.groups.contains(&idx)
-                            && u.status != UserStatus::Suspended
-                            && u.status != UserStatus::Deactivated
+                    for u in snap.accounts.iter().filter(|u| {
+                        u.memberships.iter().any(|m| {
+                            m.groups.contains(&idx)
+                                && m.status != UserStatus::Suspended
+                                && m.status != UserStatus::Deactivated
+                        })
                     }) {
                         seat_holders.insert(u.account_id.as_str());
                     }
@@ -553,14 +635,15 @@ fn record_org_metrics(
     ] {
         m.users.with_label_values(&[org, status]).set(n);
     }
-    for product in snap.activity_products.iter() {
+    // Modelled products only: metric labels stay a bounded set.
+    for product in snap.activity_products.iter().filter_map(|p| p.known()) {
         for days in [30i64, 60, 90, 180, 365] {
             let cutoff = now.checked_sub(jiff::SignedDuration::from_hours(24 * days)).unwrap_or(now);
             let n = snap
-                .users
+                .accounts
                 .iter()
-                .filter(|u| u.status == UserStatus::Active && u.has_access_to(*product))
-                .filter(|u| u.last_active_on(*product).is_some_and(|t| t < cutoff))
+                .filter(|u| u.status() == UserStatus::Active && u.has_access_to(product))
+                .filter(|u| u.last_active_on(product).is_some_and(|t| t < cutoff))
                 .count();
             m.inactive_users.with_label_values(&[org, product.label(), &format!("{days}d")]).set(n as i64);
         }
@@ -570,9 +653,11 @@ fn record_org_metrics(
         for g in &mapping.spec.groups {
             let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
             if let Some((idx, _)) = snap.find_group(key) {
-                for u in snap.users.iter().filter(|u| {
-                    u.groups.contains(&idx) && matches!(u.status, UserStatus::Active | UserStatus::InvitedNeverActive)
-                }) {
+                for u in snap
+                    .accounts
+                    .iter()
+                    .filter(|u| u.memberships.iter().any(|m| m.groups.contains(&idx) && m.is_live()))
+                {
                     holders.insert(u.account_id.as_str());
                 }
             }

@@ -13,6 +13,7 @@ pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 pub const SAFETY_HALTED: &str = "SafetyHalted";
 pub const DEGRADED: &str = "Degraded";
+pub const NOTICE_DELIVERY_UNAVAILABLE: &str = "NoticeDeliveryUnavailable";
 
 /// Entries shown in status lists (sample actions, would-notify): enough to read, bounded in size.
 const SAMPLE: usize = 10;
@@ -40,6 +41,8 @@ pub fn after_run(
         if process_dry_run && plan.mode == PolicyMode::Enforce { PolicyMode::DryRun } else { plan.mode };
     s.last_run = Some(RunSummary {
         run_name: run.record_names.first().cloned(),
+        trigger: None,
+        outside_window: false,
         mode: effective_mode,
         users_evaluated: 0,
         in_scope: plan.in_scope as i64,

@@ -29,6 +29,10 @@ use crate::product::Product;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.mail) || !has(self.localMailbox) || !self.localMailbox",
+     "message": "notices go by mail or into the local mailbox folder, not both: remove localMailbox or mail"}
+]))]
 pub struct AtlassianOrganizationSpec {
     /// The organization id shown in admin.atlassian.com (Settings → API keys).
     #[schemars(length(min = 1, max = 128))]
@@ -59,14 +63,47 @@ pub struct AtlassianOrganizationSpec {
     /// Client-side pacing of Atlassian calls.
     #[serde(default)]
     pub request_budget: RequestBudget,
-    /// SMTP settings for notices and admin summaries.
+    /// SMTP settings for notices and admin summaries. Without them (and without `localMailbox`)
+    /// notices can't reach anyone, so rules with notice lead times act on no one and the policies
+    /// carry the condition NoticeDeliveryUnavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<MailSettings>,
+    /// Write notices as files into the operator's local mailbox folder (`--mailbox-dir`) instead of
+    /// mailing them — for trials against the simulator. Nobody receives them, yet they count as
+    /// delivered, so the actions they announce follow: only where this is asked for explicitly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_mailbox: bool,
     /// At most this many actions per day across every policy of this organization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100000))]
     pub max_actions_per_day: Option<i32>,
 }
+
+/// How an organization's notices reach people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeDelivery {
+    /// By SMTP (`spec.mail`).
+    Mail,
+    /// Into the local mailbox folder (`spec.localMailbox`, or `seatwarden demo`).
+    LocalFolder,
+    /// Nowhere: rules with notice lead times act on no one.
+    Unavailable,
+}
+
+impl AtlassianOrganizationSpec {
+    pub fn notice_delivery(&self) -> NoticeDelivery {
+        match (&self.mail, self.local_mailbox) {
+            (Some(_), _) => NoticeDelivery::Mail,
+            (None, true) => NoticeDelivery::LocalFolder,
+            (None, false) => NoticeDelivery::Unavailable,
+        }
+    }
+}
+
+/// Why notices can't be delivered, for conditions, Events and the plan.
+pub const NO_NOTICE_DELIVERY: &str = "the organization has no mail transport (spec.mail) and did not ask for the \
+    local mailbox folder (spec.localMailbox): notices can't reach anyone, so rules with notice lead times act on no \
+    one until one is configured";
 
 pub fn default_api_base_url() -> String {
     "https://api.atlassian.com".to_owned()

@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Duration, LocalRef, condition::conditions_schema};
+use super::{Duration, LocalRef, condition::conditions_schema, duration};
 use crate::product::Product;
 
 /// What to do about inactive, never-active, returning and new users of one organization, and how
@@ -61,11 +61,15 @@ pub struct LifecyclePolicySpec {
     pub notices: Option<NoticeSettings>,
     #[serde(default)]
     pub caps: Caps,
-    /// Accounts added to the organization more recently than this are never acted on.
-    #[serde(default = "default_grace_period")]
+    /// Accounts added to the organization more recently than this are never acted on. Days or
+    /// weeks (`14d`, `2w`).
+    #[serde(default = "default_grace_period", with = "duration::days")]
+    #[schemars(schema_with = "duration::days::schema")]
     pub new_account_grace_period: Duration,
-    /// Added to every inactivity threshold, because activity data lags up to 24 hours.
-    #[serde(default = "default_activity_lag_margin")]
+    /// Added to every inactivity threshold, because activity data lags up to 24 hours. Days, weeks
+    /// or hours (`1d`, `12h`).
+    #[serde(default = "default_activity_lag_margin", with = "duration::hours")]
+    #[schemars(schema_with = "duration::hours::schema")]
     pub activity_lag_margin: Duration,
 }
 
@@ -99,7 +103,7 @@ impl PolicyMode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Schedule {
-    /// Time between runs.
+    /// Time between runs, e.g. `24h`, `6h`, `30m` (here `m` means minutes).
     #[serde(default = "default_interval")]
     pub interval: Duration,
     /// Runs start only inside this daily window.
@@ -126,9 +130,12 @@ pub struct Window {
     /// End of the window, HH:MM, in `timeZone`; before `start` means the window spans midnight.
     #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub end: String,
-    /// IANA time zone, e.g. `Europe/Berlin`.
+    /// IANA time zone, e.g. `Europe/Berlin`, `America/New_York` (default UTC). An unknown zone
+    /// makes the policy invalid (condition Ready False, reason InvalidSpec); it never means
+    /// "always open". Across daylight-saving changes a start or end the clock skips falls on the
+    /// change, and one it reads twice is its first reading.
     #[serde(default = "default_time_zone")]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"))]
     pub time_zone: String,
     /// Days of the week the window is open; empty means every day.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -221,8 +228,10 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended_for: Option<SuspendedFor>,
     pub action: RuleAction,
-    /// Notices sent this long before the action, e.g. `[14d, 3d]`. Empty: act without notice.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Notices sent this long before the action, in days or weeks, e.g. `[2w, 3d]`. Empty: act
+    /// without notice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "duration::days_list")]
+    #[schemars(schema_with = "duration::days_list::schema")]
     #[schemars(length(max = 5))]
     pub notice_lead_times: Vec<Duration>,
 }
@@ -231,25 +240,36 @@ pub struct Rule {
 #[serde(rename_all = "camelCase")]
 pub struct ProductInactivity {
     pub product: Product,
+    /// Days or weeks, e.g. `60d`, `12w`.
+    #[serde(with = "duration::days")]
+    #[schemars(schema_with = "duration::days::schema")]
     pub inactive_for: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountInactivity {
+    /// Days or weeks, e.g. `90d`, `12w`.
+    #[serde(with = "duration::days")]
+    #[schemars(schema_with = "duration::days::schema")]
     pub inactive_for: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NeverActive {
-    /// Added to the organization at least this long ago.
+    /// Added to the organization at least this long ago, in days or weeks.
+    #[serde(with = "duration::days")]
+    #[schemars(schema_with = "duration::days::schema")]
     pub added_for: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SuspendedFor {
+    /// Days or weeks, e.g. `90d`, `12w`.
+    #[serde(with = "duration::days")]
+    #[schemars(schema_with = "duration::days::schema")]
     pub duration: Duration,
 }
 
@@ -383,12 +403,31 @@ pub struct LifecyclePolicyStatus {
     pub last_handled_run_now: Option<String>,
 }
 
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RunTrigger {
+    /// The policy had never run.
+    FirstRun,
+    /// Its spec changed since the last run (un-pausing included).
+    SpecChanged,
+    /// The schedule's interval had passed.
+    IntervalElapsed,
+    /// The `seatwarden.io/run-now` annotation: the one reason that runs outside the window.
+    RunNowAnnotation,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     /// The LifecycleRun holding this run's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_name: Option<String>,
+    /// What started the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<RunTrigger>,
+    /// The run started outside the schedule's window (only the run-now annotation does that).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_window: bool,
     pub mode: PolicyMode,
     pub users_evaluated: i64,
     pub in_scope: i64,

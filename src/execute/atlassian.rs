@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Mutex};
 use crate::{
     atlassian::{AtlassianClient, Invitation, UserReading, WriteOutcome as ClientOutcome},
     policy::{ActionKind, PlannedAction},
-    snapshot::{DirectorySnapshot, User},
+    snapshot::{DirectorySnapshot, DirectoryUser},
 };
 
 use super::{BoxFut, DirectoryWriter, WriteOutcome};
@@ -42,7 +42,11 @@ impl DirectoryWriter for ClientWriter<'_> {
         self.snapshot.groups.iter().find(|g| g.id == group_id).map(|g| g.name.clone())
     }
 
-    fn reread<'a>(&'a self, directory_id: &'a str, account_id: &'a str) -> BoxFut<'a, Result<Option<User>, String>> {
+    fn reread<'a>(
+        &'a self,
+        directory_id: &'a str,
+        account_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<DirectoryUser>, String>> {
         Box::pin(async move {
             let reading = self.client.read_user(directory_id, account_id).await.map_err(|e| e.to_string())?;
             self.readings.lock().expect("readings lock").insert(account_id.to_owned(), reading.clone());

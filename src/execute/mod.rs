@@ -24,7 +24,7 @@ use crate::{
     policy::{ActionKind, PlannedAction, PlannedNotice, PolicyPlan},
     product::Product,
     record::{AuditSink, LedgerStore, RecordError, RunRecord, ledger_store::LEDGER_SHARDS},
-    snapshot::User,
+    snapshot::DirectoryUser,
 };
 
 /// The result of one write, as the client reports it.
@@ -51,7 +51,11 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The writes and the one-user re-read the executor needs from the Atlassian client.
 pub trait DirectoryWriter: Send + Sync {
     /// The user as Atlassian has it now (None: no longer in the directory).
-    fn reread<'a>(&'a self, directory_id: &'a str, account_id: &'a str) -> BoxFut<'a, Result<Option<User>, String>>;
+    fn reread<'a>(
+        &'a self,
+        directory_id: &'a str,
+        account_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<DirectoryUser>, String>>;
     fn write<'a>(&'a self, action: &'a PlannedAction) -> BoxFut<'a, WriteOutcome>;
     /// A group's name, for the audit trail (None when unknown).
     fn group_name(&self, group_id: &str) -> Option<String> {
@@ -61,7 +65,7 @@ pub trait DirectoryWriter: Send + Sync {
 }
 
 /// Decides, from a fresh read, whether a planned destructive action still applies. Returns why not.
-pub type Recheck<'a> = dyn Fn(&PlannedAction, &User) -> Option<String> + Send + Sync + 'a;
+pub type Recheck<'a> = dyn Fn(&PlannedAction, &DirectoryUser) -> Option<String> + Send + Sync + 'a;
 
 /// The notice a planned notice becomes, with the policy's templates (None: no address to send to).
 pub type NoticeRenderer<'a> =

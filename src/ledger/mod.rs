@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::action::{ActionKind, PlannedAction, PlannedNotice};
 use crate::crd::Duration;
-use crate::policy::{ActionKind, PlannedAction, PlannedNotice};
 use crate::product::Product;
 
 /// The ledger of one organization, keyed by account id.

@@ -6,11 +6,11 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::crd::*;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, RemovedGroup};
 use crate::product::Product;
 use crate::snapshot::*;
 
-use super::{Plan, PlanInput, plan};
+use super::{Plan, PlanInput, SkipKind, plan};
 
 pub(crate) const DAY: i64 = 86_400;
 
@@ -41,6 +41,7 @@ fn group(id: &str, name: &str) -> Group {
         name: name.into(),
         directory: 0,
         idp_synced: false,
+        locked: false,
         member_count: 0,
         site_admin: false,
         grants: vec![],
@@ -60,8 +61,8 @@ pub(crate) fn groups() -> Vec<Group> {
 }
 
 /// An active managed user in jira-users, active on Jira 5 days ago, added 400 days ago.
-pub(crate) fn user(id: &str) -> User {
-    User {
+pub(crate) fn user(id: &str) -> DirectoryUser {
+    DirectoryUser {
         account_id: id.into(),
         email: Some(format!("{id}@acme.test")),
         name: id.to_uppercase(),
@@ -69,7 +70,7 @@ pub(crate) fn user(id: &str) -> User {
         managed: true,
         status: UserStatus::Active,
         added_to_org: Some(ago(400)),
-        product_access: vec![ProductActivity { product: Product::JiraSoftware, last_active: Some(ago(5)) }],
+        product_access: vec![ProductActivity { product: Product::JiraSoftware.into(), last_active: Some(ago(5)) }],
         groups: vec![JIRA_USERS],
         org_admin: false,
         site_admin: false,
@@ -79,25 +80,34 @@ pub(crate) fn user(id: &str) -> User {
 }
 
 /// A user last active on Jira `days` ago.
-pub(crate) fn idle(id: &str, days: i64) -> User {
+pub(crate) fn idle(id: &str, days: i64) -> DirectoryUser {
     let mut u = user(id);
     u.product_access[0].last_active = Some(ago(days));
     u
 }
 
-pub(crate) fn snapshot(mut users: Vec<User>) -> DirectorySnapshot {
-    users.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+/// A one-directory organization of these directory rows (rows of one account id in other
+/// directories fold into that account).
+pub(crate) fn snapshot(users: Vec<DirectoryUser>) -> DirectorySnapshot {
+    let (accounts, _) = DirectorySnapshot::fold_rows(users);
     DirectorySnapshot {
         org_id: "org-1".into(),
         directories: vec![DirectoryInfo { id: "dir-1".into(), name: "Main".into() }],
         taken_at: now(),
-        users,
+        accounts,
         groups: groups(),
         api_key_owner: None,
-        activity_products: BTreeSet::from([Product::JiraSoftware, Product::Confluence]),
+        activity_products: BTreeSet::from([Product::JiraSoftware.into(), Product::Confluence.into()]),
+        api_tokens: ApiTokenActivity::NotRead,
         report: SnapshotReport::default(),
         incomplete: None,
     }
+}
+
+/// The first directory row of an account of `s` (what a re-read of it returns).
+pub(crate) fn row(s: &DirectorySnapshot, id: &str) -> DirectoryUser {
+    let a = s.account(id).unwrap();
+    a.directory_user(&a.memberships[0])
 }
 
 pub(crate) fn meta(name: &str) -> ObjectMeta {
@@ -126,6 +136,7 @@ pub(crate) fn org() -> AtlassianOrganization {
             }),
             request_budget: RequestBudget::default(),
             mail: None,
+            local_mailbox: true,
             max_actions_per_day: None,
         },
         status: None,
@@ -241,11 +252,10 @@ pub(crate) struct Fx {
     pub ledger: Ledger,
     pub now: Timestamp,
     pub daily: Option<u32>,
-    pub as_enforce: bool,
 }
 
 impl Fx {
-    pub fn new(users: Vec<User>, policies: Vec<LifecyclePolicy>) -> Self {
+    pub fn new(users: Vec<DirectoryUser>, policies: Vec<LifecyclePolicy>) -> Self {
         Fx {
             snapshot: snapshot(users),
             org: org(),
@@ -255,7 +265,6 @@ impl Fx {
             ledger: Ledger::new("org-1"),
             now: now(),
             daily: None,
-            as_enforce: false,
         }
     }
 
@@ -269,7 +278,6 @@ impl Fx {
             ledger: &self.ledger,
             now: self.now,
             daily_actions_remaining: self.daily,
-            evaluate_as_enforce: self.as_enforce,
         }
     }
 
@@ -293,4 +301,66 @@ pub(crate) fn acts(plan: &Plan, policy: &str) -> Vec<(String, String)> {
 
 pub(crate) fn pair(a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
+}
+
+pub(crate) fn suspend_idle() -> LifecyclePolicy {
+    policy("idle", vec![account_rule("idle-90", 90, RuleAction::Suspend)])
+}
+
+pub(crate) fn jira_idle() -> LifecyclePolicy {
+    policy("jira", vec![product_rule("jira-60", Product::JiraSoftware, 60)])
+}
+
+pub(crate) fn skipped_kinds(plan: &Plan, policy: &str) -> Vec<(String, SkipKind)> {
+    plan.policy(policy).unwrap().skipped.iter().map(|s| (s.account_id.clone(), s.kind)).collect()
+}
+
+pub(crate) fn warn_policy() -> LifecyclePolicy {
+    policy("warn", vec![with_leads(account_rule("idle-90", 90, RuleAction::Suspend), &[14])])
+}
+
+pub(crate) fn reactivating(mut p: LifecyclePolicy) -> LifecyclePolicy {
+    p.spec.reactivation = Some(Reactivation {
+        on_activity: true,
+        opt_in_groups: vec!["request-access".into()],
+        account_ids: vec![],
+        restore_suspended: true,
+    });
+    p
+}
+
+pub(crate) fn removed(group_id: &str, policy: &str, days_ago: i64) -> RemovedGroup {
+    RemovedGroup {
+        group_id: group_id.into(),
+        product: None,
+        policy: policy.into(),
+        rule: "jira-60".into(),
+        at: ago(days_ago),
+        last_active: None,
+    }
+}
+
+pub(crate) fn onboarding_policy(cap: Option<i32>) -> LifecyclePolicy {
+    let mut p = policy("onboard", vec![]);
+    p.spec.onboarding = vec![Onboarding {
+        name: "confluence-for-all".into(),
+        selector: OnboardingSelector { email_domains: vec!["acme.test".into()], groups: vec![], account_types: vec![] },
+        groups: vec!["confluence-users".into()],
+        seat_cap: cap,
+    }];
+    p
+}
+
+/// Everything a planner test names, in one import.
+pub(crate) mod prelude {
+    pub(crate) use std::collections::BTreeMap;
+
+    pub(crate) use super::*;
+    pub(crate) use crate::crd::*;
+    pub(crate) use crate::ledger::{
+        Ledger, LedgerUpdate, NoticeRecord, Outcome, Suspension, TakenOut, TakenOutKind, UserRecord,
+    };
+    pub(crate) use crate::policy::*;
+    pub(crate) use crate::product::Product;
+    pub(crate) use crate::snapshot::*;
 }

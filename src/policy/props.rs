@@ -63,7 +63,7 @@ fn user_seed() -> impl Strategy<Value = UserSeed> {
         )
 }
 
-fn make_user(i: usize, s: &UserSeed) -> User {
+fn make_user(i: usize, s: &UserSeed) -> DirectoryUser {
     let mut u = user(&format!("u{i:03}"));
     u.status = [UserStatus::Active, UserStatus::InvitedNeverActive, UserStatus::Suspended, UserStatus::Deactivated]
         [s.status as usize];
@@ -75,7 +75,7 @@ fn make_user(i: usize, s: &UserSeed) -> User {
     }
     if let Some(c) = s.conf {
         let last = if u.status == UserStatus::InvitedNeverActive { None } else { c.map(ago) };
-        u.product_access.push(ProductActivity { product: Product::Confluence, last_active: last });
+        u.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: last });
     }
     u.groups = s.groups.iter().enumerate().filter(|(_, b)| **b).map(|(g, _)| g as GroupIdx).collect();
     u.org_admin = s.org_admin;
@@ -170,9 +170,8 @@ fn build(
     daily: Option<u32>,
     key_owner: bool,
 ) -> Fx {
-    let list: Vec<User> = users.iter().enumerate().map(|(i, s)| make_user(i, s)).collect();
+    let list: Vec<DirectoryUser> = users.iter().enumerate().map(|(i, s)| make_user(i, s)).collect();
     let mut fx = Fx::new(list, policies);
-    fx.as_enforce = true;
     fx.daily = daily;
     if key_owner && !users.is_empty() {
         fx.snapshot.api_key_owner = Some("u000".into());
@@ -222,8 +221,8 @@ fn build(
 
 /// Independent oracle for invariant 1 (protections here use ids, emails and the vips group).
 fn untouchable(fx: &Fx, account: &str, policy: &str) -> bool {
-    let Some(u) = fx.snapshot.user(account) else { return false };
-    if u.org_admin || u.site_admin || u.groups.contains(&SITE_ADMINS) || u.account_type != AccountType::Atlassian {
+    let Some(u) = fx.snapshot.account(account) else { return false };
+    if u.org_admin || u.site_admin || u.in_group(SITE_ADMINS) || u.account_type != AccountType::Atlassian {
         return true;
     }
     if fx.snapshot.api_key_owner.as_deref() == Some(account) {
@@ -236,7 +235,7 @@ fn untouchable(fx: &Fx, account: &str, policy: &str) -> bool {
         let email = u.email.as_deref().unwrap_or("").to_lowercase();
         let hit = s.account_ids.iter().any(|a| a == account)
             || s.emails.iter().any(|e| e.to_lowercase() == email)
-            || (s.groups.iter().any(|g| g == "vips") && u.groups.contains(&VIPS));
+            || (s.groups.iter().any(|g| g == "vips") && u.in_group(VIPS));
         live && covers && hit
     })
 }
@@ -256,24 +255,33 @@ fn apply(fx: &mut Fx, plan: &Plan) -> HashSet<(String, ActionKind)> {
         (CONFLUENCE_USERS, Product::Confluence),
     ];
     let mut applied = HashSet::new();
-    for p in plan.policies.iter().filter(|p| p.halt.is_none() && p.mode != PolicyMode::Paused) {
+    // What the operator applies: Enforce policies only (DryRun ones are shown, never applied).
+    for p in plan.policies.iter().filter(|p| p.applies) {
         for n in &p.notices {
             fx.ledger.record_notice_delivered(n, fx.now);
         }
         for a in &p.actions {
             fx.ledger.record_intended(a, "run-1", fx.now);
-            let users = &mut fx.snapshot.users;
-            let Some(pos) = users.iter().position(|u| u.account_id == a.account_id) else { continue };
+            let dir = fx.snapshot.directory_index(&a.directory_id).unwrap_or(0);
+            let accounts = &mut fx.snapshot.accounts;
+            let Some(pos) = accounts.iter().position(|u| u.account_id == a.account_id) else { continue };
+            let Some(mi) = accounts[pos].memberships.iter().position(|m| m.directory == dir) else { continue };
             match &a.kind {
-                ActionKind::Suspend => users[pos].status = UserStatus::Suspended,
-                ActionKind::Deactivate => users[pos].status = UserStatus::Deactivated,
-                ActionKind::Restore | ActionKind::Enable => users[pos].status = UserStatus::Active,
+                ActionKind::Suspend => accounts[pos].memberships[mi].status = UserStatus::Suspended,
+                ActionKind::Deactivate => {
+                    accounts[pos].memberships.iter_mut().for_each(|m| m.status = UserStatus::Deactivated)
+                }
+                ActionKind::Restore => accounts[pos].memberships[mi].status = UserStatus::Active,
+                ActionKind::Enable => accounts[pos].memberships.iter_mut().for_each(|m| m.status = UserStatus::Active),
                 ActionKind::RemoveFromDirectory => {
-                    users.remove(pos);
+                    accounts[pos].memberships.remove(mi);
+                    if accounts[pos].memberships.is_empty() {
+                        accounts.remove(pos);
+                    }
                 }
                 ActionKind::RemoveGroup { group_id } => {
                     let (gi, _) = fx.snapshot.group_by_id(group_id).unwrap();
-                    let u = &mut fx.snapshot.users[pos];
+                    let u = &mut fx.snapshot.accounts[pos].memberships[mi];
                     u.groups.retain(|g| *g != gi);
                     for (_, product) in licensed.iter().filter(|(g, _)| *g == gi) {
                         if !licensed.iter().any(|(g, p)| p == product && u.groups.contains(g)) {
@@ -283,11 +291,11 @@ fn apply(fx: &mut Fx, plan: &Plan) -> HashSet<(String, ActionKind)> {
                 }
                 ActionKind::AddGroup { group_id } => {
                     let (gi, _) = fx.snapshot.group_by_id(group_id).unwrap();
-                    let u = &mut fx.snapshot.users[pos];
+                    let u = &mut fx.snapshot.accounts[pos].memberships[mi];
                     u.groups.push(gi);
                     for (_, product) in licensed.iter().filter(|(g, _)| *g == gi) {
-                        if !u.has_access_to(*product) {
-                            u.product_access.push(ProductActivity { product: *product, last_active: None });
+                        if !u.product_access.iter().any(|x| x.product == *product) {
+                            u.product_access.push(ProductActivity { product: (*product).into(), last_active: None });
                         }
                     }
                 }
@@ -338,13 +346,15 @@ proptest! {
             }
         }
 
-        // Caps: per run, and the organization's day across policies.
+        // Caps: per run, and the organization's day across the policies that apply.
         let mut day_total = 0usize;
         for p in plan.policies.iter().filter(|p| p.halt.is_none()) {
             let spec = &fx.policies.iter().find(|x| x.metadata.name.as_deref() == Some(p.policy.as_str())).unwrap().spec;
             let users: BTreeSet<&str> = p.actions.iter().filter(|a| a.destructive).map(|a| a.account_id.as_str()).collect();
             prop_assert!(users.len() <= spec.caps.max_actions_per_run.max(0) as usize);
-            day_total += users.len();
+            if p.applies {
+                day_total += users.len();
+            }
             // One destructive decision per user: all of a user's destructive actions share a rule.
             for u in &users {
                 let rules: BTreeSet<&str> = p.actions.iter().filter(|a| a.destructive && a.account_id == *u).map(|a| a.rule.as_str()).collect();
@@ -371,6 +381,9 @@ proptest! {
         let first_held: BTreeSet<(String, String)> = plan.policies.iter()
             .flat_map(|p| p.held_back.iter().map(|h| (h.account_id.clone(), kind_key(&h.kind))))
             .chain(plan.policies.iter().filter(|p| p.halt.is_some())
+                .flat_map(|p| p.actions.iter().map(|a| (a.account_id.clone(), kind_key(&a.kind)))))
+            // Shown by a DryRun policy, so never applied: planned again.
+            .chain(plan.policies.iter().filter(|p| !p.applies)
                 .flat_map(|p| p.actions.iter().map(|a| (a.account_id.clone(), kind_key(&a.kind)))))
             .collect();
         let applied = apply(&mut fx, &plan);

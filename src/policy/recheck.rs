@@ -1,10 +1,10 @@
 //! The executor's last look before a write (invariant 9): a fresh read of the user is compared
 //! with what the plan saw. Anything that makes the action no longer apply drops it.
 
-use crate::snapshot::{ManagementSource, User, UserStatus};
+use crate::snapshot::{DirectoryUser, ManagementSource, UserStatus};
 
-use super::PlanInput;
-use super::matching::{AccountGuards, Protections, is_human};
+use super::context::PlanInput;
+use super::eligibility::{AccountGuards, Protections, is_human};
 use super::types::{ActionKind, PlannedAction};
 
 /// The verdict of [`recheck`].
@@ -15,15 +15,16 @@ pub enum Recheck {
     Drop(String),
 }
 
-/// Checks a freshly re-read `fresh` user right before `action` is written. `fresh.groups` must
-/// index `input.snapshot.groups` (map the re-read group ids with `DirectorySnapshot::group_by_id`;
-/// drop unknown ones). Pure: the input is the one the plan was made from.
-pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> Recheck {
+/// Checks a freshly re-read `fresh` user (its row in the action's directory) right before `action`
+/// is written. `fresh.groups` must index `input.snapshot.groups` (map the re-read group ids with
+/// `DirectorySnapshot::group_in`; drop unknown ones). Pure: the input is the one the plan was made from.
+pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &DirectoryUser) -> Recheck {
     let drop = |why: &str| Recheck::Drop(why.to_owned());
     if fresh.account_id != action.account_id {
         return drop("the re-read returned a different account");
     }
-    if !is_human(fresh) {
+    let account = fresh.clone().into_account();
+    if !is_human(&account) {
         return drop("the account is not a human account");
     }
     if fresh.org_admin || fresh.site_admin {
@@ -37,7 +38,7 @@ pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> R
     }
     // Protection, site-admin groups: evaluated on a one-user snapshot sharing the group table.
     let one = crate::snapshot::DirectorySnapshot {
-        users: vec![fresh.clone()],
+        accounts: vec![account],
         groups: input.snapshot.groups.clone(),
         api_key_owner: input.snapshot.api_key_owner.clone(),
         ..Default::default()
@@ -102,4 +103,64 @@ pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &User) -> R
         return drop("active since the plan");
     }
     Recheck::Proceed
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn recheck_drops_an_action_when_the_user_changed() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle(), jira_idle()]);
+        fx.policies.remove(1);
+        let plan = fx.plan();
+        let action = &plan.policy("idle").unwrap().actions[0];
+        let input = fx.input();
+        let same = row(&fx.snapshot, "alice");
+        assert_eq!(recheck(&input, action, &same), Recheck::Proceed);
+
+        let mut active = same.clone();
+        active.product_access[0].last_active = Some(now());
+        assert_eq!(recheck(&input, action, &active), Recheck::Drop("active since the plan".into()));
+
+        let mut admin = same.clone();
+        admin.org_admin = true;
+        assert!(matches!(recheck(&input, action, &admin), Recheck::Drop(_)));
+
+        let mut suspended = same.clone();
+        suspended.status = UserStatus::Suspended;
+        assert_eq!(
+            recheck(&input, action, &suspended),
+            Recheck::Drop("status changed from active to suspended".into())
+        );
+
+        let mut vip = same.clone();
+        vip.groups.push(VIPS);
+        let mut fx2 = Fx::new(vec![], vec![]);
+        std::mem::swap(&mut fx2.snapshot, &mut fx.snapshot);
+        fx2.policies = fx.policies.clone();
+        fx2.protections = vec![protection("vips", |s| s.groups = vec!["vips".into()])];
+        assert_eq!(recheck(&fx2.input(), action, &vip), Recheck::Drop("protected by ProtectedUser vips now".into()));
+
+        let mut synced = same;
+        synced.management_source = ManagementSource::Synced;
+        assert!(matches!(recheck(&fx2.input(), action, &synced), Recheck::Drop(_)));
+    }
+
+    #[test]
+    fn recheck_of_a_group_removal_looks_at_that_product_and_membership() {
+        let fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![jira_idle()]);
+        let plan = fx.plan();
+        let action = &plan.policy("jira").unwrap().actions[0];
+        let mut alice = row(&fx.snapshot, "alice");
+        // Activity on another product doesn't save the Jira seat.
+        alice.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(now()) });
+        assert_eq!(recheck(&fx.input(), action, &alice), Recheck::Proceed);
+        alice.product_access[0].last_active = Some(now());
+        assert_eq!(recheck(&fx.input(), action, &alice), Recheck::Drop("active on Jira since the plan".into()));
+        let mut left = row(&fx.snapshot, "alice");
+        left.groups.clear();
+        assert_eq!(recheck(&fx.input(), action, &left), Recheck::Drop("no longer in the group".into()));
+    }
 }

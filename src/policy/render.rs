@@ -109,7 +109,7 @@ fn policy_header(p: &PolicyPlan) -> String {
         (_, _, Some(_)) => "HALTED: nothing is applied",
         (PolicyMode::Enforce, true, _) => "applies",
         (PolicyMode::Enforce, false, _) => "does not apply",
-        (PolicyMode::DryRun, _, _) => "shown as Enforce would act; DryRun applies nothing",
+        (PolicyMode::DryRun, _, _) => "DryRun: what it would do, nothing is applied",
         (PolicyMode::Paused, _, _) => "paused: nothing is evaluated",
     };
     format!("policy {} [{}] — {} in scope — {}", p.policy, mode_label(p.mode), p.in_scope, applies)
@@ -655,5 +655,37 @@ mod tests {
         assert_eq!(days(86_399), 0);
         assert_eq!(days(2 * 86_400 + 5), 2);
         assert_eq!(days(-5), 0);
+    }
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod plan_tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn text_and_markdown_show_policies_modes_actions_and_totals() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
+        fx.policies[0].spec.mode = PolicyMode::DryRun;
+        let plan = fx.plan();
+        let text = to_text(&plan);
+        assert!(text.contains("policy idle [DryRun]"), "{text}");
+        assert!(
+            text.contains("suspend alice <alice@acme.test>: no activity on any product for 200 days (threshold 90)"),
+            "{text}"
+        );
+        assert!(text.contains("projected monthly savings: 8.00 USD"), "{text}");
+        let md = to_markdown(&plan);
+        assert!(md.contains("| idle-90 | suspend | `alice` |"), "{md}");
+        let json = to_json(&plan);
+        let a = &json["actions"][0];
+        assert_eq!(a["accountId"], "alice");
+        assert_eq!(a["action"], "suspend");
+        assert_eq!(a["rule"], "idle-90");
+        assert_eq!(a["policy"], "idle");
+        assert_eq!(a["mode"], "DryRun");
+        assert_eq!(a["seats"]["jira-software"], 1);
+        assert_eq!(a["reason"], "no activity on any product for 200 days (threshold 90)");
+        assert_eq!(json["totals"]["seatsFreed"]["JiraSoftware"], 1);
     }
 }

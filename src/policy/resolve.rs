@@ -1,8 +1,8 @@
 //! Conflict resolution: a user receives at most one destructive decision per run. Within a policy
 //! the first rule (in order) that targets the user claims them; across policies the claims are
 //! ranked and the best one wins, deterministically:
-//! 1. a policy that applies (Enforce) before one that doesn't (DryRun), unless all are evaluated
-//!    as Enforce (`seatwarden plan`);
+//! 1. a policy that applies (Enforce) before one that doesn't (DryRun) — the same for the operator
+//!    and `seatwarden plan`, so the preview shows what the operator does (invariant 11);
 //! 2. the gentler action first (remove licensed groups < suspend < deactivate < remove from the
 //!    directory): it is the easiest to undo, and the harsher rule can still act in a later run;
 //! 3. the policy name, then the rule's position, as the final tie-break.
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use crate::crd::{PolicyMode, RuleAction};
 
-use super::rules::{Schedule, Trigger};
+use super::triggers::{Schedule, Trigger};
 
 /// One rule's claim on one user (directory entry) in one policy.
 #[derive(Clone, Debug)]
@@ -66,9 +66,9 @@ pub(crate) struct Loss {
 }
 
 /// For each contender, for each claim: None if it won, Some(loss) if another claim won.
-pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec<Vec<Option<Loss>>> {
-    fn rank<'a>(c: &Contender<'a>, claim: &Claim<'_>, all_as_enforce: bool) -> (u8, u8, &'a str, usize) {
-        let mode_rank = if all_as_enforce || c.mode == PolicyMode::Enforce { 0u8 } else { 1 };
+pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
+    fn rank<'a>(c: &Contender<'a>, claim: &Claim<'_>) -> (u8, u8, &'a str, usize) {
+        let mode_rank = if c.mode == PolicyMode::Enforce { 0u8 } else { 1 };
         (mode_rank, severity(claim.action), c.policy, claim.rule_idx)
     }
     // Best claim per user, indexed by user (a million hash operations cost more than a vector).
@@ -83,7 +83,7 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
             let slot = &mut best[claim.user as usize];
             let better = *slot == NONE || {
                 let (bc, bk) = (slot.0 as usize, slot.1 as usize);
-                rank(c, claim, all_as_enforce) < rank(&contenders[bc], &contenders[bc].claims[bk], all_as_enforce)
+                rank(c, claim) < rank(&contenders[bc], &contenders[bc].claims[bk])
             };
             if better {
                 *slot = (ci as u32, k as u32);
@@ -101,7 +101,7 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
                 Some((bc, bk)) if !c.halted && (bc, bk) != (ci, k) => {
                     let w = &contenders[bc];
                     let wc = &w.claims[bk];
-                    let case = if w.mode != c.mode && !all_as_enforce {
+                    let case = if w.mode != c.mode {
                         0
                     } else if severity(wc.action) < severity(claim.action) {
                         1
@@ -133,4 +133,64 @@ pub(crate) fn resolve(contenders: &[Contender<'_>], all_as_enforce: bool) -> Vec
         out.push(losses);
     }
     out
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn two_policies_on_one_user_resolve_to_the_gentler_action_deterministically() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle(), jira_idle()]);
+        let a = fx.plan();
+        fx.policies.reverse();
+        let b = fx.plan();
+        assert_eq!(a, b);
+        assert_eq!(acts(&a, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+        assert!(acts(&a, "idle").is_empty());
+        let held = &a.policy("idle").unwrap().held_back[0];
+        assert_eq!(held.account_id, "alice");
+        assert_eq!(held.kind, ActionKind::Suspend);
+        assert!(held.why.contains("policy jira rule jira-60 (remove licensed groups) wins"), "{}", held.why);
+        assert!(held.why.contains("the gentler action first"));
+    }
+
+    #[test]
+    fn an_enforce_policy_goes_before_a_dry_run_one() {
+        // One resolution for the operator and `seatwarden plan` (invariant 11): there is no "show
+        // everything as Enforce" mode in which the DryRun policy's gentler rule would win instead.
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle(), jira_idle()]);
+        fx.policies[1].spec.mode = PolicyMode::DryRun;
+        let p = fx.plan();
+        assert_eq!(acts(&p, "idle"), vec![pair("alice", "suspend")]);
+        assert!(acts(&p, "jira").is_empty());
+        assert!(p.policy("jira").unwrap().held_back[0].why.contains("an Enforce policy goes before a dry_run one"));
+        assert!(p.policy("idle").unwrap().applies && !p.policy("jira").unwrap().applies);
+    }
+
+    #[test]
+    fn equal_actions_go_by_policy_name() {
+        let mut fx = Fx::new(
+            vec![idle("alice", 200), user("bob")],
+            vec![
+                policy("zeta", vec![account_rule("z", 90, RuleAction::Suspend)]),
+                policy("alpha", vec![account_rule("a", 90, RuleAction::Suspend)]),
+            ],
+        );
+        let p = fx.plan();
+        assert_eq!(acts(&p, "alpha"), vec![pair("alice", "suspend")]);
+        assert!(p.policy("zeta").unwrap().held_back[0].why.contains("equal actions go by policy name"));
+        fx.policies.reverse();
+        assert_eq!(fx.plan(), p);
+    }
+
+    #[test]
+    fn the_plan_is_deterministic() {
+        let users: Vec<DirectoryUser> = (0..30).map(|i| idle(&format!("u{i:02}"), 10 * i)).collect();
+        let mut fx = Fx::new(users, vec![suspend_idle(), jira_idle(), warn_policy()]);
+        fx.policies[0].spec.caps.max_actions_per_run = 3;
+        assert_eq!(fx.plan(), fx.plan());
+        assert_eq!(serde_json::to_string(&fx.plan()).unwrap(), serde_json::to_string(&fx.plan()).unwrap());
+    }
 }

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use crate::ledger::UserRecord;
 use crate::product::Product;
-use crate::snapshot::{DirectorySnapshot, User, UserStatus};
+use crate::product::ProductKey;
+use crate::snapshot::{Account, DirectorySnapshot, UserStatus};
 
-use super::matching::is_human;
+use super::eligibility::is_human;
 use super::types::PlanCondition;
 
 /// A product's rules switch off when more than this share (per mille) of the active users with
@@ -45,29 +46,31 @@ impl ActivityHealth {
         let mut counts = [(0u64, 0u64); Product::ALL.len()];
         let mut held = [false; Product::ALL.len()];
         let (mut active_accounts, mut no_activity) = (0u64, 0u64);
-        for (user, rec) in snapshot.users.iter().zip(recs) {
+        for (user, rec) in snapshot.accounts.iter().zip(recs) {
             if !is_human(user) {
                 continue;
             }
-            for pa in &user.product_access {
-                held[pa.product as usize] = true;
+            for pa in user.product_access() {
+                if let ProductKey::Known(p) = pa.product {
+                    held[p as usize] = true;
+                }
             }
             // Suspended users keep their activity dates (and are mostly the inactive ones seatwarden
             // suspended): leaving them out would make each suspension skew the share.
-            let judged = matches!(user.status, UserStatus::Active | UserStatus::Suspended)
+            let judged = matches!(user.status(), UserStatus::Active | UserStatus::Suspended)
                 && rec.is_none_or(|r| r.restored_at.is_none());
             if !judged {
                 continue;
             }
             active_accounts += 1;
-            let mut any = false;
-            for pa in &user.product_access {
-                let e = &mut counts[pa.product as usize];
+            let mut any = user.api_token_last_active.is_some();
+            for pa in user.product_access() {
+                any |= pa.last_active.is_some();
+                let ProductKey::Known(p) = pa.product else { continue };
+                let e = &mut counts[p as usize];
                 e.0 += 1;
                 if pa.last_active.is_none() {
                     e.1 += 1;
-                } else {
-                    any = true;
                 }
             }
             if !any {
@@ -76,7 +79,7 @@ impl ActivityHealth {
         }
         let per_product = Product::ALL.iter().filter(|p| held[**p as usize]).map(|p| (*p, counts[*p as usize]));
         for (product, (with_access, never)) in per_product {
-            if !snapshot.activity_products.contains(&product) {
+            if !snapshot.activity_products.contains(&ProductKey::Known(product)) {
                 let why = format!(
                     "the snapshot has no {product} activity data at all: rules that depend on {product} activity act on no one"
                 );
@@ -91,7 +94,7 @@ impl ActivityHealth {
                 health.off.insert(product, why);
             }
         }
-        if snapshot.activity_products.is_empty() && !snapshot.users.is_empty() {
+        if snapshot.activity_products.is_empty() && !snapshot.accounts.is_empty() {
             let why =
                 "the snapshot has no activity data for any product: inactivity and never-active rules act on no one"
                     .to_owned();
@@ -125,9 +128,10 @@ impl ActivityHealth {
 
     /// Whether account-level activity can't be judged for this user: account data untrusted, or
     /// the user has a product whose activity is unknown (they may be active there).
-    pub fn account_off(&self, user: &User) -> bool {
+    pub fn account_off(&self, user: &Account) -> bool {
         self.any_off.is_some()
-            || (!self.off.is_empty() && user.product_access.iter().any(|p| self.off.contains_key(&p.product)))
+            || (!self.off.is_empty()
+                && user.product_access().any(|p| p.product.known().is_some_and(|k| self.off.contains_key(&k))))
     }
 }
 
@@ -172,5 +176,101 @@ mod tests {
         assert!(implausible(10, 10, 900));
         assert!(implausible(91, 100, 900));
         assert!(!implausible(90, 100, 900));
+    }
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod plan_tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn a_product_without_activity_data_switches_its_rules_off_with_a_condition() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![jira_idle(), suspend_idle()]);
+        fx.snapshot.activity_products.remove(&Product::JiraSoftware.into());
+        let plan = fx.plan();
+        assert!(acts(&plan, "jira").is_empty());
+        // Alice's only product has no data: account inactivity can't be judged either.
+        assert!(acts(&plan, "idle").is_empty());
+        assert!(
+            plan.conditions.iter().any(|c| c.reason == "NoActivityData" && c.message.contains("no Jira activity data"))
+        );
+        assert_eq!(plan.policy("idle").unwrap().skipped_counts.get(&SkipKind::NoActivityData), Some(&2));
+        // Each policy says it in its own conditions (they become status conditions).
+        let jira_conditions = &plan.policy("jira").unwrap().conditions;
+        assert!(
+            jira_conditions
+                .iter()
+                .any(|c| c.reason == "RuleSwitchedOff" && c.message.starts_with("rule jira-60 acts on no one"))
+        );
+        let idle_conditions = &plan.policy("idle").unwrap().conditions;
+        assert!(
+            idle_conditions
+                .iter()
+                .any(|c| c.reason == "RuleLimited" && c.message.contains("skips users with Jira access"))
+        );
+    }
+
+    #[test]
+    fn an_implausible_share_of_missing_product_dates_switches_the_product_off() {
+        // 11 active users with Jira access, all but one without a Jira date: that's missing data.
+        let mut users: Vec<DirectoryUser> = (0..10)
+            .map(|i| {
+                let mut u = user(&format!("u{i}"));
+                u.product_access[0].last_active = None;
+                u.product_access
+                    .push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(1)) });
+                u
+            })
+            .collect();
+        users.push(idle("alice", 200));
+        let plan = Fx::new(users, vec![jira_idle()]).plan();
+        assert!(acts(&plan, "jira").is_empty());
+        assert!(
+            plan.conditions.iter().any(|c| c.reason == "ImplausibleActivityData" && c.message.starts_with("10 of 11"))
+        );
+    }
+
+    #[test]
+    fn never_active_is_off_when_most_active_accounts_show_no_activity_at_all() {
+        let mut users: Vec<DirectoryUser> = (0..12)
+            .map(|i| {
+                let mut u = user(&format!("u{i:02}"));
+                u.product_access[0].last_active = None;
+                u
+            })
+            .collect();
+        users.push(user("bob"));
+        let fx = Fx::new(users, vec![policy("never", vec![never_rule("never-30", 30, RuleAction::Suspend)])]);
+        let plan = fx.plan();
+        assert!(acts(&plan, "never").is_empty());
+        assert!(
+            plan.conditions
+                .iter()
+                .any(|c| c.message.contains("12 of 13 active or suspended accounts have no activity"))
+        );
+    }
+
+    #[test]
+    fn an_incomplete_listing_plans_nothing_destructive_and_sends_no_notice() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
+        fx.policies.push(policy("warn", vec![with_leads(account_rule("idle-warn", 90, RuleAction::Suspend), &[14])]));
+        fx.snapshot.incomplete = Some("page 3 failed".into());
+        let plan = fx.plan();
+        for p in &plan.policies {
+            assert!(p.actions.iter().all(|a| !a.destructive));
+            assert!(p.notices.is_empty());
+            assert!(!p.applies);
+        }
+        assert!(plan.conditions.iter().any(|c| c.reason == "IncompleteListing" && c.message.contains("page 3 failed")));
+    }
+
+    #[test]
+    fn an_incomplete_listing_forgets_nobody() {
+        let mut fx = Fx::new(vec![user("bob")], vec![suspend_idle()]);
+        fx.ledger.users.insert("gone".into(), UserRecord { first_seen: Some(ago(10)), ..Default::default() });
+        assert!(fx.plan().ledger_updates.contains(&LedgerUpdate::Forget { account_id: "gone".into() }));
+        fx.snapshot.incomplete = Some("x".into());
+        assert!(!fx.plan().ledger_updates.iter().any(|u| matches!(u, LedgerUpdate::Forget { .. })));
     }
 }

@@ -9,9 +9,9 @@ use jiff::{Timestamp, ToSpan, civil::Date, tz::TimeZone};
 
 use crate::crd::{AtlassianOrganizationSpec, BillingCycle, GroupLicenseMapping};
 use crate::product::Product;
-use crate::snapshot::{DirectorySnapshot, GroupIdx, User, UserStatus};
+use crate::snapshot::{Account, DirectorySnapshot, GroupIdx, Membership};
 
-use super::matching::ResolvedGroups;
+use super::eligibility::ResolvedGroups;
 use super::types::{PlannedAction, Savings, Totals};
 
 /// The organization's GroupLicenseMappings and prices, resolved against the snapshot.
@@ -50,13 +50,15 @@ impl Licensing {
             // Prefer the id when both are given; fall back to the name if the id is unknown.
             let mut resolved = ResolvedGroups::default();
             for g in &m.spec.groups {
-                let hit =
-                    g.id.as_deref()
-                        .and_then(|id| snapshot.group_by_id(id))
-                        .or_else(|| g.name.as_deref().and_then(|n| snapshot.find_group(n)));
-                match hit {
-                    Some((i, _)) => resolved.idx.push(i),
-                    None => out.unresolved.push((
+                let by_id = g.id.as_deref().map(|id| snapshot.groups_named(id)).unwrap_or_default();
+                let hits = if by_id.is_empty() {
+                    g.name.as_deref().map(|n| snapshot.groups_named(n)).unwrap_or_default()
+                } else {
+                    by_id
+                };
+                match hits.is_empty() {
+                    false => resolved.idx.extend(hits),
+                    true => out.unresolved.push((
                         name.clone(),
                         g.name.clone().or_else(|| g.id.clone()).unwrap_or_else(|| refs.join(",")),
                     )),
@@ -99,26 +101,44 @@ impl Licensing {
 
     /// Monthly price of one seat of `product` for this user: the override of a mapping group the
     /// user is in (or `via`), else the organization's price.
-    pub fn price(&self, product: Product, user: &User, via: Option<GroupIdx>) -> Option<f64> {
+    pub fn price(&self, product: Product, user: &Account, via: Option<GroupIdx>) -> Option<f64> {
         via.into_iter()
-            .chain(user.groups.iter().copied())
+            .chain(user.groups())
             .filter(|g| self.grants(*g).contains(&product))
             .find_map(|g| self.group_price.get(&g).copied())
             .or_else(|| self.base_price.get(&product).copied())
     }
 }
 
-/// Whether the user is billed at all: suspended and deactivated users are not; invitees are.
-pub(crate) fn is_billed(user: &User) -> bool {
-    matches!(user.status, UserStatus::Active | UserStatus::InvitedNeverActive)
+/// Whether the account is billed at all: in some directory where it is active or invited
+/// (suspended and deactivated users are not billed; invitees are).
+pub(crate) fn is_billed(user: &Account) -> bool {
+    user.memberships.iter().any(Membership::is_live)
 }
 
-/// Seats an account-level action (suspend, deactivate, remove) frees: every product of a billed user.
-pub(crate) fn seats_for_account_action(user: &User) -> BTreeMap<Product, i32> {
-    if !is_billed(user) {
-        return BTreeMap::new();
+/// Seats taking the account out of the given directories frees: one per product the account holds
+/// in a live membership there and in no live membership it keeps (a seat is per account and product,
+/// whatever the number of directories).
+pub(crate) fn seats_for_leaving(user: &Account, leaving: impl Fn(&Membership) -> bool) -> BTreeMap<Product, i32> {
+    let mut out = BTreeMap::new();
+    for m in user.memberships.iter().filter(|m| m.is_live() && leaving(m)) {
+        for p in m.product_access.iter().filter_map(|p| p.product.known()) {
+            let kept = user
+                .memberships
+                .iter()
+                .any(|k| k.is_live() && !leaving(k) && k.product_access.iter().any(|x| x.product == p));
+            if !kept {
+                out.insert(p, 1);
+            }
+        }
     }
-    user.product_access.iter().map(|p| (p.product, 1)).collect()
+    out
+}
+
+/// Seats an account-wide action (deactivate, or suspend/remove in every directory) frees: every
+/// product of a billed account, once.
+pub(crate) fn seats_for_account_action(user: &Account) -> BTreeMap<Product, i32> {
+    seats_for_leaving(user, |_| true)
 }
 
 /// Seats freed by taking `user` out of `removing`: a product is freed only when none of the
@@ -126,7 +146,7 @@ pub(crate) fn seats_for_account_action(user: &User) -> BTreeMap<Product, i32> {
 /// group granting it (where the seat is booked).
 pub(crate) fn seats_for_group_removals(
     licensing: &Licensing,
-    user: &User,
+    user: &Account,
     removing: &[GroupIdx],
 ) -> BTreeMap<Product, usize> {
     let mut out = BTreeMap::new();
@@ -135,7 +155,7 @@ pub(crate) fn seats_for_group_removals(
     }
     for (pos, g) in removing.iter().enumerate() {
         for product in licensing.grants(*g) {
-            let kept = user.groups.iter().any(|k| !removing.contains(k) && licensing.grants(*k).contains(product));
+            let kept = user.groups().any(|k| !removing.contains(&k) && licensing.grants(k).contains(product));
             if !kept {
                 out.insert(*product, pos);
             }
@@ -208,5 +228,56 @@ pub(crate) fn finish_savings(savings: &mut Savings, currency: Option<&str>, real
     savings.projected_monthly = (savings.projected_monthly * 100.0).round() / 100.0;
     for v in savings.by_product.values_mut() {
         *v = (*v * 100.0).round() / 100.0;
+    }
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn savings_use_billing_prices_mapping_overrides_and_the_next_cycle() {
+        let mut both = idle("both", 200);
+        both.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(200)) });
+        both.groups.push(CONFLUENCE_USERS);
+        let mut suspended = idle("suspended", 200);
+        suspended.status = UserStatus::Suspended;
+        let plan = Fx::new(vec![both, suspended, idle("jira-only", 200), user("bob")], vec![suspend_idle()]).plan();
+        let t = &plan.totals;
+        // The suspended user isn't billed and isn't suspended again.
+        assert_eq!(t.seats_freed, BTreeMap::from([(Product::JiraSoftware, 2), (Product::Confluence, 1)]));
+        // Jira 2 × 8.00 (billing) + Confluence 1 × 5.00 (mapping override of confluence-users).
+        assert_eq!(t.savings.projected_monthly, 21.0);
+        assert_eq!(t.savings.by_product.get(&Product::Confluence), Some(&5.0));
+        assert_eq!(t.savings.currency.as_deref(), Some("USD"));
+        assert_eq!(t.savings.realized_from, Some("2026-12-10".parse().unwrap()));
+    }
+
+    #[test]
+    fn annual_plans_realize_at_renewal_and_missing_prices_are_reported() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
+        let billing = fx.org.spec.billing.as_mut().unwrap();
+        billing.cycle = BillingCycle::Annual;
+        billing.renewal_date = Some("2025-03-01".into());
+        billing.seat_prices.clear();
+        let plan = fx.plan();
+        assert_eq!(plan.totals.savings.realized_from, Some("2027-03-01".parse().unwrap()));
+        assert_eq!(plan.totals.savings.unpriced_products, vec![Product::JiraSoftware]);
+        assert_eq!(plan.totals.savings.projected_monthly, 0.0);
+    }
+
+    #[test]
+    fn a_group_the_snapshot_says_grants_the_product_keeps_the_seat() {
+        let mut alice = idle("alice", 94);
+        alice.groups = vec![JIRA_USERS, VIPS];
+        let mut fx = Fx::new(vec![alice, user("bob")], vec![jira_idle()]);
+        fx.snapshot.groups[VIPS as usize].grants = vec![Product::JiraSoftware];
+        let plan = fx.plan();
+        // vips isn't a mapped licensed group: it's not removed, and it keeps Alice's Jira seat.
+        assert_eq!(acts(&plan, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+        let a = &plan.policy("jira").unwrap().actions[0];
+        assert!(a.seats.is_empty());
+        assert!(a.reason.ends_with("(another group still grants the product: no seat freed)"), "{}", a.reason);
     }
 }

@@ -57,10 +57,10 @@ impl RunRecord {
         c
     }
 
-    /// Object names of each page: `<policy>-<runId>-<page>`.
+    /// Object names of each page: `<policy>-<runId>-<page>` (a long policy name shortened).
     pub fn page_names(&self) -> Vec<String> {
         let pages = self.actions.len().div_ceil(ACTIONS_PER_PAGE).max(1);
-        (1..=pages).map(|p| format!("{}-{}-{p}", self.policy, self.run_id)).collect()
+        (1..=pages).map(|p| super::names::object_name(&self.policy, &format!("{}-{p}", self.run_id))).collect()
     }
 }
 
@@ -102,10 +102,12 @@ impl ClusterAudit {
     pub async fn list(&self, policy: Option<&str>) -> Result<Vec<RunRecord>, RecordError> {
         let mut lp = ListParams::default();
         if let Some(p) = policy {
-            lp = lp.labels(&format!("seatwarden.io/policy={p}"));
+            lp = lp.labels(&format!("seatwarden.io/policy={}", super::names::label_value(p)));
         }
-        let runs = self.api.list(&lp).await?;
-        Ok(join_pages(runs.items))
+        let mut runs = self.api.list(&lp).await?.items;
+        // The label may be a shortened name: the record's own field is the exact one.
+        runs.retain(|r| policy.is_none_or(|p| r.spec.policy == p));
+        Ok(join_pages(runs))
     }
 
     /// Deletes runs beyond the newest `keep` of each policy and runs older than `max_age`.
@@ -197,7 +199,7 @@ impl AuditSink for ClusterAudit {
                 "kind": "LifecycleRun",
                 "metadata": {"name": name, "labels": {
                     "app.kubernetes.io/name": "seatwarden",
-                    "seatwarden.io/policy": run.policy,
+                    "seatwarden.io/policy": super::names::label_value(&run.policy),
                     "seatwarden.io/run-id": run.run_id,
                 }},
                 "spec": spec,

@@ -39,11 +39,16 @@ impl ConfigMapLedgerStore {
     }
 
     fn name(&self, index: usize) -> String {
-        format!("seatwarden-ledger-{}-{index:02}", self.organization)
+        super::names::object_name(&format!("seatwarden-ledger-{}", self.organization), &format!("{index:02}"))
     }
 
     fn selector(&self) -> String {
-        format!("app.kubernetes.io/component=ledger,seatwarden.io/organization={}", self.organization)
+        format!("app.kubernetes.io/component=ledger,seatwarden.io/organization={}", self.label())
+    }
+
+    /// The organization label (its name, shortened when longer than a label value may be).
+    fn label(&self) -> String {
+        super::names::label_value(&self.organization)
     }
 }
 
@@ -76,7 +81,7 @@ impl LedgerStore for ConfigMapLedgerStore {
                     "labels": {
                         "app.kubernetes.io/name": "seatwarden",
                         "app.kubernetes.io/component": "ledger",
-                        "seatwarden.io/organization": self.organization,
+                        "seatwarden.io/organization": self.label(),
                         "seatwarden.io/shard": index.to_string(),
                     }
                 },

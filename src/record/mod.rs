@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod ledger_store;
+pub mod names;
 
 pub use audit::{AuditSink, ClusterAudit, FolderAudit, RunRecord};
 pub use ledger_store::{ConfigMapLedgerStore, FolderLedgerStore, LedgerStore};

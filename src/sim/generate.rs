@@ -182,6 +182,7 @@ pub fn generate(spec: &GenerateSpec) -> SimState {
                     description: description.to_string(),
                     directory: d,
                     idp_synced,
+                    locked: false,
                     grants,
                     site_admin_of: admin,
                 })
@@ -312,6 +313,7 @@ fn add_unmodelled_products(state: &mut SimState, now: Timestamp, rng: &mut Xoshi
                 description: format!("Grants access to {name}"),
                 directory: d,
                 idp_synced: false,
+                locked: false,
                 grants: vec![first_instance + k as InstanceIdx],
                 site_admin_of: None,
             });

@@ -146,6 +146,10 @@ pub struct SimGroup {
     pub directory: u16,
     /// Synced from an identity provider: memberships can only change there.
     pub idp_synced: bool,
+    /// Atlassian lets no admin change this group through the API though no identity provider syncs
+    /// it (`managementAccess.modifiable: false`, e.g. a group managed by its team members).
+    #[serde(default)]
+    pub locked: bool,
     /// Product instances this group grants `atlassian/user` on (a license group when non-empty).
     pub grants: Vec<InstanceIdx>,
     /// The site (index in [`SimState::sites`]) whose admins this group makes.
@@ -318,15 +322,20 @@ impl WriteError {
     }
 
     fn idp_synced(group: &SimGroup) -> Self {
+        let detail = if group.idp_synced {
+            format!(
+                "Group {} is synced from an identity provider: change its memberships in the identity provider.",
+                group.name
+            )
+        } else {
+            format!("Group {} cannot be modified by organization admins.", group.name)
+        };
         Self {
             status: 403,
             code: "ADMIN-403-5",
             key: "forbidden.action",
             title: "Not allowed to manage the group",
-            detail: format!(
-                "Group {} is synced from an identity provider: change its memberships in the identity provider.",
-                group.name
-            ),
+            detail,
         }
     }
 
@@ -385,11 +394,24 @@ impl SimUser {
         self.membership != Membership::None
     }
 
+    /// Listed by the Admin API's directory endpoints: an `atlassian` account that is a member. App
+    /// accounts appear only in the sites' user search (API.md §2.11).
+    pub fn is_directory_user(&self) -> bool {
+        self.is_member() && self.account_type == SimAccountType::Atlassian
+    }
+
     /// Holds a seat for the products their groups grant.
     pub fn is_billable(&self) -> bool {
         self.account_type == SimAccountType::Atlassian
             && self.account_status == AccountStatus::Active
             && self.membership == Membership::Active
+    }
+}
+
+impl SimGroup {
+    /// Memberships can change through the Admin and site APIs.
+    pub fn modifiable(&self) -> bool {
+        !self.idp_synced && !self.locked
     }
 }
 
@@ -542,10 +564,10 @@ impl SimState {
             .count() as u32
     }
 
-    /// Members of every group, counted in one pass.
+    /// Directory members of every group, counted in one pass (app accounts are not directory users).
     pub fn member_counts(&self) -> Vec<u32> {
         let mut counts = vec![0u32; self.groups.len()];
-        for u in self.users.iter().filter(|u| u.is_member()) {
+        for u in self.users.iter().filter(|u| u.is_directory_user()) {
             for &g in &u.groups {
                 counts[g as usize] += 1;
             }
@@ -640,7 +662,7 @@ impl SimState {
         let g = self.group_in(directory, group_id)?;
         let i = self.member_in(Some(self.groups[g as usize].directory), account_id)?;
         let group = &self.groups[g as usize];
-        if group.idp_synced {
+        if !group.modifiable() {
             return Err(WriteError::idp_synced(group));
         }
         let user = &self.users[i];
@@ -665,7 +687,7 @@ impl SimState {
         let g = self.group_in(directory, group_id)?;
         let i = self.member_in(Some(self.groups[g as usize].directory), account_id)?;
         let group = &self.groups[g as usize];
-        if group.idp_synced {
+        if !group.modifiable() {
             return Err(WriteError::idp_synced(group));
         }
         let user = &mut self.users[i];
@@ -793,7 +815,7 @@ impl SimState {
         candidate.membership = Membership::Active;
         candidate.management_source = Some(SimManagementSource::Invited);
         for &g in groups {
-            if self.groups[g as usize].idp_synced {
+            if !self.groups[g as usize].modifiable() {
                 return Err(WriteError::idp_synced(&self.groups[g as usize]));
             }
             if !candidate.groups.contains(&g) {
@@ -908,6 +930,7 @@ mod tests {
                     description: String::new(),
                     directory: 0,
                     idp_synced: false,
+                    locked: false,
                     grants: vec![0],
                     site_admin_of: None,
                 },
@@ -917,6 +940,7 @@ mod tests {
                     description: String::new(),
                     directory: 0,
                     idp_synced: true,
+                    locked: false,
                     grants: vec![],
                     site_admin_of: None,
                 },

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::snapshot::{DirectorySnapshot, User, UserStatus};
+use crate::snapshot::{DirectorySnapshot, DirectoryUser, UserStatus};
 use crate::users::import::{Change, ChangeKind, ImportFile, RowError, SnapshotIndex};
 
 /// Whom to activate.
@@ -101,7 +101,7 @@ pub fn plan_activation(
                 });
                 return plan;
             }
-            for u in snapshot.users.iter().filter(|u| u.groups.iter().any(|g| groups.contains(g))) {
+            for u in snapshot.directory_users().iter().filter(|u| u.groups.iter().any(|g| groups.contains(g))) {
                 // Members already active are the usual case for a group: not worth a line each.
                 if matches!(u.status, UserStatus::Suspended | UserStatus::Deactivated) {
                     activate_user(&mut plan, &index, u, 0);
@@ -174,7 +174,7 @@ pub fn plan_activation(
     plan
 }
 
-fn activate_user(plan: &mut ActivationPlan, index: &SnapshotIndex<'_>, u: &User, line: u64) {
+fn activate_user(plan: &mut ActivationPlan, index: &SnapshotIndex<'_>, u: &DirectoryUser, line: u64) {
     let change = |kind| Change {
         line,
         account_id: Some(u.account_id.clone()),
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn a_group_restores_its_suspended_members_and_enables_its_deactivated_managed_ones() {
         let mut s = org();
-        s.users[2].groups = vec![0]; // cat (deactivated, managed) joins jira-users
+        s.accounts[2].memberships[0].groups = vec![0]; // cat (deactivated, managed) joins jira-users
         let p = plan_activation(&s, &ActivationTarget::Group("jira-users".into()), &HashMap::new());
         assert_eq!(kinds(&p), [(Some("acc-b"), &ChangeKind::Restore), (Some("acc-c"), &ChangeKind::Enable)]);
         assert!(p.skipped.is_empty() && p.errors.is_empty());
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn people_are_activated_skipped_or_invited_back() {
         let mut s = org();
-        s.users[2].managed = false;
+        s.accounts[2].managed = false;
         let file = parse_import_csv(
             b"accountId,email,groups\nacc-b,,\nacc-c,,\nacc-a,,\n,gone@acme.example,jira-users\nacc-gone,,\nacc-old,,\n",
         )

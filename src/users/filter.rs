@@ -1,11 +1,13 @@
 //! Which users `users list` shows: status, inactivity (overall or on one product), group, email
-//! domain, managed or external. Pure: a filter and a snapshot in, users out.
+//! domain, managed or external. Pure: a filter and a snapshot in, accounts out (one per account,
+//! whatever the number of directories it is in).
 
 use jiff::Timestamp;
 
 use crate::crd::Duration;
 use crate::product::Product;
-use crate::snapshot::{DirectorySnapshot, GroupIdx, User, UserStatus};
+use crate::product::ProductKey;
+use crate::snapshot::{Account, DirectorySnapshot, GroupIdx, UserStatus};
 
 /// Inactivity: no activity for at least `for_at_least`, on `product` or (None) on any product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +43,9 @@ pub enum FilterError {
 
 impl UserFilter {
     /// The users of `snapshot` that match, in snapshot order. `now` anchors the inactivity window.
-    pub fn select<'s>(&self, snapshot: &'s DirectorySnapshot, now: Timestamp) -> Result<Vec<&'s User>, FilterError> {
+    /// A status matches an account with that status in any of its directories; a group, membership
+    /// of it (any directory's group of that name).
+    pub fn select<'s>(&self, snapshot: &'s DirectorySnapshot, now: Timestamp) -> Result<Vec<&'s Account>, FilterError> {
         let mut groups: Vec<GroupIdx> = Vec::new();
         for g in &self.groups {
             // A name may exist in several directories: every group of that name counts.
@@ -58,16 +62,16 @@ impl UserFilter {
             groups.extend(matching);
         }
         if let Some(ActivityFilter { product: Some(p), .. }) = self.inactive
-            && !snapshot.activity_products.contains(&p)
+            && !snapshot.activity_products.contains(&ProductKey::Known(p))
         {
             return Err(FilterError::NoActivityData(p));
         }
         let cutoff = self.inactive.map(|a| now - a.for_at_least.to_signed());
         Ok(snapshot
-            .users
+            .accounts
             .iter()
-            .filter(|u| self.statuses.is_empty() || self.statuses.contains(&u.status))
-            .filter(|u| groups.is_empty() || u.groups.iter().any(|g| groups.contains(g)))
+            .filter(|u| self.statuses.is_empty() || u.memberships.iter().any(|m| self.statuses.contains(&m.status)))
+            .filter(|u| groups.is_empty() || u.groups().any(|g| groups.contains(&g)))
             .filter(|u| {
                 self.domains.is_empty()
                     || u.email_domain().is_some_and(|d| self.domains.iter().any(|x| x.eq_ignore_ascii_case(d)))
@@ -83,12 +87,13 @@ impl UserFilter {
 
 /// Whether `user` shows no activity after `cutoff`. A user never active is measured from when they
 /// were added; a user with no date at all is not counted (missing data is not inactivity). On a
-/// product, only users with access to it count.
-fn inactive_since(user: &User, product: Option<Product>, cutoff: Timestamp) -> bool {
+/// product, only users with access to it count; overall, every source counts (any product, known
+/// or not, in any directory, and API tokens).
+fn inactive_since(user: &Account, product: Option<Product>, cutoff: Timestamp) -> bool {
     let last = match product {
         Some(p) if !user.has_access_to(p) => return false,
         Some(p) => user.last_active_on(p),
-        None => user.last_active_any(),
+        None => user.last_activity(),
     };
     match last.or(user.added_to_org) {
         Some(t) => t <= cutoff,
@@ -99,14 +104,14 @@ fn inactive_since(user: &User, product: Option<Product>, cutoff: Timestamp) -> b
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::snapshot::{AccountType, DirectoryInfo, Group, ManagementSource, ProductActivity};
+    use crate::snapshot::{AccountType, DirectoryInfo, DirectoryUser, Group, ManagementSource, ProductActivity};
 
     pub(crate) fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
-    pub(crate) fn user(id: &str, email: &str, status: UserStatus, groups: Vec<GroupIdx>) -> User {
-        User {
+    pub(crate) fn user(id: &str, email: &str, status: UserStatus, groups: Vec<GroupIdx>) -> DirectoryUser {
+        DirectoryUser {
             account_id: id.into(),
             email: Some(email.into()),
             name: id.to_uppercase(),
@@ -129,6 +134,7 @@ pub(crate) mod tests {
             name: name.into(),
             directory: 0,
             idp_synced: false,
+            locked: false,
             member_count: 0,
             site_admin: false,
             grants: vec![],
@@ -139,12 +145,14 @@ pub(crate) mod tests {
     pub(crate) fn org() -> DirectorySnapshot {
         let mut a = user("acc-a", "ann@acme.example", UserStatus::Active, vec![0, 1]);
         a.product_access = vec![
-            ProductActivity { product: Product::JiraSoftware, last_active: Some(ts("2026-11-20T00:00:00Z")) },
-            ProductActivity { product: Product::Confluence, last_active: Some(ts("2026-01-01T00:00:00Z")) },
+            ProductActivity { product: Product::JiraSoftware.into(), last_active: Some(ts("2026-11-20T00:00:00Z")) },
+            ProductActivity { product: Product::Confluence.into(), last_active: Some(ts("2026-01-01T00:00:00Z")) },
         ];
         let mut b = user("acc-b", "bob@contractor.example", UserStatus::Suspended, vec![0]);
-        b.product_access =
-            vec![ProductActivity { product: Product::JiraSoftware, last_active: Some(ts("2026-03-01T00:00:00Z")) }];
+        b.product_access = vec![ProductActivity {
+            product: Product::JiraSoftware.into(),
+            last_active: Some(ts("2026-03-01T00:00:00Z")),
+        }];
         let mut c = user("acc-c", "cat@acme.example", UserStatus::Deactivated, vec![]);
         c.added_to_org = None;
         let d = user("acc-d", "dan@acme.example", UserStatus::InvitedNeverActive, vec![2]);
@@ -154,14 +162,14 @@ pub(crate) mod tests {
             org_id: "org".into(),
             directories: vec![DirectoryInfo { id: "dir-1".into(), name: "Acme".into() }],
             taken_at: ts("2026-11-25T00:00:00Z"),
-            users: vec![a, b, c, d],
+            accounts: DirectorySnapshot::fold_rows(vec![a, b, c, d]).0,
             groups: vec![group("g-jira", "jira-users"), group("g-conf", "confluence-users"), idp],
-            activity_products: [Product::JiraSoftware, Product::Confluence].into(),
+            activity_products: [Product::JiraSoftware.into(), Product::Confluence.into()].into(),
             ..Default::default()
         }
     }
 
-    fn ids(users: Vec<&User>) -> Vec<&str> {
+    fn ids(users: Vec<&Account>) -> Vec<&str> {
         users.into_iter().map(|u| u.account_id.as_str()).collect()
     }
 

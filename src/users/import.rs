@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use crate::product::Product;
-use crate::snapshot::{DirectorySnapshot, GroupIdx, User, UserStatus};
+use crate::snapshot::{DirectorySnapshot, DirectoryUser, GroupIdx, UserStatus};
 use crate::users::export::GROUP_SEPARATOR;
 use crate::users::{is_valid_email, parse_status};
 
@@ -549,35 +549,38 @@ fn plural(n: usize) -> &'static str {
 /// Where each account id and email sits in a snapshot.
 pub(crate) struct SnapshotIndex<'s> {
     snapshot: &'s DirectorySnapshot,
+    /// One row per (account, directory): the command line changes users of one directory at a time.
+    rows: Vec<DirectoryUser>,
     by_email: HashMap<String, Vec<usize>>,
 }
 
 impl<'s> SnapshotIndex<'s> {
     pub(crate) fn new(snapshot: &'s DirectorySnapshot) -> Self {
-        let mut by_email: HashMap<String, Vec<usize>> = HashMap::with_capacity(snapshot.users.len());
-        for (i, u) in snapshot.users.iter().enumerate() {
+        let rows = snapshot.directory_users();
+        let mut by_email: HashMap<String, Vec<usize>> = HashMap::with_capacity(rows.len());
+        for (i, u) in rows.iter().enumerate() {
             if let Some(e) = &u.email {
                 by_email.entry(e.to_ascii_lowercase()).or_default().push(i);
             }
         }
-        Self { snapshot, by_email }
+        Self { snapshot, rows, by_email }
     }
 
-    pub(crate) fn by_account(&self, id: &str) -> Vec<&'s User> {
-        let users = &self.snapshot.users;
+    pub(crate) fn by_account(&self, id: &str) -> Vec<&DirectoryUser> {
+        let users = &self.rows;
         let start = users.partition_point(|u| u.account_id.as_str() < id);
         users[start..].iter().take_while(|u| u.account_id == id).collect()
     }
 
-    pub(crate) fn by_email(&self, email: &str) -> Vec<&'s User> {
+    pub(crate) fn by_email(&self, email: &str) -> Vec<&DirectoryUser> {
         self.by_email
             .get(&email.to_ascii_lowercase())
-            .map(|v| v.iter().map(|&i| &self.snapshot.users[i]).collect())
+            .map(|v| v.iter().map(|&i| &self.rows[i]).collect())
             .unwrap_or_default()
     }
 
     /// The user a row names (by account id, else email). `Ok(None)`: not in the organization.
-    pub(crate) fn find(&self, account_id: Option<&str>, email: Option<&str>) -> Result<Option<&'s User>, String> {
+    pub(crate) fn find(&self, account_id: Option<&str>, email: Option<&str>) -> Result<Option<&DirectoryUser>, String> {
         let found = match (account_id, email) {
             (Some(id), _) => self.by_account(id),
             (None, Some(e)) => self.by_email(e),

@@ -19,6 +19,13 @@ pub(super) fn route(ctx: &Ctx<'_>, method: &Method, segs: &[&str]) -> Option<Res
         ("GET", ["admin", "v1", "orgs", org]) => with_org(ctx, org, get_org),
         ("GET", ["admin", "v1", "orgs", org, "users"]) => with_org(ctx, org, super::site::v1_users),
         ("GET", ["admin", "v1", "orgs", org, "events"]) => with_org(ctx, org, super::site::v1_events),
+        ("GET", ["admin", "v1", "orgs", org, "events", id]) => with_org(ctx, org, |ctx| super::site::v1_event(ctx, id)),
+        ("GET", ["admin", "v1", "orgs", org, "domains"]) => {
+            with_org(ctx, org, |ctx| super::site::v1_domains(ctx, None))
+        }
+        ("GET", ["admin", "v1", "orgs", org, "domains", id]) => {
+            with_org(ctx, org, |ctx| super::site::v1_domains(ctx, Some(id)))
+        }
         ("GET", ["admin", "v1", "orgs", org, "directory", "users", acct, "last-active-dates"]) => {
             with_org(ctx, org, |ctx| super::site::last_active_dates(ctx, acct))
         }
@@ -281,7 +288,7 @@ impl UserFilter {
     }
 
     fn matches(&self, u: &SimUser) -> bool {
-        if !u.is_member() || self.directory.is_some_and(|d| d != u.directory) {
+        if !u.is_directory_user() || self.directory.is_some_and(|d| d != u.directory) {
             return false;
         }
         if self.ids.as_ref().is_some_and(|ids| !ids.contains(&u.account_id)) {
@@ -673,7 +680,7 @@ fn member<'s>(ctx: &Ctx<'_>, state: &'s SimState, dir: &str, acct: &str) -> Resu
     state
         .entries_of(acct)
         .map(|i| &state.users[i])
-        .find(|u| u.is_member() && directory.is_none_or(|d| d == u.directory))
+        .find(|u| u.is_directory_user() && directory.is_none_or(|d| d == u.directory))
         .ok_or_else(|| ctx.write_error(&WriteError::user_not_found(acct)))
 }
 
@@ -767,9 +774,14 @@ pub(super) fn group_json(
         "name": g.name,
         "description": g.description,
         "directoryId": state.directories[g.directory as usize].id,
-        "managementAccess": if g.idp_synced { "read-only" } else { "full" },
+        // An object (API.md §2.11): what the caller may do with the group.
+        "managementAccess": {
+            "deletable": g.modifiable() && g.site_admin_of.is_none(),
+            "modifiable": g.modifiable(),
+            "readable": true,
+        },
         "externalSynced": g.idp_synced,
-        "managedBy": if g.idp_synced { "identity-provider" } else { "admins" },
+        "managedBy": if g.idp_synced { "external" } else if g.locked { "team-members" } else { "admins" },
     });
     let mut counts = serde_json::Map::new();
     if let Some(n) = member_count {

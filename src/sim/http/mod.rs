@@ -30,8 +30,10 @@ use super::{Credential, RequestRecord, Shared, lock};
 /// Which API a path belongs to: decides the credential it takes and the shape of its errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ApiFamily {
-    /// `/admin/...`: Organizations API (Bearer org API key).
+    /// `/admin/...` but v2: Organizations API (Bearer org API key), gateway errors included.
     Admin,
+    /// `/admin/v2/...`: as `Admin`, but its 401 and 429 bodies are the `Errors` shape too.
+    AdminV2,
     /// `/users/{id}/manage...`: User management API (Bearer org API key).
     UserManagement,
     /// `/rest/api/3/...`: Jira (Basic site email + token).
@@ -47,7 +49,9 @@ pub(crate) enum ApiFamily {
 
 impl ApiFamily {
     fn of(path: &str) -> Self {
-        if path.starts_with("/admin/") {
+        if path.starts_with("/admin/v2/") {
+            ApiFamily::AdminV2
+        } else if path.starts_with("/admin/") {
             ApiFamily::Admin
         } else if path.starts_with("/users/") {
             ApiFamily::UserManagement
@@ -210,7 +214,7 @@ pub(crate) fn error_response(family: ApiFamily, status: u16, code: &str, title: 
         return json(status, &serde_json::json!({"code": status, "message": detail}));
     }
     match family {
-        ApiFamily::Admin | ApiFamily::Control | ApiFamily::Unknown => json(
+        ApiFamily::Admin | ApiFamily::AdminV2 | ApiFamily::Control | ApiFamily::Unknown => json(
             status,
             &serde_json::json!({"errors": [{
                 "id": error_id(code, detail),
@@ -419,7 +423,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
     let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let mut resp = match family {
-        ApiFamily::Admin | ApiFamily::UserManagement => admin::route(&ctx, &method, &segs),
+        ApiFamily::Admin | ApiFamily::AdminV2 | ApiFamily::UserManagement => admin::route(&ctx, &method, &segs),
         ApiFamily::Jira | ApiFamily::Confluence | ApiFamily::Bitbucket => site::route(&ctx, &method, &segs),
         ApiFamily::Control => control::route(&ctx, &method, &segs).await,
         ApiFamily::Unknown => None,
@@ -488,6 +492,7 @@ mod tests {
     #[test]
     fn families_follow_the_path() {
         assert_eq!(ApiFamily::of("/admin/v1/orgs"), ApiFamily::Admin);
+        assert_eq!(ApiFamily::of("/admin/v2/orgs/o/directories"), ApiFamily::AdminV2);
         assert_eq!(ApiFamily::of("/users/abc/manage"), ApiFamily::UserManagement);
         assert_eq!(ApiFamily::of("/rest/api/3/users/search"), ApiFamily::Jira);
         assert_eq!(ApiFamily::of("/wiki/rest/api/group"), ApiFamily::Confluence);

@@ -7,7 +7,9 @@ use super::{
     admin::{date, rfc3339},
     decode_cursor, encode_cursor, invalid_cursor, json, no_content,
 };
-use crate::sim::state::{AccountStatus, Membership, SimAccountType, SimOutcome, SimState, SimUser, WriteError};
+use crate::sim::state::{
+    AccountStatus, Membership, SimAccountType, SimEvent, SimOutcome, SimState, SimUser, WriteError,
+};
 
 /// The date the v1 write endpoints were switched off.
 const V1_WRITES_OFF: &str = "2026-06-30";
@@ -108,10 +110,19 @@ pub(super) fn v1_users(ctx: &Ctx<'_>) -> Response {
         }
         data.push(v);
     }
+    // Links are URLs here ("URL to fetch the Next Page"), unlike v2's bare cursors.
+    let url = |at, page| {
+        format!(
+            "{}/admin/v1/orgs/{}/users?cursor={}",
+            ctx.base_url(),
+            state.org_id,
+            encode_cursor(&Cursor { q: 0u8, at, page })
+        )
+    };
     let mut links = serde_json::Map::new();
-    links.insert("self".into(), encode_cursor(&Cursor { q: 0u8, at, page }).into());
+    links.insert("self".into(), url(at, page).into());
     if let Some(at) = next {
-        links.insert("next".into(), encode_cursor(&Cursor { q: 0u8, at, page: page + 1 }).into());
+        links.insert("next".into(), url(at, page + 1).into());
     }
     json(200, &serde_json::json!({"data": data, "meta": {"total": total}, "links": links}))
 }
@@ -149,6 +160,68 @@ fn event_action(operation: &str) -> &'static str {
     }
 }
 
+fn event_json(ctx: &Ctx<'_>, state: &SimState, e: &SimEvent) -> serde_json::Value {
+    let actor = state.api_key_owner.clone().unwrap_or_else(|| "org-api-key".to_string());
+    let mut context = Vec::new();
+    if let Some(a) = &e.account_id {
+        context.push(serde_json::json!({"id": a, "type": "users"}));
+    }
+    if let Some(g) = &e.group_id {
+        context.push(serde_json::json!({"id": g, "type": "groups"}));
+    }
+    let url = format!("{}/admin/v1/orgs/{}/events/{}", ctx.base_url(), state.org_id, e.seq);
+    serde_json::json!({
+        "id": e.seq.to_string(),
+        "type": "events",
+        "attributes": {
+            "time": rfc3339(e.time),
+            "action": event_action(&e.operation),
+            "actor": {"id": actor, "name": "Organization API key", "auth": {"authType": "api-token"}},
+            "context": context,
+            "container": [{"id": state.org_id, "type": "orgs"}],
+            "location": {"ip": "127.0.0.1"},
+        },
+        "links": {"self": url},
+    })
+}
+
+/// `GET /v1/orgs/{orgId}/events/{eventId}`: what an event's `links.self` leads to.
+pub(super) fn v1_event(ctx: &Ctx<'_>, id: &str) -> Response {
+    let state = ctx.shared.read();
+    let event = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|seq| state.events.iter().find(|e| e.seq == seq && e.outcome == SimOutcome::Applied));
+    match event {
+        Some(e) => json(200, &serde_json::json!({"data": event_json(ctx, &state, e)})),
+        None => ctx.error(404, "ADMIN-404-4", "Event not found", &format!("No event with id {id}.")),
+    }
+}
+
+/// `GET /v1/orgs/{orgId}/domains` (and `/{domainId}`): the claimed domains, verified by DNS.
+pub(super) fn v1_domains(ctx: &Ctx<'_>, one: Option<&str>) -> Response {
+    let state = ctx.shared.read();
+    let base = format!("{}/admin/v1/orgs/{}/domains", ctx.base_url(), state.org_id);
+    let domain = |d: &String| {
+        serde_json::json!({
+            "id": d,
+            "type": "domains",
+            "attributes": {"name": d, "claim": {"type": "dns", "status": "verified"}},
+            "links": {"self": format!("{base}/{d}")},
+        })
+    };
+    match one {
+        None => json(
+            200,
+            &serde_json::json!({"data": state.claimed_domains.iter().map(domain).collect::<Vec<_>>(), "links": {"self": base}}),
+        ),
+        Some(id) => match state.claimed_domains.iter().find(|d| d.as_str() == id) {
+            Some(d) => json(200, &serde_json::json!({"data": domain(d)})),
+            None => ctx.error(404, "ADMIN-404-3", "Domain not found", &format!("No domain with id {id}.")),
+        },
+    }
+}
+
 /// The audit log: applied writes, newest first.
 pub(super) fn v1_events(ctx: &Ctx<'_>) -> Response {
     let (at, page) = match ctx.query.get("cursor") {
@@ -163,35 +236,7 @@ pub(super) fn v1_events(ctx: &Ctx<'_>) -> Response {
     }
     let state = ctx.shared.read();
     let applied: Vec<_> = state.events.iter().rev().filter(|e| e.outcome == SimOutcome::Applied).collect();
-    let actor = state.api_key_owner.clone().unwrap_or_else(|| "org-api-key".to_string());
-    let data: Vec<_> = applied
-        .iter()
-        .skip(at)
-        .take(V1_EVENTS_PAGE)
-        .map(|e| {
-            let mut context = Vec::new();
-            if let Some(a) = &e.account_id {
-                context.push(serde_json::json!({"id": a, "type": "users"}));
-            }
-            if let Some(g) = &e.group_id {
-                context.push(serde_json::json!({"id": g, "type": "groups"}));
-            }
-            let url = format!("{}/admin/v1/orgs/{}/events/{}", ctx.base_url(), state.org_id, e.seq);
-            serde_json::json!({
-                "id": e.seq.to_string(),
-                "type": "events",
-                "attributes": {
-                    "time": rfc3339(e.time),
-                    "action": event_action(&e.operation),
-                    "actor": {"id": actor, "name": "Organization API key", "auth": {"authType": "api-token"}},
-                    "context": context,
-                    "container": [{"id": state.org_id, "type": "orgs"}],
-                    "location": {"ip": "127.0.0.1"},
-                },
-                "links": {"self": url},
-            })
-        })
-        .collect();
+    let data: Vec<_> = applied.iter().skip(at).take(V1_EVENTS_PAGE).map(|e| event_json(ctx, &state, e)).collect();
     let shown = data.len();
     let mut links = serde_json::Map::new();
     links.insert("self".into(), encode_cursor(&Cursor { q: 0u8, at, page }).into());

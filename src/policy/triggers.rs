@@ -6,7 +6,7 @@
 use crate::crd::{Duration, Rule, RuleAction};
 use crate::ledger::UserRecord;
 use crate::product::Product;
-use crate::snapshot::{GroupIdx, User, UserStatus};
+use crate::snapshot::{Account, GroupIdx, UserStatus};
 
 use super::render::{days, write_date};
 use super::safety::ActivityHealth;
@@ -104,15 +104,16 @@ impl Trigger {
 }
 
 /// When the user joined the organization: the snapshot's date, else when seatwarden first saw them.
-pub(crate) fn added_at(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
+pub(crate) fn added_at(user: &Account, rec: Option<&UserRecord>) -> Option<i64> {
     user.added_to_org.map(|t| t.as_second()).or_else(|| rec.and_then(|r| r.first_seen).map(|t| t.as_second()))
 }
 
-/// Last activity on any product: the snapshot's, or what the ledger saw before seatwarden took a
-/// product away (the snapshot no longer lists activity on a product the user lost).
-pub(crate) fn last_active_any(user: &User, rec: Option<&UserRecord>) -> Option<i64> {
+/// Last activity from any source (any product, known or not, in any directory; API tokens): the
+/// snapshot's, or what the ledger saw before seatwarden took a product away (the snapshot no longer
+/// lists activity on a product the user lost).
+pub(crate) fn last_active_any(user: &Account, rec: Option<&UserRecord>) -> Option<i64> {
     let seen = rec.and_then(UserRecord::last_active_seen).map(|t| t.as_second());
-    user.last_active_any().map(|t| t.as_second()).max(seen)
+    user.last_activity().map(|t| t.as_second()).max(seen)
 }
 
 fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
@@ -125,11 +126,11 @@ pub(crate) fn max_lead(rule: &Rule) -> i64 {
 }
 
 /// Whether `user` is someone a rule of this kind may act on at all, by status.
-fn status_allows(rule: &Rule, user: &User) -> bool {
+fn status_allows(rule: &Rule, user: &Account) -> bool {
     if rule.suspended_for.is_some() {
-        user.status == UserStatus::Suspended
+        user.status() == UserStatus::Suspended
     } else {
-        matches!(user.status, UserStatus::Active | UserStatus::InvitedNeverActive)
+        matches!(user.status(), UserStatus::Active | UserStatus::InvitedNeverActive)
     }
 }
 
@@ -137,7 +138,7 @@ fn status_allows(rule: &Rule, user: &User) -> bool {
 pub(crate) fn evaluate(
     rule: &Rule,
     margin: Duration,
-    user: &User,
+    user: &Account,
     rec: Option<&UserRecord>,
     health: &ActivityHealth,
     licensing: &Licensing,
@@ -157,7 +158,7 @@ pub(crate) fn evaluate(
             return Eval::Not;
         }
         let licensed = licensing.licensed_groups_of(product);
-        if !licensed.iter().any(|g| user.groups.contains(g)) {
+        if !licensed.iter().any(|g| user.in_group(*g)) {
             return Eval::Not;
         }
         if health.product_off(product).is_some() {
@@ -181,7 +182,7 @@ pub(crate) fn evaluate(
             inactive_days: days(now - since),
             what,
             product: Some(product),
-            groups: licensed.iter().copied().filter(|g| user.groups.contains(g)).collect(),
+            groups: licensed.iter().copied().filter(|g| user.in_group(*g)).collect(),
         });
     }
 
@@ -255,7 +256,7 @@ pub(crate) fn evaluate(
 }
 
 /// Whether the rule's action applies to this account at all (deactivation: managed accounts only).
-pub(crate) fn not_applicable(rule: &Rule, user: &User) -> Option<String> {
+pub(crate) fn not_applicable(rule: &Rule, user: &Account) -> Option<String> {
     (rule.action == RuleAction::Deactivate && !user.managed).then(|| {
         "deactivation applies to managed accounts only (it would block the account in every organization)".to_owned()
     })
@@ -394,5 +395,234 @@ mod tests {
             schedule("p", &rule(&[14]), Some(&rec), &trig(100 * DAY), 200 * DAY),
             Schedule::Notify { .. }
         ));
+    }
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod plan_tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn account_inactivity_suspends_only_the_inactive_with_a_readable_reason() {
+        let fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("alice", "suspend")]);
+        let a = &plan.policy("idle").unwrap().actions[0];
+        assert_eq!(a.reason, "no activity on any product for 200 days (threshold 90)");
+        assert_eq!(a.rule, "idle-90");
+        assert_eq!(a.policy, "idle");
+        assert!(a.destructive);
+        assert_eq!(a.inactive_days, Some(200));
+        assert_eq!(a.seats, BTreeMap::from([(Product::JiraSoftware, 1)]));
+        assert_eq!(a.directory_id, "dir-1");
+        assert_eq!(plan.policy("idle").unwrap().in_scope, 2);
+        assert!(plan.policy("idle").unwrap().applies);
+    }
+
+    #[test]
+    fn product_inactivity_removes_the_products_licensed_groups() {
+        let mut alice = idle("alice", 94);
+        alice.product_access.push(ProductActivity { product: Product::Confluence.into(), last_active: Some(ago(2)) });
+        alice.groups = vec![JIRA_USERS, CONFLUENCE_USERS];
+        let fx = Fx::new(vec![alice, idle("bob", 30)], vec![jira_idle()]);
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "jira"), vec![pair("alice", "remove-group:g-jira")]);
+        let a = &plan.policy("jira").unwrap().actions[0];
+        assert_eq!(a.reason, "no Jira activity for 94 days (threshold 60); remove from jira-users");
+        assert_eq!(a.seats, BTreeMap::from([(Product::JiraSoftware, 1)]));
+        assert_eq!(a.basis.product, Some(Product::JiraSoftware));
+    }
+
+    #[test]
+    fn a_user_in_several_licensed_groups_leaves_all_and_frees_one_seat() {
+        let mut alice = idle("alice", 94);
+        alice.groups = vec![JIRA_USERS, JIRA_EXTRA];
+        let plan = Fx::new(vec![alice, user("bob")], vec![jira_idle()]).plan();
+        assert_eq!(
+            acts(&plan, "jira"),
+            vec![pair("alice", "remove-group:g-jira"), pair("alice", "remove-group:g-jira-extra")]
+        );
+        let seats: i32 = plan.policy("jira").unwrap().actions.iter().flat_map(|a| a.seats.values()).sum();
+        assert_eq!(seats, 1);
+        assert_eq!(plan.totals.seats_freed, BTreeMap::from([(Product::JiraSoftware, 1)]));
+    }
+
+    #[test]
+    fn a_group_removal_frees_a_seat_only_when_no_kept_group_grants_the_product() {
+        let mut fx = Fx::new(vec![], vec![jira_idle()]);
+        let mut alice = idle("alice", 94);
+        alice.groups = vec![JIRA_USERS, VIPS];
+        fx.snapshot = snapshot(vec![alice, user("bob")]);
+        fx.mappings.push(mapping("jira-vips", Product::JiraSoftware, &["vips"], None));
+        let licensing = savings::Licensing::new(&fx.snapshot, &fx.org.spec, &fx.mappings.iter().collect::<Vec<_>>());
+        let alice = fx.snapshot.account("alice").unwrap();
+        assert!(savings::seats_for_group_removals(&licensing, alice, &[JIRA_USERS]).is_empty());
+        assert_eq!(
+            savings::seats_for_group_removals(&licensing, alice, &[JIRA_USERS, VIPS]),
+            BTreeMap::from([(Product::JiraSoftware, 1)]),
+            "booked on the last group removed"
+        );
+    }
+
+    #[test]
+    fn never_active_targets_old_invitees_only() {
+        let mut inv_old = user("inv-old");
+        inv_old.status = UserStatus::InvitedNeverActive;
+        inv_old.added_to_org = Some(ago(100));
+        inv_old.product_access[0].last_active = None;
+        let mut inv_new = inv_old.clone();
+        inv_new.account_id = "inv-new".into();
+        inv_new.added_to_org = Some(ago(40));
+        let fx = Fx::new(
+            vec![inv_old, inv_new, idle("active-long-ago", 300), user("bob")],
+            vec![policy("never", vec![never_rule("never-60", 60, RuleAction::RemoveFromDirectory)])],
+        );
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "never"), vec![pair("inv-old", "remove-from-directory")]);
+        let a = &plan.policy("never").unwrap().actions[0];
+        assert!(
+            a.reason.starts_with("never active on any product since added 2026-08-17 (100 days; threshold 60)"),
+            "{}",
+            a.reason
+        );
+        // Invitees are billed: removing one frees its seat.
+        assert_eq!(a.seats, BTreeMap::from([(Product::JiraSoftware, 1)]));
+        assert_eq!(a.groups_lost, vec!["g-jira".to_owned()]);
+    }
+
+    #[test]
+    fn escalation_counts_from_the_suspension_on_record() {
+        let mut s_old = user("s-old");
+        s_old.status = UserStatus::Suspended;
+        let mut s_new = s_old.clone();
+        s_new.account_id = "s-new".into();
+        let mut s_ext = s_old.clone();
+        s_ext.account_id = "s-ext".into();
+        s_ext.managed = false;
+        let mut s_unknown = s_old.clone();
+        s_unknown.account_id = "s-unknown".into();
+        let mut fx = Fx::new(
+            vec![s_old, s_new, s_ext, s_unknown, user("bob")],
+            vec![policy("esc", vec![suspended_rule("deact-30", 30, RuleAction::Deactivate)])],
+        );
+        for (id, days, by) in [("s-old", 40, true), ("s-new", 10, true), ("s-ext", 40, false)] {
+            fx.ledger.users.insert(
+                id.into(),
+                UserRecord {
+                    suspension: Some(Suspension { since: ago(days), by_seatwarden: by }),
+                    ..Default::default()
+                },
+            );
+        }
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "esc"), vec![pair("s-old", "deactivate")]);
+        let a = &plan.policy("esc").unwrap().actions[0];
+        assert_eq!(a.reason, "suspended by seatwarden 2026-10-16 (40 days ago; threshold 30)");
+        // A suspended user is not billed: deactivating frees nothing more.
+        assert!(a.seats.is_empty());
+        // Deactivation is for managed accounts only.
+        assert_eq!(skipped_kinds(&plan, "esc"), vec![("s-ext".into(), SkipKind::NotApplicable)]);
+        // A suspension seen for the first time starts the clock now.
+        assert!(
+            plan.ledger_updates.contains(&LedgerUpdate::SuspensionSeen { account_id: "s-unknown".into(), at: now() })
+        );
+    }
+
+    #[test]
+    fn rules_are_evaluated_in_order_and_the_first_claims_the_user() {
+        let p = policy(
+            "two",
+            vec![product_rule("jira-60", Product::JiraSoftware, 60), account_rule("idle-90", 90, RuleAction::Suspend)],
+        );
+        let plan = Fx::new(vec![idle("alice", 200), user("bob")], vec![p]).plan();
+        assert_eq!(acts(&plan, "two"), vec![pair("alice", "remove-group:g-jira")]);
+        let held = &plan.policy("two").unwrap().held_back;
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].rule, "idle-90");
+        assert!(held[0].why.contains("rule jira-60 of this policy comes first"), "{}", held[0].why);
+    }
+
+    #[test]
+    fn the_activity_lag_margin_is_added_to_every_threshold() {
+        let mut inside = user("inside");
+        inside.product_access[0].last_active = Some(ago_secs(90 * DAY + 12 * 3600)); // 90.5 days
+        let mut past = user("past");
+        past.product_access[0].last_active = Some(ago_secs(91 * DAY + 1));
+        let plan = Fx::new(vec![inside, past, user("bob")], vec![suspend_idle()]).plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("past", "suspend")]);
+    }
+
+    #[test]
+    fn a_user_past_the_threshold_without_notice_is_warned_now_and_not_acted_on() {
+        let plan = Fx::new(vec![idle("alice", 200), user("bob")], vec![warn_policy()]).plan();
+        let p = plan.policy("warn").unwrap();
+        assert!(p.actions.is_empty());
+        assert_eq!(p.notices.len(), 1);
+        let n = &p.notices[0];
+        assert_eq!(n.account_id, "alice");
+        assert_eq!(n.lead_time, Duration::from_days(14));
+        assert_eq!(n.action_due, ago(-14));
+        assert_eq!(n.action, ActionKind::Suspend);
+        assert_eq!(
+            n.reason,
+            "no activity on any product for 200 days (threshold 90); will suspend on or after 2026-12-09 unless active again"
+        );
+    }
+
+    #[test]
+    fn after_a_delivered_notice_and_the_lead_time_the_action_follows_citing_the_notice() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![warn_policy()]);
+        let first = fx.plan();
+        // The executor records the notice as delivered.
+        fx.ledger.record_notice_delivered(&first.policy("warn").unwrap().notices[0], now());
+        // Ten days later: waiting out the lead time.
+        fx.now = ago(-10);
+        let p = fx.plan();
+        assert!(p.policy("warn").unwrap().actions.is_empty());
+        assert!(p.policy("warn").unwrap().notices.is_empty());
+        assert_eq!(p.policy("warn").unwrap().totals.waiting, 1);
+        fx.now = ago(-14);
+        let p = fx.plan();
+        assert_eq!(acts(&p, "warn"), vec![pair("alice", "suspend")]);
+        assert_eq!(
+            p.policy("warn").unwrap().actions[0].reason,
+            "no activity on any product for 214 days (threshold 90); notice sent 2026-11-25"
+        );
+    }
+
+    #[test]
+    fn a_notice_that_was_not_delivered_does_not_count() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![warn_policy()]);
+        let _planned_but_not_delivered = fx.plan();
+        fx.now = ago(-30);
+        let p = fx.plan();
+        assert!(p.policy("warn").unwrap().actions.is_empty());
+        assert_eq!(p.policy("warn").unwrap().notices.len(), 1);
+    }
+
+    #[test]
+    fn activity_after_a_notice_makes_it_stale() {
+        let mut fx = Fx::new(vec![idle("alice", 100), user("bob")], vec![warn_policy()]);
+        fx.ledger.users.insert(
+            "alice".into(),
+            UserRecord {
+                notices: vec![NoticeRecord {
+                    policy: "warn".into(),
+                    rule: "idle-90".into(),
+                    lead_time: Duration::from_days(14),
+                    delivered_at: ago(150),
+                }],
+                ..Default::default()
+            },
+        );
+        let p = fx.plan();
+        assert!(p.policy("warn").unwrap().actions.is_empty());
+        assert_eq!(p.policy("warn").unwrap().notices.len(), 1);
+        assert!(
+            p.ledger_updates
+                .iter()
+                .any(|u| matches!(u, LedgerUpdate::NoticesStale { account_id, .. } if account_id == "alice"))
+        );
     }
 }

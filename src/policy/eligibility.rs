@@ -1,14 +1,19 @@
-//! Who a policy looks at (scope), who it must never touch (protections), and group/domain/glob
-//! matching, each compiled once per plan so the per-user checks are cheap.
+//! Eligibility and protection: who a policy looks at (scope), who it must never touch (protections,
+//! admins, the API-key owner, non-human accounts: invariant 1), and group/domain/glob matching, each
+//! compiled once per plan so the per-account checks are cheap.
 
 use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 
 use crate::crd::{AccountScope, OnboardingSelector, ProtectedUser, Scope};
-use crate::snapshot::{AccountType, DirectorySnapshot, GroupIdx, User};
+use crate::snapshot::{Account, AccountType, DirectorySnapshot, GroupIdx};
+
+use super::render::date;
+use super::types::SkipKind;
 
 /// Group names or ids resolved against the snapshot; what did not resolve is kept for a condition.
+/// A name resolves to every directory's group of that name (a group id to the group(s) with that id).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResolvedGroups {
     pub idx: Vec<GroupIdx>,
@@ -19,20 +24,25 @@ impl ResolvedGroups {
     pub fn resolve(snapshot: &DirectorySnapshot, names_or_ids: &[String]) -> Self {
         let mut out = ResolvedGroups::default();
         for name in names_or_ids {
-            match snapshot.find_group(name) {
-                Some((i, _)) => {
-                    if !out.idx.contains(&i) {
-                        out.idx.push(i);
-                    }
+            let found = snapshot.groups_named(name);
+            if found.is_empty() {
+                out.unresolved.push(name.clone());
+            }
+            for i in found {
+                if !out.idx.contains(&i) {
+                    out.idx.push(i);
                 }
-                None => out.unresolved.push(name.clone()),
             }
         }
         out
     }
 
-    pub fn any_member(&self, user: &User) -> Option<GroupIdx> {
-        self.idx.iter().copied().find(|g| user.groups.contains(g))
+    /// A group of these the account is in, in any directory.
+    pub fn any_member(&self, user: &Account) -> Option<GroupIdx> {
+        if self.idx.is_empty() {
+            return None;
+        }
+        user.groups().find(|g| self.idx.contains(g))
     }
 }
 
@@ -76,7 +86,7 @@ impl CompiledScope {
     }
 
     /// Whether the policy looks at this user at all.
-    pub fn matches(&self, user: &User) -> bool {
+    pub fn matches(&self, user: &Account) -> bool {
         if !(if user.managed { self.managed } else { self.external }) {
             return false;
         }
@@ -131,7 +141,7 @@ impl CompiledSelector {
         self.groups.as_ref().map(|g| g.unresolved.as_slice()).unwrap_or(&[])
     }
 
-    pub fn matches(&self, user: &User) -> bool {
+    pub fn matches(&self, user: &Account) -> bool {
         if !(if user.managed { self.managed } else { self.external }) {
             return false;
         }
@@ -212,7 +222,7 @@ impl CompiledProtection {
     }
 }
 
-/// Every protection active at `now`, and for each user (by index in the snapshot) the protections
+/// Every protection active at `now`, and for each account (by index in the snapshot) the protections
 /// that match them. Computed once per plan; a policy then asks which apply to it.
 #[derive(Debug, Default)]
 pub(crate) struct Protections {
@@ -284,19 +294,18 @@ impl Protections {
         // Account ids: look the few protected ids up, rather than hash a million.
         let mut by_account: HashMap<u32, Vec<u16>> = HashMap::new();
         for (id, idx) in &account_ids {
-            let hits: Vec<usize> = if users_sorted {
-                let start = snapshot.users.partition_point(|u| u.account_id.as_str() < *id);
-                (start..snapshot.users.len()).take_while(|&i| snapshot.users[i].account_id == *id).collect()
+            let hit = if users_sorted {
+                snapshot.account_index(id)
             } else {
-                snapshot.users.iter().enumerate().filter(|(_, u)| u.account_id == *id).map(|(i, _)| i).collect()
+                snapshot.accounts.iter().position(|u| u.account_id == *id)
             };
-            for i in hits {
+            if let Some(i) = hit {
                 by_account.entry(i as u32).or_default().extend_from_slice(idx);
             }
         }
         let mut found: Vec<u16> = Vec::new();
         let mut lower = String::new();
-        for (ui, user) in snapshot.users.iter().enumerate() {
+        for (ui, user) in snapshot.accounts.iter().enumerate() {
             found.clear();
             if let Some(v) = by_account.get(&(ui as u32)) {
                 found.extend_from_slice(v);
@@ -330,8 +339,9 @@ impl Protections {
                 }
             }
             if !by_group.is_empty() {
-                for g in &user.groups {
-                    if let Some(v) = by_group.get(g) {
+                // Membership of a protected group in any of the account's directories.
+                for g in user.groups() {
+                    if let Some(v) = by_group.get(&g) {
                         found.extend_from_slice(v);
                     }
                 }
@@ -342,36 +352,11 @@ impl Protections {
                 out.hits.insert(ui as u32, found.clone());
             }
         }
-        out.share_across_directories(snapshot);
-        out.any_hit = vec![false; snapshot.users.len()];
+        out.any_hit = vec![false; snapshot.accounts.len()];
         for ui in out.hits.keys() {
             out.any_hit[*ui as usize] = true;
         }
         out
-    }
-
-    /// An account listed once per directory is protected in all of them when protected in one.
-    fn share_across_directories(&mut self, snapshot: &DirectorySnapshot) {
-        let users = &snapshot.users;
-        let hit_users: Vec<u32> = self.hits.keys().copied().collect();
-        for ui in hit_users {
-            let id = &users[ui as usize].account_id;
-            let hits = self.hits[&ui].clone();
-            let mut j = ui as usize;
-            while j > 0 && &users[j - 1].account_id == id {
-                j -= 1;
-            }
-            while j < users.len() && &users[j].account_id == id {
-                let entry = self.hits.entry(j as u32).or_default();
-                for h in &hits {
-                    if !entry.contains(h) {
-                        entry.push(*h);
-                    }
-                }
-                entry.sort_unstable();
-                j += 1;
-            }
-        }
     }
 
     /// The first protection covering this user for `policy`, if any.
@@ -398,44 +383,257 @@ impl AccountGuards {
     pub fn compute(snapshot: &DirectorySnapshot, key_owner: Option<&str>) -> Vec<AccountGuards> {
         let admin_groups: HashSet<GroupIdx> =
             snapshot.groups.iter().enumerate().filter(|(_, g)| g.site_admin).map(|(i, _)| i as GroupIdx).collect();
-        let mut guards: Vec<AccountGuards> = snapshot
-            .users
+        snapshot
+            .accounts
             .iter()
-            .map(|u| AccountGuards {
-                org_admin: u.org_admin,
-                site_admin: u.site_admin || u.groups.iter().any(|g| admin_groups.contains(g)),
-                api_key_owner: snapshot.api_key_owner.as_deref() == Some(u.account_id.as_str())
-                    || key_owner == Some(u.account_id.as_str()),
-            })
-            .collect();
-        // Users are sorted by account id: OR the flags over each run of equal ids (an account
-        // repeats only across directories).
-        if snapshot.directories.len() <= 1 {
-            return guards;
+            .map(|u| AccountGuards::of(u, &admin_groups, snapshot.api_key_owner.as_deref(), key_owner))
+            .collect()
+    }
+
+    pub fn of(
+        u: &Account,
+        admin_groups: &HashSet<GroupIdx>,
+        snapshot_owner: Option<&str>,
+        key_owner: Option<&str>,
+    ) -> AccountGuards {
+        AccountGuards {
+            org_admin: u.org_admin,
+            site_admin: u.site_admin || (!admin_groups.is_empty() && u.groups().any(|g| admin_groups.contains(&g))),
+            api_key_owner: snapshot_owner == Some(u.account_id.as_str()) || key_owner == Some(u.account_id.as_str()),
         }
-        let users = &snapshot.users;
-        let mut start = 0;
-        while start < users.len() {
-            let mut end = start + 1;
-            while end < users.len() && users[end].account_id == users[start].account_id {
-                end += 1;
-            }
-            if end - start > 1 {
-                let mut merged = AccountGuards::default();
-                for g in &guards[start..end] {
-                    merged.org_admin |= g.org_admin;
-                    merged.site_admin |= g.site_admin;
-                    merged.api_key_owner |= g.api_key_owner;
-                }
-                guards[start..end].fill(merged);
-            }
-            start = end;
-        }
-        guards
     }
 }
 
+/// Why an account is never acted on by `policy`, if it is one of those (invariant 1).
+pub(crate) fn guard_of(
+    protections: &Protections,
+    guards: &[AccountGuards],
+    ui: u32,
+    policy: &str,
+    namespace: Option<&str>,
+) -> Option<(SkipKind, String)> {
+    if let Some(p) = protections.protecting(ui, policy, namespace) {
+        let until = p.expires_at.map(|e| format!(" (until {})", date(e.as_second()))).unwrap_or_default();
+        return Some((SkipKind::Protected, format!("protected by ProtectedUser {}{until}: {}", p.name, p.reason)));
+    }
+    let g = guards[ui as usize];
+    if g.org_admin {
+        return Some((SkipKind::OrgAdmin, "organization admin: never acted on".into()));
+    }
+    if g.site_admin {
+        return Some((SkipKind::SiteAdmin, "site admin: never acted on".into()));
+    }
+    if g.api_key_owner {
+        return Some((SkipKind::ApiKeyOwner, "owns the API key seatwarden uses: never acted on".into()));
+    }
+    None
+}
+
 /// Human accounts only: app accounts are never acted on, JSM customers are not billed.
-pub(crate) fn is_human(user: &User) -> bool {
+pub(crate) fn is_human(user: &Account) -> bool {
     user.account_type == AccountType::Atlassian
+}
+
+/// Whole plans exercising what this module decides.
+#[cfg(test)]
+mod tests {
+    use crate::policy::fixture::prelude::*;
+
+    #[test]
+    fn protected_users_are_never_acted_on_by_any_match_kind() {
+        let users = vec![
+            idle("by-id", 200),
+            idle("by-email", 200),
+            idle("by-pattern", 200),
+            idle("by-group", 200),
+            idle("plain", 200),
+        ];
+        let mut fx = Fx::new(users, vec![suspend_idle()]);
+        fx.snapshot.accounts.iter_mut().find(|u| u.account_id == "by-group").unwrap().memberships[0].groups.push(VIPS);
+        fx.snapshot.accounts.iter_mut().find(|u| u.account_id == "by-email").unwrap().email =
+            Some("By.Email@ACME.test".into());
+        fx.snapshot.accounts.iter_mut().find(|u| u.account_id == "by-pattern").unwrap().email =
+            Some("svc-build@acme.test".into());
+        fx.protections = vec![
+            protection("ids", |s| s.account_ids = vec!["by-id".into()]),
+            protection("emails", |s| s.emails = vec!["by.email@acme.test".into()]),
+            protection("patterns", |s| s.email_patterns = vec!["svc-*@ACME.test".into()]),
+            protection("groups", |s| s.groups = vec!["vips".into()]),
+        ];
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("plain", "suspend")]);
+        let p = plan.policy("idle").unwrap();
+        assert_eq!(p.skipped_counts.get(&SkipKind::Protected), Some(&4));
+        let by_id = p.skipped.iter().find(|s| s.account_id == "by-id").unwrap();
+        assert_eq!(by_id.why, "protected by ProtectedUser ids: ids reason");
+        assert_eq!(by_id.rule.as_deref(), Some("idle-90"));
+    }
+
+    #[test]
+    fn an_expired_protection_no_longer_protects_and_a_live_one_does() {
+        let mut fx = Fx::new(vec![idle("leaver", 200), idle("on-leave", 200), user("bob")], vec![suspend_idle()]);
+        fx.protections = vec![
+            protection("expired", |s| {
+                s.account_ids = vec!["leaver".into()];
+                s.expires_at = Some(time(ago(1)));
+            }),
+            protection("leave", |s| {
+                s.account_ids = vec!["on-leave".into()];
+                s.expires_at = Some(time(ago(-30)));
+            }),
+        ];
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("leaver", "suspend")]);
+        let why = &plan.policy("idle").unwrap().skipped[0].why;
+        assert!(why.contains("(until 2026-12-25)"), "{why}");
+    }
+
+    #[test]
+    fn a_protection_limited_to_some_policies_covers_only_those() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle(), jira_idle()]);
+        fx.protections = vec![protection("only-jira", |s| {
+            s.account_ids = vec!["alice".into()];
+            s.policies = vec!["jira".into()];
+        })];
+        fx.policies[0].spec.rules[0].action = RuleAction::Suspend;
+        let plan = fx.plan();
+        assert!(acts(&plan, "jira").is_empty());
+        // The gentler group removal would have won; with it protected, the suspension applies.
+        assert_eq!(acts(&plan, "idle"), vec![pair("alice", "suspend")]);
+    }
+
+    #[test]
+    fn admins_api_key_owner_apps_and_customers_are_never_acted_on() {
+        let mut org_admin = idle("org-admin", 300);
+        org_admin.org_admin = true;
+        let mut site_admin = idle("site-admin", 300);
+        site_admin.site_admin = true;
+        let mut via_group = idle("admin-group", 300);
+        via_group.groups.push(SITE_ADMINS);
+        let key = idle("key-owner", 300);
+        let mut app = idle("app-bot", 300);
+        app.account_type = AccountType::App;
+        let mut customer = idle("customer", 300);
+        customer.account_type = AccountType::Customer;
+        let mut fx =
+            Fx::new(vec![org_admin, site_admin, via_group, key, app, customer, user("bob")], vec![suspend_idle()]);
+        fx.snapshot.api_key_owner = Some("key-owner".into());
+        let plan = fx.plan();
+        let p = plan.policy("idle").unwrap();
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(p.notices.is_empty());
+        for (kind, n) in [
+            (SkipKind::OrgAdmin, 1),
+            (SkipKind::SiteAdmin, 2),
+            (SkipKind::ApiKeyOwner, 1),
+            (SkipKind::AppAccount, 1),
+            (SkipKind::CustomerAccount, 1),
+        ] {
+            assert_eq!(p.skipped_counts.get(&kind), Some(&n), "{kind:?}");
+        }
+        // Apps and customers aren't people the percentage is taken of.
+        assert_eq!(p.in_scope, 5);
+    }
+
+    #[test]
+    fn an_admin_in_one_directory_is_guarded_in_every_directory() {
+        let mut a1 = idle("dual", 300);
+        a1.org_admin = true;
+        let mut a2 = idle("dual", 300);
+        a2.directory = 1;
+        let mut fx = Fx::new(vec![a1, a2, user("bob")], vec![suspend_idle()]);
+        fx.snapshot.directories.push(DirectoryInfo { id: "dir-2".into(), name: "Second".into() });
+        assert!(fx.plan().policy("idle").unwrap().actions.is_empty());
+    }
+
+    #[test]
+    fn new_accounts_inside_the_grace_period_are_left_alone() {
+        let mut fresh = user("fresh");
+        fresh.status = UserStatus::InvitedNeverActive;
+        fresh.product_access[0].last_active = None;
+        fresh.added_to_org = Some(ago(5));
+        let mut unknown = fresh.clone();
+        unknown.account_id = "unknown-date".into();
+        unknown.added_to_org = None;
+        let fx = Fx::new(
+            vec![fresh, unknown, user("bob")],
+            vec![policy("never", vec![never_rule("never-0", 0, RuleAction::Suspend)])],
+        );
+        let plan = fx.plan();
+        assert!(acts(&plan, "never").is_empty());
+        let p = plan.policy("never").unwrap();
+        assert_eq!(p.skipped_counts.get(&SkipKind::GracePeriod), Some(&2));
+        assert!(
+            p.skipped.iter().any(|s| s.account_id == "fresh" && s.why.contains("grace period (14d) until 2026-12-04"))
+        );
+        // A user whose date added is unknown is first seen now, and the grace period runs from then.
+        assert!(
+            plan.ledger_updates.contains(&LedgerUpdate::FirstSeen { account_id: "unknown-date".into(), at: now() })
+        );
+    }
+
+    #[test]
+    fn unresolved_exclusions_and_protection_groups_halt_rather_than_act() {
+        let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![suspend_idle()]);
+        fx.policies[0].spec.scope.exclude_groups = vec!["no-such-group".into()];
+        let p = fx.plan();
+        assert_eq!(p.policy("idle").unwrap().halt.as_ref().unwrap().reason, "UnresolvedGroup");
+        assert!(!p.policy("idle").unwrap().applies);
+        fx.policies[0].spec.scope.exclude_groups.clear();
+        fx.protections = vec![protection("typo", |s| s.groups = vec!["vipz".into()])];
+        let p = fx.plan();
+        assert!(p.policy("idle").unwrap().halt.as_ref().unwrap().message.contains("ProtectedUser typo group vipz"));
+        assert!(p.conditions.iter().any(|c| c.reason == "UnresolvedProtection"));
+    }
+
+    #[test]
+    fn scope_filters_account_types_groups_and_domains() {
+        let mut ext = idle("ext", 200);
+        ext.managed = false;
+        let mut partner = idle("partner", 200);
+        partner.email = Some("p@sub.partner.test".into());
+        let mut vip = idle("vip", 200);
+        vip.groups.push(VIPS);
+        let mut conf_only = idle("conf-only", 200);
+        conf_only.groups = vec![CONFLUENCE_USERS];
+        let mut p = suspend_idle();
+        p.spec.scope = Scope {
+            account_types: vec![AccountScope::Managed],
+            include_groups: vec!["jira-users".into()],
+            exclude_groups: vec!["vips".into()],
+            include_email_domains: vec![],
+            exclude_email_domains: vec!["partner.test".into()],
+        };
+        let plan = Fx::new(vec![ext, partner, vip, conf_only, idle("in", 200), user("bob")], vec![p]).plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("in", "suspend")]);
+        assert_eq!(plan.policy("idle").unwrap().in_scope, 2);
+        let mut p = suspend_idle();
+        p.spec.scope.include_email_domains = vec!["partner.test".into()];
+        let mut partner = idle("partner", 200);
+        partner.email = Some("p@sub.partner.test".into());
+        let plan = Fx::new(vec![partner, idle("in", 200), user("bob")], vec![p]).plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("partner", "suspend")]);
+    }
+
+    #[test]
+    fn glob_patterns_match_like_people_expect() {
+        use super::glob_matches;
+        assert!(glob_matches("svc-*@example.com", "svc-build@example.com"));
+        assert!(glob_matches("svc-*@example.com", "SVC-@EXAMPLE.COM"));
+        assert!(glob_matches("?@x", "a@x"));
+        assert!(!glob_matches("?@x", "ab@x"));
+        assert!(glob_matches("*", ""));
+        assert!(glob_matches("a*b*c", "a-xx-b-yy-c"));
+        assert!(!glob_matches("a*b*c", "a-xx-c-yy-b"));
+        assert!(!glob_matches("svc-*@example.com", "svc-build@example.com.evil"));
+    }
+
+    #[test]
+    fn the_api_key_owner_named_in_the_organization_spec_is_never_acted_on() {
+        let mut fx = Fx::new(vec![idle("owner", 300), user("bob")], vec![suspend_idle()]);
+        fx.org.spec.credentials.api_key_owner_account_id = Some("owner".into());
+        let plan = fx.plan();
+        assert!(acts(&plan, "idle").is_empty());
+        assert_eq!(plan.policy("idle").unwrap().skipped_counts.get(&SkipKind::ApiKeyOwner), Some(&1));
+    }
 }
