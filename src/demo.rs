@@ -27,13 +27,40 @@ use crate::{
     sim::{SimConfig, Simulator},
 };
 
+/// The folder `demo` writes and `audit export` (and the command line's audit) read by default.
+pub const DEFAULT_DIR: &str = "./seatwarden-audit";
+
+/// The repository's examples, built into the binary so `demo` runs from any folder.
+pub const BUILT_IN_EXAMPLES: [(&str, &str); 5] = [
+    ("01-organization.yaml", include_str!("../examples/01-organization.yaml")),
+    ("02-license-mappings.yaml", include_str!("../examples/02-license-mappings.yaml")),
+    ("03-protected-users.yaml", include_str!("../examples/03-protected-users.yaml")),
+    ("04-policy-dryrun.yaml", include_str!("../examples/04-policy-dryrun.yaml")),
+    ("05-policy-enforce.yaml", include_str!("../examples/05-policy-enforce.yaml")),
+];
+
+/// The built-in examples as manifests (files named `examples/<name>` in errors).
+pub fn built_in_examples() -> Result<Manifests, crate::manifests::ManifestError> {
+    let mut all = Manifests::default();
+    for (name, text) in BUILT_IN_EXAMPLES {
+        let m = Manifests::from_str(&Path::new("examples").join(name), text)?;
+        all.organizations.extend(m.organizations);
+        all.policies.extend(m.policies);
+        all.protections.extend(m.protections);
+        all.mappings.extend(m.mappings);
+        all.ignored.extend(m.ignored);
+    }
+    Ok(all)
+}
+
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
     pub seed: u64,
     pub users: u32,
     pub days: u32,
     pub out: PathBuf,
-    pub examples: PathBuf,
+    /// A folder of manifests; None: the examples built into the binary.
+    pub examples: Option<PathBuf>,
     /// Where the simulated time starts (a Monday morning, so weekday windows are open).
     pub start: Timestamp,
 }
@@ -44,17 +71,43 @@ impl Default for DemoOptions {
             seed: 7,
             users: 5000,
             days: 30,
-            out: PathBuf::from("seatwarden-demo"),
-            examples: PathBuf::from("examples"),
+            out: PathBuf::from(DEFAULT_DIR),
+            examples: None,
             start: "2026-11-02T09:00:00Z".parse().expect("valid instant"),
         }
     }
 }
 
-/// What the demo did, for the report and for tests.
+/// What the demo did, for the report and for tests. The action counts are read back from the audit
+/// trail (one row per action's final outcome, as `audit export` gives it), so report and trail agree.
 #[derive(Clone, Debug, Default)]
 pub struct DemoReport {
+    /// People (accounts) in the simulated organization at the start.
     pub users_evaluated: usize,
+    /// Accounts at the end (new hires included).
+    pub users_at_end: usize,
+    /// New hires who arrived during the simulated days.
+    pub hires: usize,
+    /// Accounts onboarded (an onboarding rule's add-group applied).
+    pub onboarded: usize,
+    /// Of the people who came back, those given their removed groups back (reactivation).
+    pub restored: usize,
+    /// Accounts given access back by reactivation in all (returners and others active again).
+    pub reactivated: usize,
+    /// Of those, how many have exactly the groups they lost back.
+    pub restored_exactly: usize,
+    /// People who came back after losing groups (the simulation made them active again).
+    pub returned: usize,
+    /// Warned people who used the product again before the deadline and were spared.
+    pub spared: usize,
+    /// Warned people the simulation made active again before their deadline.
+    pub warned_then_active: usize,
+    /// Accounts suspended, deactivated (escalation after the suspension), removed from the directory.
+    pub suspended: usize,
+    pub deactivated: usize,
+    pub removed: usize,
+    /// Group (license) removals applied.
+    pub groups_removed: usize,
     pub days: u32,
     pub runs: u32,
     pub notices_sent: i64,
@@ -87,13 +140,25 @@ pub enum DemoError {
 
 /// Runs the demo; `metrics` receives everything the operator would export.
 pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, DemoError> {
+    run_with_progress(opts, metrics, &|_, _| {}).await
+}
+
+/// [`run`], calling `on_day(day, what)` as the simulated days pass (for a progress bar).
+pub async fn run_with_progress(
+    opts: &DemoOptions,
+    metrics: &Metrics,
+    on_day: &(dyn Fn(u32, &str) + Sync),
+) -> Result<DemoReport, DemoError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
-    let manifests = Manifests::load(&opts.examples)?;
+    let (manifests, source) = match &opts.examples {
+        Some(dir) => (Manifests::load(dir)?, dir.display().to_string()),
+        None => (built_in_examples()?, "the built-in examples".to_owned()),
+    };
     let mut org = manifests
         .organizations
         .first()
         .cloned()
-        .ok_or_else(|| DemoError::Setup(format!("{}: no AtlassianOrganization", opts.examples.display())))?;
+        .ok_or_else(|| DemoError::Setup(format!("{source}: no AtlassianOrganization")))?;
     let sim = Simulator::start(
         SimConfig { users: opts.users, seed: opts.seed, now: opts.start, frozen: true, ..SimConfig::two_directories() },
         "127.0.0.1:0",
@@ -122,6 +187,7 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
     }
     let protections = manifests.protections.clone();
     let mappings = manifests.mappings.clone();
+    let own_policies: Vec<String> = policies.iter().filter_map(|p| p.metadata.name.clone()).collect();
 
     let mut config = ClientConfig::from_spec(&org.spec).map_err(|e| setup("organization", &e))?;
     // The simulator runs in this process: the demo lifts Atlassian's pacing so 30 days take seconds.
@@ -136,12 +202,27 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
     std::fs::create_dir_all(&opts.out).map_err(|e| setup(&opts.out.display().to_string(), &e))?;
     let ledger_dir = opts.out.join("ledger");
     let mailbox_dir = opts.out.join("mailbox");
+    // A fresh start: an earlier demo's ledger, notices and runs would mix into this one's numbers.
+    // The command line's own records (cli-import, cli-activate) in the shared folder stay.
+    for dir in [&ledger_dir, &mailbox_dir] {
+        if dir.is_dir() {
+            std::fs::remove_dir_all(dir).map_err(|e| setup(&dir.display().to_string(), &e))?;
+        }
+    }
+    for old in FolderAudit::new(&opts.out).list(None).map_err(|e| setup("audit", &e))? {
+        if own_policies.contains(&old.policy) {
+            let path = opts.out.join("runs").join(format!("{}-{}.json", old.policy, old.run_id));
+            let _ = std::fs::remove_file(path);
+        }
+    }
     let ledger_store = FolderLedgerStore::new(&ledger_dir);
     let audit = FolderAudit::new(&opts.out);
     let notifier = MailboxNotifier::new(&mailbox_dir).map_err(|e| setup("mailbox", &e))?;
     let clock = Clock::manual(opts.start);
 
     let mut report = DemoReport { days: opts.days, forced_enforce: forced, ..Default::default() };
+    report.users_evaluated = sim.with_state(distinct_accounts);
+    let mut life = Life::new(opts.seed);
     let mut price: BTreeMap<Product, f64> = BTreeMap::new();
     if let Some(b) = &org.spec.billing {
         report.currency = b.currency.clone();
@@ -156,9 +237,12 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
     }
 
     for day in 0..opts.days {
+        on_day(day, "");
         let now = opts.start.checked_add(SignedDuration::from_hours(24 * day as i64)).expect("in range");
         sim.set_now(now);
         clock.set(now);
+        // The organization lives: people join, warned people log in again, people come back.
+        sim.with_state_mut(|s| life.day(s, day, now));
         let due: Vec<String> = policies
             .iter()
             .filter(|p| matches!(schedule::due(p, now), schedule::Due::Now(_)))
@@ -168,7 +252,6 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
             continue;
         }
         let snapshot = client.snapshot(now).await.map_err(|e| setup("snapshot", &e))?;
-        report.users_evaluated = snapshot.accounts.len();
         let writer = ClientWriter::new(&client, &snapshot);
         let deps = RunDeps {
             directory: &writer,
@@ -202,6 +285,7 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
                 *report.seats_reclaimed.entry(*p).or_default() += n;
             }
             if let Some(rec) = &run.record {
+                life.observe(rec, day);
                 for a in rec
                     .actions
                     .iter()
@@ -226,7 +310,16 @@ pub async fn run(opts: &DemoOptions, metrics: &Metrics) -> Result<DemoReport, De
         report.seats_reclaimed.iter().map(|(p, n)| price.get(p).copied().unwrap_or(0.0) * (*n).max(0) as f64).sum();
     report.atlassian_calls = sim.request_count();
 
-    let records = audit.list(None).map_err(|e| setup("audit", &e))?;
+    let records: Vec<crate::record::RunRecord> = audit
+        .list(None)
+        .map_err(|e| setup("audit", &e))?
+        .into_iter()
+        .filter(|r| own_policies.contains(&r.policy))
+        .collect();
+    report.users_at_end = sim.with_state(distinct_accounts);
+    report.hires = life.hires.len();
+    life.tally(&records, &mut report);
+    sim.with_state(|s| report.restored_exactly = life.restored_exactly(s, &records));
     report.audit_csv = opts.out.join("audit.csv");
     let file =
         std::fs::File::create(&report.audit_csv).map_err(|e| setup(&report.audit_csv.display().to_string(), &e))?;
@@ -242,16 +335,37 @@ pub fn render(r: &DemoReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "seatwarden demo: {} simulated users, {} simulated days, {} policy runs",
-        r.users_evaluated, r.days, r.runs
+        "seatwarden demo: {} simulated people ({} at the end), {} simulated days, {} policy runs",
+        r.users_evaluated, r.users_at_end, r.days, r.runs
     );
     if !r.forced_enforce.is_empty() {
         let _ = writeln!(s, "  policies run as Enforce for the demo: {}", r.forced_enforce.join(", "));
     }
     let _ = writeln!(s, "  notices sent:        {}", r.notices_sent);
     let _ = writeln!(s, "  actions applied:     {} ({} failed)", r.applied, r.failed);
-    let _ = writeln!(s, "  deferred by caps:    {} (waiting for the next runs, longest-inactive first)", r.deferred);
+    let _ = writeln!(s, "  deferred by caps:    {} (still waiting at the end, longest-inactive first)", r.deferred);
     let _ = writeln!(s, "  protected users:     {} (never acted on)", r.protected_skipped);
+    let _ = writeln!(s, "\nthe lifecycle (people; the same numbers as the audit trail):");
+    let _ = writeln!(s, "  new hires:           {} arrived, {} onboarded within the seat cap", r.hires, r.onboarded);
+    let _ = writeln!(
+        s,
+        "  spared:              {} of {} warned people used their products again before the deadline",
+        r.spared, r.warned_then_active
+    );
+    let _ = writeln!(
+        s,
+        "  came back:           {} of {} who lost groups got them back ({} exactly the groups they lost)",
+        r.restored, r.returned, r.restored_exactly
+    );
+    let _ = writeln!(s, "  access given back:   {} in all (reactivation on renewed activity)", r.reactivated);
+    let _ = writeln!(s, "  license groups removed: {}", r.groups_removed);
+    let _ = writeln!(s, "  suspended:           {}", r.suspended);
+    let _ = writeln!(
+        s,
+        "  deactivated:         {} (suspended long enough to escalate; a longer --days shows more)",
+        r.deactivated
+    );
+    let _ = writeln!(s, "  removed (never active): {}", r.removed);
     for h in &r.halts {
         let _ = writeln!(s, "  SAFETY HALT: {h}");
     }
@@ -277,8 +391,237 @@ pub fn render(r: &DemoReport) -> String {
     s
 }
 
-/// The examples folder: `./examples` when run from the repository, else next to the binary's crate.
-pub fn default_examples() -> PathBuf {
-    let here = Path::new("examples");
-    if here.is_dir() { here.to_owned() } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("examples") }
+/// Accounts in the simulated organization (an account in two directories counts once).
+fn distinct_accounts(s: &crate::sim::state::SimState) -> usize {
+    s.users.iter().map(|u| u.account_id.as_str()).collect::<std::collections::BTreeSet<_>>().len()
+}
+
+/// The simulated organization's life between runs, driven through the simulator's state: new hires
+/// arrive (to be onboarded), some warned people use their products again before the deadline (to
+/// be spared), some people whose groups were removed come back (to get exactly those groups back).
+/// Deterministic for a seed.
+struct Life {
+    rng: u64,
+    /// Account ids of the new hires.
+    hires: Vec<String>,
+    /// Warned people to make active again: (day, account).
+    wake_warned: Vec<(u32, String)>,
+    /// Warned people made active again, and when.
+    warned_active: BTreeMap<String, Timestamp>,
+    /// People whose groups were removed who come back: (day, account).
+    wake_returners: Vec<(u32, String)>,
+    returned: std::collections::BTreeSet<String>,
+    chosen: std::collections::BTreeSet<String>,
+}
+
+/// New hires every third day, two at a time, in the support department (the examples onboard it).
+const HIRES_EVERY_DAYS: u32 = 3;
+const HIRES_PER_WAVE: u32 = 2;
+/// One warned person in this many logs in again two days after the notice.
+const WARNED_WHO_RETURN: u64 = 6;
+/// One person in this many who lost a group comes back three days later.
+const REMOVED_WHO_RETURN: u64 = 5;
+
+impl Life {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: seed ^ 0x9E37_79B9_7F4A_7C15,
+            hires: vec![],
+            wake_warned: vec![],
+            warned_active: BTreeMap::new(),
+            wake_returners: vec![],
+            returned: Default::default(),
+            chosen: Default::default(),
+        }
+    }
+
+    /// splitmix64: small, deterministic, good enough to pick people.
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// What happens in the organization on `day` before the policies run.
+    fn day(&mut self, s: &mut crate::sim::state::SimState, day: u32, now: Timestamp) {
+        use crate::sim::state::{AccountStatus, Membership, SimAccountType};
+        if day % HIRES_EVERY_DAYS == 1 {
+            let template = s.users.iter().position(|u| {
+                u.directory == 0
+                    && u.account_type == SimAccountType::Atlassian
+                    && u.managed
+                    && u.account_status == AccountStatus::Active
+                    && u.membership == Membership::Active
+                    && !u.org_admin
+                    && u.email.as_deref().is_some_and(|e| e.ends_with("@acme.example"))
+            });
+            let support = s.groups.iter().position(|g| g.directory == 0 && g.name == "dept-support");
+            if let (Some(t), Some(support)) = (template, support) {
+                for k in 0..HIRES_PER_WAVE {
+                    let mut u = s.users[t].clone();
+                    u.account_id = format!("{:024x}", self.next() as u128 & ((1u128 << 96) - 1));
+                    u.email = Some(format!("new.hire.d{day}.{k}@acme.example"));
+                    u.name = format!("New Hire {day}-{k}");
+                    u.added_to_org = now;
+                    u.department = Some("support".into());
+                    u.groups = vec![support as crate::sim::state::SimGroupIdx];
+                    u.activity = vec![];
+                    u.deactivated_on = None;
+                    self.hires.push(u.account_id.clone());
+                    s.users.push(u);
+                }
+                s.reindex();
+            }
+        }
+        // Everyone at work uses their products: the new hires, the warned who came back, the returners.
+        let instances: Vec<crate::sim::state::InstanceIdx> =
+            (0..s.products.len()).map(|i| i as crate::sim::state::InstanceIdx).collect();
+        let wake_warned: Vec<String> =
+            self.wake_warned.iter().filter(|(d, _)| *d == day).map(|(_, a)| a.clone()).collect();
+        let wake_returners: Vec<String> =
+            self.wake_returners.iter().filter(|(d, _)| *d == day).map(|(_, a)| a.clone()).collect();
+        for a in &wake_warned {
+            self.warned_active.insert(a.clone(), now);
+        }
+        self.returned.extend(wake_returners.iter().cloned());
+        let active: Vec<String> =
+            self.hires.iter().chain(self.warned_active.keys()).chain(self.returned.iter()).cloned().collect();
+        let seen = now - SignedDuration::from_hours(1);
+        for account in active {
+            let entries: Vec<usize> = s.entries_of(&account).collect();
+            for i in entries {
+                let u = &mut s.users[i];
+                if u.account_status != AccountStatus::Active || u.membership != Membership::Active {
+                    continue;
+                }
+                for &inst in &instances {
+                    u.set_last_active(inst, Some(seen));
+                }
+            }
+        }
+    }
+
+    /// Picks, from what a run did, who comes back: some of the warned, some who lost groups.
+    fn observe(&mut self, record: &crate::record::RunRecord, day: u32) {
+        for a in record.actions.iter().filter(|a| a.outcome == ActionOutcome::Applied) {
+            if self.chosen.contains(&a.account_id) {
+                continue;
+            }
+            let pick = if a.action == crate::record::audit::NOTICE {
+                self.next()
+                    .is_multiple_of(WARNED_WHO_RETURN)
+                    .then(|| self.wake_warned.push((day + 2, a.account_id.clone())))
+            } else if a.action == "remove-group" && !is_giving_rule(&a.rule) {
+                self.next()
+                    .is_multiple_of(REMOVED_WHO_RETURN)
+                    .then(|| self.wake_returners.push((day + 3, a.account_id.clone())))
+            } else {
+                None
+            };
+            if pick.is_some() {
+                self.chosen.insert(a.account_id.clone());
+            }
+        }
+    }
+
+    /// The report's counts, from the audit trail's final outcomes.
+    fn tally(&self, records: &[crate::record::RunRecord], r: &mut DemoReport) {
+        use std::collections::BTreeSet;
+        let rows = crate::record::audit::final_outcomes(records);
+        let (mut onboarded, mut restored, mut suspended, mut deactivated, mut removed) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        r.notices_sent = 0;
+        r.applied = 0;
+        r.failed = 0;
+        r.deferred = 0;
+        r.groups_removed = 0;
+        for row in &rows {
+            let a = row.action;
+            match a.outcome {
+                ActionOutcome::Applied if a.action == crate::record::audit::NOTICE => r.notices_sent += 1,
+                ActionOutcome::Applied => {
+                    r.applied += 1;
+                    let who = a.account_id.as_str();
+                    match a.action.as_str() {
+                        _ if a.rule.starts_with("onboarding/") => {
+                            onboarded.insert(who);
+                        }
+                        _ if a.rule == "reactivation" => {
+                            restored.insert(who);
+                        }
+                        "suspend" => {
+                            suspended.insert(who);
+                        }
+                        "deactivate" => {
+                            deactivated.insert(who);
+                        }
+                        "remove-from-directory" => {
+                            removed.insert(who);
+                        }
+                        "remove-group" => r.groups_removed += 1,
+                        _ => {}
+                    }
+                }
+                ActionOutcome::Failed => r.failed += 1,
+                ActionOutcome::Deferred => r.deferred += 1,
+                _ => {}
+            }
+        }
+        r.onboarded = onboarded.len();
+        r.reactivated = restored.len();
+        r.restored = restored.iter().filter(|a| self.returned.contains(**a)).count();
+        r.suspended = suspended.len();
+        r.deactivated = deactivated.len();
+        r.removed = removed.len();
+        r.returned = self.returned.len();
+        r.warned_then_active = self.warned_active.len();
+        // Spared: made active after a notice, and no destructive action applied to them since.
+        r.spared = self
+            .warned_active
+            .iter()
+            .filter(|(account, since)| {
+                !rows.iter().any(|row| {
+                    row.action.account_id == **account
+                        && row.action.outcome == ActionOutcome::Applied
+                        && row.action.action != crate::record::audit::NOTICE
+                        && !is_giving_rule(&row.action.rule)
+                        && row.action.time.0 >= **since
+                })
+            })
+            .count();
+    }
+
+    /// Of the people given groups back, those whose groups now are exactly the ones they lost.
+    fn restored_exactly(&self, s: &crate::sim::state::SimState, records: &[crate::record::RunRecord]) -> usize {
+        use std::collections::{BTreeMap, BTreeSet};
+        let rows = crate::record::audit::final_outcomes(records);
+        let mut lost: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut given: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for row in rows.iter().filter(|r| r.action.outcome == ActionOutcome::Applied) {
+            let a = row.action;
+            let Some(g) = a.group.as_deref() else { continue };
+            if a.action == "remove-group" && !is_giving_rule(&a.rule) {
+                lost.entry(&a.account_id).or_default().insert(g);
+            } else if a.action == "add-group" && a.rule == "reactivation" {
+                given.entry(&a.account_id).or_default().insert(g);
+            }
+        }
+        given
+            .iter()
+            .filter(|(account, _)| self.returned.contains(**account))
+            .filter(|(account, groups)| {
+                let holds = s
+                    .entries_of(account)
+                    .any(|i| groups.iter().all(|g| s.group_idx(g).is_some_and(|gi| s.users[i].groups.contains(&gi))));
+                lost.get(*account) == Some(*groups) && holds
+            })
+            .count()
+    }
+}
+
+/// Rules that give access (onboarding, reactivation) rather than take it.
+fn is_giving_rule(rule: &str) -> bool {
+    rule == "reactivation" || rule.starts_with("onboarding/")
 }

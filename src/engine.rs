@@ -247,6 +247,7 @@ where
             start_time: start,
             end_time: None,
             phase: Some(RunPhase::Running),
+            actor: None,
             actions: vec![],
         };
         let report = executor.execute(pp, &mut ledger, &mut record).await?;
@@ -433,6 +434,7 @@ where
                             email: rec.email.clone(),
                             action: crate::record::audit::NOTICE.into(),
                             group: None,
+                            group_name: None,
                             directory: None,
                             rule: n.rule.clone(),
                             reason: "delivered; listed from the ledger after the run was interrupted".into(),

@@ -34,7 +34,7 @@ async fn users_cmd(sim: &SimHandle, args: &[&str]) -> (u8, String, String) {
     let Command::Users(args) = cli.command else { panic!("a users command") };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let env = |name: &str| (name == KEY_VAR).then(|| API_KEY.to_owned());
-    let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: false };
+    let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: false, client_progress: Default::default() };
     let code = seatwarden::cli::users::execute(*args, &mut io).await;
     (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }

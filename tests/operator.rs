@@ -874,6 +874,7 @@ async fn lifecycle_runs_are_kept_by_count_and_age() {
             start_time: start,
             end_time: Some(start),
             phase: Some(RunPhase::Completed),
+            actor: None,
             actions: vec![],
         };
         audit.write(&record).await.unwrap();

@@ -60,7 +60,8 @@ async fn seatwarden(sim: &SimHandle, args: &[&str]) -> Ran {
     let code = match cli.command {
         Command::Users(args) => {
             let env = |name: &str| (name == KEY_VAR).then(|| API_KEY.to_owned());
-            let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: false };
+            let mut io =
+                Io { out: &mut out, err: &mut err, env: &env, progress: false, client_progress: Default::default() };
             seatwarden::cli::users::execute(*args, &mut io).await
         }
         Command::Audit(args) => {
@@ -200,7 +201,7 @@ async fn malformed_files_are_refused_with_their_line_and_change_nothing() {
     // Duplicates and unknown groups are row errors too: all reported, nothing applied.
     let rows = format!("email,groups\n{email},no-such-group\n{email},confluence-users\n");
     let ran = refused(&sim, dir.path(), "rows.csv", rows.as_bytes(), "rows are invalid").await;
-    assert!(ran.err.contains("line 3: duplicate row"), "{}", ran.err);
+    assert!(ran.err.contains(&format!("line 3 ({email}): duplicate row")), "{}", ran.err);
 }
 
 #[tokio::test]
@@ -310,9 +311,21 @@ async fn an_import_applies_exactly_its_diff() {
     assert_eq!(sim.events().len(), before, "a dry run writes nothing");
 
     let audit = dir.path().join("audit");
-    let applied =
-        seatwarden(&sim, &["users", "import", "--csv", path_str(&file), "--apply", "--audit-dir", path_str(&audit)])
-            .await;
+    let applied = seatwarden(
+        &sim,
+        &[
+            "users",
+            "import",
+            "--csv",
+            path_str(&file),
+            "--apply",
+            "--audit-dir",
+            path_str(&audit),
+            "--actor",
+            "alice@ops",
+        ],
+    )
+    .await;
     assert_eq!(applied.code, exit::OK, "{}{}", applied.out, applied.err);
     assert!(applied.out.contains("applied 5 of 5 changes (0 failed)"), "{}", applied.out);
 
@@ -366,7 +379,9 @@ async fn an_import_applies_exactly_its_diff() {
     assert_eq!(exported.code, exit::OK, "{}", exported.err);
     let audit_csv = std::fs::read_to_string(&out).unwrap();
     assert_eq!(audit_csv.lines().count(), 6, "{audit_csv}");
-    assert!(audit_csv.contains(&format!("{newcomer},newcomer@acme.example,invite,,cli-import,")), "{audit_csv}");
+    assert!(audit_csv.contains(&format!("{newcomer},newcomer@acme.example,invite,,,cli-import,")), "{audit_csv}");
+    // Who ran it, on every row of the command-line run.
+    assert!(audit_csv.lines().skip(1).all(|l| l.contains(",enforce,alice@ops,")), "{audit_csv}");
 
     // Applied once, the file is now the organization's state: importing it again changes nothing.
     let again = seatwarden(&sim, &["users", "import", "--csv", path_str(&file)]).await;
@@ -410,6 +425,7 @@ async fn activation_is_a_dry_run_until_applied_then_restores_enables_and_invites
         start_time: "2026-11-01T00:00:00Z".parse().unwrap(),
         end_time: None,
         phase: None,
+        actor: None,
         actions: vec![RunAction {
             directory: None,
             time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-11-01T00:00:00Z".parse().unwrap()),
@@ -417,6 +433,7 @@ async fn activation_is_a_dry_run_until_applied_then_restores_enables_and_invites
             email: Some(removed_by_id_email.clone()),
             action: "remove-from-directory".into(),
             group: None,
+            group_name: None,
             rule: "idle".into(),
             reason: "no activity".into(),
             outcome: ActionOutcome::Applied,
@@ -542,7 +559,7 @@ async fn list_filters_and_formats() {
     assert!(n > 0, "the generated organization has users idle on Confluence");
 
     let table = seatwarden(&sim, &["users", "list", "--group", "confluence-users"]).await;
-    assert!(table.out.starts_with("ACCOUNT ID"), "{}", table.out);
+    assert!(table.out.starts_with("EMAIL"), "{}", table.out);
 
     let bad = seatwarden(&sim, &["users", "list", "--group", "nope"]).await;
     assert_eq!(bad.code, exit::USAGE);
@@ -557,7 +574,8 @@ async fn a_missing_key_or_organization_is_a_usage_error_and_an_unreachable_one_e
         let Command::Users(args) = cli.command else { unreachable!() };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let env = |name: &str| (name == KEY_VAR).then(|| API_KEY.to_owned());
-        let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: false };
+        let mut io =
+            Io { out: &mut out, err: &mut err, env: &env, progress: false, client_progress: Default::default() };
         let code = seatwarden::cli::users::execute(*args, &mut io).await;
         (code, String::from_utf8(err).unwrap())
     };

@@ -68,9 +68,9 @@ pub enum AtlassianError {
     Config(#[from] ConfigError),
     #[error("{call}: HTTP {status}{} after {attempts} attempt(s): {message}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
     Status { call: CallSite, status: u16, code: Option<String>, message: String, attempts: u32 },
-    #[error("{call}: timed out after {timeout:?} ({attempts} attempt(s))")]
-    Timeout { call: CallSite, timeout: Duration, attempts: u32 },
-    #[error("{call}: connection failed after {attempts} attempt(s): {message}")]
+    #[error("{call}: {url}: timed out after {timeout:?} ({attempts} attempt(s))")]
+    Timeout { call: CallSite, url: String, timeout: Duration, attempts: u32 },
+    #[error("{call}: no answer after {attempts} attempt(s): {message}")]
     Transport { call: CallSite, message: String, attempts: u32 },
     #[error("{call}: response body does not parse: {message}")]
     Parse { call: CallSite, message: String },

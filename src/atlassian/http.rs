@@ -216,7 +216,7 @@ impl Http {
             }
             Ok(Err(e)) => {
                 self.observer.on_request(op, outcome::TRANSPORT_ERROR, latency);
-                Attempt::Transport(self.scrub(e.without_url().to_string()))
+                Attempt::Transport(self.scrub(describe_transport(&e, &req.url)))
             }
             Ok(Ok((status, headers, body))) => {
                 let info = RateLimitInfo::from_headers(&headers);
@@ -307,7 +307,12 @@ impl Http {
                     attempts,
                 }
             }
-            Attempt::Timeout => AtlassianError::Timeout { call, timeout: self.config.budget.timeout, attempts },
+            Attempt::Timeout => AtlassianError::Timeout {
+                call,
+                url: url_for_people(&req.url),
+                timeout: self.config.budget.timeout,
+                attempts,
+            },
             Attempt::Transport(message) => AtlassianError::Transport { call, message: message.clone(), attempts },
         }
     }
@@ -456,6 +461,46 @@ fn attempt_info(attempt: &Attempt) -> Option<RateLimitInfo> {
 /// Statuses worth another attempt: rate limits, timeouts at a proxy, server errors.
 pub fn is_retriable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504) || (500..600).contains(&status) && status != 501
+}
+
+/// `https://api.atlassian.com/admin/v2/orgs/o/users`: where a call went, without the query.
+pub(crate) fn url_for_people(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// What went wrong below HTTP, for people: the URL, then the cause in words (connection refused,
+/// DNS lookup failed, TLS failed, timed out), then the innermost error text.
+pub(crate) fn describe_transport(e: &reqwest::Error, url: &Url) -> String {
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut refused = false;
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        chain.push(err.to_string());
+        source = err.source();
+    }
+    let all = chain.join(": ").to_ascii_lowercase();
+    let cause = if refused || all.contains("connection refused") {
+        "connection refused (is the host and port right, and is the server up?)"
+    } else if all.contains("dns error") || all.contains("failed to lookup") || all.contains("name or service not known")
+    {
+        "DNS lookup failed (is the host name right?)"
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        "TLS failed (certificate or protocol: is it https on an http port, or an untrusted certificate?)"
+    } else if e.is_timeout() || all.contains("timed out") {
+        "timed out"
+    } else if all.contains("reset") {
+        "connection reset by the server"
+    } else {
+        "connection failed"
+    };
+    let innermost = chain.last().cloned().unwrap_or_else(|| "error sending the request".to_owned());
+    format!("{}: {cause} ({innermost})", url_for_people(url))
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! that instant: the same planner, conflict resolution, caps and schedule (invariant 11). Each
 //! policy says whether it runs now and when it runs next; what an Enforce policy that runs now
 //! plans is what the operator writes. It never writes to Atlassian and never writes the ledger.
-//! Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 organization unreadable.
+//! Exit codes: 0 plan printed, 2 invalid manifests or flags, 3 organization unreadable; with
+//! `--detailed-exitcode` also 4 (halted or warnings) and 5 (changes planned).
 
 use std::{collections::HashMap, path::PathBuf, process::ExitCode};
 
@@ -36,10 +37,11 @@ pub enum Format {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Manifests: a YAML file, or a directory of them (the same YAML as the custom resources).
-    #[arg(short = 'f', long = "filename", value_name = "DIR|FILE")]
-    pub file: PathBuf,
+    /// Repeatable: `-f org.yaml -f policies/`.
+    #[arg(short = 'f', long = "filename", value_name = "DIR|FILE", required = true)]
+    pub file: Vec<PathBuf>,
     /// Plan against a simulated organization run in this process.
-    #[arg(long, conflicts_with_all = ["org_url", "org_id", "api_key_env"])]
+    #[arg(long, conflicts_with_all = ["org_url", "org_id"])]
     pub simulate: bool,
     /// Seed of the simulated organization.
     #[arg(long, default_value_t = 7)]
@@ -53,9 +55,9 @@ pub struct PlanArgs {
     /// Organization id (overrides the AtlassianOrganization's orgId).
     #[arg(long, value_name = "ID")]
     pub org_id: Option<String>,
-    /// Environment variable holding the organization API key.
-    #[arg(long, value_name = "VAR")]
-    pub api_key_env: Option<String>,
+    /// The environment variable that holds the organization API key (never pass the key itself).
+    #[arg(long, value_name = "VAR", default_value = super::DEFAULT_API_KEY_ENV)]
+    pub api_key_env: String,
     /// The instant to plan at (RFC 3339); default: now.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
@@ -65,8 +67,17 @@ pub struct PlanArgs {
     /// Which AtlassianOrganization of the manifests, when they hold several.
     #[arg(long, value_name = "NAME")]
     pub organization: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    /// Output: text for people, markdown for a pull-request comment, JSON for machines.
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Markdown only: the most characters the preview may take (GitHub comments hold 65,536);
+    /// rows beyond it are counted, and the full plan is in `--output json`.
+    #[arg(long, value_name = "N", default_value_t = policy::DEFAULT_MARKDOWN_CHARS)]
+    pub max_chars: usize,
+    /// Exit 4 when a policy is halted or the plan carries warnings, 5 when changes are planned,
+    /// 0 when there is nothing to do (for CI gates; see the exit codes below).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// A failure with its exit code.
@@ -83,21 +94,60 @@ fn usage(message: impl Into<String>) -> PlanFailure {
 pub fn run(args: PlanArgs) -> ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(plan_output(&args)) {
-        Ok(out) => {
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
-            ExitCode::SUCCESS
+        Ok(PlanOutput { text, code }) => {
+            let printed = super::output::print_or_quiet(text.as_bytes());
+            if printed == ExitCode::SUCCESS { ExitCode::from(code) } else { printed }
         }
         Err(f) => {
-            eprintln!("seatwarden plan: {}", f.message);
+            super::say(&format!("seatwarden plan: {}", f.message));
             ExitCode::from(f.code)
         }
     }
 }
 
-/// Everything `seatwarden plan` does but printing: the rendered plan, or a failure with its code.
-pub async fn plan_output(args: &PlanArgs) -> Result<String, PlanFailure> {
-    let manifests = Manifests::load(&args.file).map_err(|e| usage(e.to_string()))?;
+/// What `seatwarden plan` prints, and the exit code it ends with.
+#[derive(Debug)]
+pub struct PlanOutput {
+    pub text: String,
+    pub code: u8,
+}
+
+/// The exit code of a plan under `--detailed-exitcode`: halts and warnings first, then changes.
+pub fn detailed_exit_code(plan: &policy::Plan) -> u8 {
+    let warned =
+        !plan.conditions.is_empty() || plan.policies.iter().any(|p| p.halt.is_some() || !p.conditions.is_empty());
+    let changes = plan.policies.iter().any(|p| !p.actions.is_empty() || !p.notices.is_empty());
+    if warned {
+        exit::HALTED_OR_WARNINGS
+    } else if changes {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}
+
+/// Manifests of every `-f`, in order.
+pub fn load_manifests(paths: &[PathBuf]) -> Result<Manifests, crate::manifests::ManifestError> {
+    let mut all = Manifests::default();
+    for path in paths {
+        let m = Manifests::load(path)?;
+        all.organizations.extend(m.organizations);
+        all.policies.extend(m.policies);
+        all.protections.extend(m.protections);
+        all.mappings.extend(m.mappings);
+        all.ignored.extend(m.ignored);
+    }
+    Ok(all)
+}
+
+fn files_label(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Everything `seatwarden plan` does but printing: the rendered plan and its exit code, or a
+/// failure with its code.
+pub async fn plan_output(args: &PlanArgs) -> Result<PlanOutput, PlanFailure> {
+    let manifests = load_manifests(&args.file).map_err(|e| usage(e.to_string()))?;
     let now = match &args.now {
         Some(s) => s
             .parse::<Timestamp>()
@@ -140,20 +190,44 @@ pub async fn plan_output(args: &PlanArgs) -> Result<String, PlanFailure> {
         daily_actions_remaining: policy::daily_remaining(&org, now),
     };
     let mut plan = policy::plan(&input);
+    // Gated on what the planner found, before the schedule's notes join the conditions.
+    let code = if args.detailed_exitcode { detailed_exit_code(&plan) } else { exit::OK };
     let outlooks: HashMap<String, Outlook> = manifests
         .policies
         .iter()
         .map(|p| (p.metadata.name.clone().unwrap_or_default(), schedule::outlook(p, now)))
         .collect();
+    if args.format == Format::Markdown {
+        // The preview says when each policy applies in its summary row, not as a warning.
+        let schedule = outlooks
+            .iter()
+            .map(|(name, o)| {
+                let when = match (o.runs_now, o.next_run) {
+                    (Some(_), _) => "runs now".to_owned(),
+                    (None, Some(t)) => format!("next run {}", t.strftime("%Y-%m-%d %H:%M UTC")),
+                    (None, None) => "never runs".to_owned(),
+                };
+                (name.clone(), when)
+            })
+            .collect();
+        let text = policy::to_markdown_with(
+            &plan,
+            &policy::MarkdownOptions {
+                max_chars: args.max_chars,
+                schedule,
+                group_names: snapshot.groups.iter().map(|g| (g.id.clone(), g.name.clone())).collect(),
+            },
+        );
+        return Ok(PlanOutput { text, code });
+    }
     // Said first in each policy's section: whether the operator would run it at this instant.
     for pp in &mut plan.policies {
         if let Some(o) = outlooks.get(&pp.policy) {
             pp.conditions.insert(0, outlook_condition(o));
         }
     }
-    Ok(match args.format {
-        Format::Text => policy::to_text(&plan),
-        Format::Markdown => policy::to_markdown(&plan),
+    let text = match args.format {
+        Format::Text | Format::Markdown => policy::to_text(&plan),
         Format::Json => {
             let mut json = policy::to_json(&plan);
             add_outlooks(&mut json, &outlooks);
@@ -161,7 +235,9 @@ pub async fn plan_output(args: &PlanArgs) -> Result<String, PlanFailure> {
             s.push('\n');
             s
         }
-    })
+    };
+    let code = if args.detailed_exitcode { detailed_exit_code(&plan) } else { exit::OK };
+    Ok(PlanOutput { text, code })
 }
 
 fn outlook_condition(o: &Outlook) -> PlanCondition {
@@ -215,7 +291,10 @@ fn choose_organization(manifests: &Manifests, args: &PlanArgs) -> Result<Atlassi
     let orgs = &manifests.organizations;
     if let Some(name) = &args.organization {
         return orgs.iter().find(|o| o.metadata.name.as_deref() == Some(name.as_str())).cloned().ok_or_else(|| {
-            usage(format!("--organization {name}: no AtlassianOrganization of that name in {}", args.file.display()))
+            usage(format!(
+                "--organization {name}: no AtlassianOrganization of that name in {}",
+                files_label(&args.file)
+            ))
         });
     }
     match orgs.len() {
@@ -236,7 +315,7 @@ fn choose_organization(manifests: &Manifests, args: &PlanArgs) -> Result<Atlassi
             if !args.simulate && args.org_id.is_none() {
                 return Err(usage(format!(
                     "no AtlassianOrganization in {}: give --org-id and --org-url, or --simulate",
-                    args.file.display()
+                    files_label(&args.file)
                 )));
             }
             let spec: AtlassianOrganizationSpec = serde_json::from_value(serde_json::json!({
@@ -250,7 +329,7 @@ fn choose_organization(manifests: &Manifests, args: &PlanArgs) -> Result<Atlassi
         }
         _ => Err(usage(format!(
             "{} holds several AtlassianOrganizations ({}): choose one with --organization",
-            args.file.display(),
+            files_label(&args.file),
             orgs.iter().filter_map(|o| o.metadata.name.clone()).collect::<Vec<_>>().join(", ")
         ))),
     }
@@ -288,10 +367,12 @@ async fn real_snapshot(
     args: &PlanArgs,
     now: Timestamp,
 ) -> Result<DirectorySnapshot, PlanFailure> {
-    let Some(var) = &args.api_key_env else {
-        return Err(usage("give --api-key-env VAR (the environment variable holding the API key), or --simulate"));
-    };
-    let key = std::env::var(var).map_err(|_| usage(format!("--api-key-env {var}: the variable is not set")))?;
+    let var = &args.api_key_env;
+    let key = std::env::var(var).map_err(|_| {
+        usage(format!(
+            "the environment variable {var} is not set: it must hold the organization API key (--api-key-env names another), or use --simulate"
+        ))
+    })?;
     if key.trim().is_empty() {
         return Err(usage(format!("--api-key-env {var}: the variable is empty")));
     }

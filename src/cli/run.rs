@@ -32,6 +32,7 @@ pub struct RunArgs {
     /// Elect a leader through a Lease, so that only one of several replicas acts.
     #[arg(long, env = "SEATWARDEN_LEADER_ELECTION")]
     pub leader_election: bool,
+    /// Name of the Lease, with --leader-election.
     #[arg(long, default_value = "seatwarden", env = "SEATWARDEN_LEASE_NAME")]
     pub lease_name: String,
     /// Namespace of the Lease (default: the pod's namespace).
@@ -56,25 +57,23 @@ pub struct RunArgs {
     /// Environment variable holding the simulator's API key, with --clock-from.
     #[arg(long, hide = true, default_value = "SEATWARDEN_SIM_API_KEY")]
     pub clock_api_key_env: String,
+    /// Log lines as text (for people) or JSON (for a log pipeline).
     #[arg(long, default_value = "text", value_parser = ["text", "json"], env = "SEATWARDEN_LOG_FORMAT")]
     pub log_format: String,
 }
 
-pub fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
-}
-
 pub fn run(args: RunArgs) -> std::process::ExitCode {
-    init_tracing(&args.log_format);
+    let json_logs = args.log_format == "json";
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(operate(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "seatwarden run failed");
-            eprintln!("seatwarden run: {e}");
+            // Once: structured for a log pipeline, a plain line for a person.
+            if json_logs {
+                tracing::error!(error = %e, "seatwarden run failed");
+            } else {
+                eprintln!("seatwarden run: {e}");
+            }
             std::process::ExitCode::from(super::exit::FAILURE)
         }
     }

@@ -22,6 +22,7 @@ pub struct SimArgs {
     /// Seed of the generated organization (the same seed gives the same organization).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// The organization id the simulator serves.
     #[arg(long, default_value = "sim-org")]
     pub org_id: String,
     /// The org API key clients must send as a Bearer token.
@@ -33,6 +34,7 @@ pub struct SimArgs {
     /// The site user's API token [default: the API key].
     #[arg(long, env = "SEATWARDEN_SIM_SITE_TOKEN", hide_env_values = true)]
     pub site_token: Option<String>,
+    /// Directories (user bases) in the organization.
     #[arg(long, default_value_t = 1)]
     pub directories: u16,
     /// Share (0 to 1) of the first directory's people also in another directory (with --directories 2 or more).

@@ -18,10 +18,9 @@ use jiff::Timestamp;
 
 use super::exit;
 use crate::atlassian::{AtlassianClient, ClientConfig, ClientObserver, Credentials, Secret, WriteOutcome};
-use crate::manifests::Manifests;
 use crate::product::Product;
 use crate::record::{AuditSink, ClusterAudit, FolderAudit, RecordError, RunRecord};
-use crate::snapshot::{DirectorySnapshot, UserStatus};
+use crate::snapshot::{AccountType, DirectorySnapshot, UserStatus};
 use crate::users::{
     self, ActivationTarget, ActivityFilter, AppliedChange, Change, ImportOptions, RowError, UserFilter,
     activate::Person, export::ExportColumns,
@@ -38,11 +37,12 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "ID", global = true)]
     pub org_id: Option<String>,
     /// The environment variable that holds the organization API key (never pass the key itself).
-    #[arg(long, value_name = "VAR", default_value = "ATLASSIAN_ORG_API_KEY", global = true)]
+    #[arg(long, value_name = "VAR", default_value = super::DEFAULT_API_KEY_ENV, global = true)]
     pub api_key_env: String,
     /// A manifest file or directory with an AtlassianOrganization (flags override its values).
+    /// Repeatable: `-f org.yaml -f more/`.
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR", global = true)]
-    pub file: Option<PathBuf>,
+    pub file: Vec<PathBuf>,
     /// Which AtlassianOrganization of the manifests, when there are several.
     #[arg(long, value_name = "NAME", global = true)]
     pub organization: Option<String>,
@@ -94,15 +94,19 @@ pub struct ListArgs {
     /// Only members of these groups (name or id; repeatable).
     #[arg(long)]
     pub group: Vec<String>,
-    /// Only these email domains (repeatable).
-    #[arg(long)]
+    /// Only these email domains (repeatable; `acme.example` or `@acme.example`).
+    #[arg(long, value_name = "DOMAIN")]
     pub domain: Vec<String>,
     /// Only managed accounts (the organization's claimed domains).
-    #[arg(long, conflicts_with = "external")]
+    #[arg(long, conflicts_with_all = ["external", "apps"])]
     pub managed: bool,
-    /// Only external accounts.
-    #[arg(long)]
+    /// Only external people: accounts outside the claimed domains, app accounts left out.
+    #[arg(long, conflicts_with = "apps")]
     pub external: bool,
+    /// Only app (bot) accounts.
+    #[arg(long)]
+    pub apps: bool,
+    /// Output: a table for people (groups cut to fit), CSV or JSON (every group).
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
@@ -114,15 +118,30 @@ pub struct ExportArgs {
     pub csv: PathBuf,
 }
 
-/// Where the command line records what it applied.
+/// Where the command line records what it applied, and who asked.
 #[derive(Clone, Debug, Args)]
 pub struct AuditArgs {
     /// Record applied changes as LifecycleRuns in this namespace of the current cluster.
-    #[arg(long, value_name = "NS")]
+    #[arg(short = 'n', long, value_name = "NS")]
     pub namespace: Option<String>,
     /// Record applied changes in this folder (`runs/*.json`, as `seatwarden demo` does).
-    #[arg(long, value_name = "DIR", default_value = "./seatwarden-audit", conflicts_with = "namespace")]
+    #[arg(long, value_name = "DIR", default_value = crate::demo::DEFAULT_DIR, conflicts_with = "namespace")]
     pub audit_dir: PathBuf,
+    /// Who runs this, for the audit trail [default: the operating-system user].
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+}
+
+impl AuditArgs {
+    /// `--actor`, else the OS user (`USER`, `USERNAME`), else "unknown".
+    pub fn actor(&self) -> String {
+        self.actor
+            .clone()
+            .filter(|a| !a.trim().is_empty())
+            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+            .or_else(|| std::env::var("USERNAME").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -131,8 +150,11 @@ pub struct ImportArgs {
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
     /// Make the changes (without it, only the diff is printed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub apply: bool,
+    /// Only print the diff (the default; for scripts that say so).
+    #[arg(long)]
+    pub dry_run: bool,
     /// Never remove a group membership.
     #[arg(long)]
     pub add_only: bool,
@@ -152,12 +174,15 @@ pub struct ActivateArgs {
     /// The people in this CSV file (`email` or `accountId`; `groups` for those invited back).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// One account.
-    #[arg(long, value_name = "ID")]
+    /// One account, by its Atlassian account id (for an email, use --csv with an `email` column).
+    #[arg(long, value_name = "ACCOUNT_ID")]
     pub account: Option<String>,
     /// Make the changes (without it, only the plan is printed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub apply: bool,
+    /// Only print the plan (the default; for scripts that say so).
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub audit: AuditArgs,
 }
@@ -182,6 +207,8 @@ pub struct Io<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Draw progress bars (standard error is a terminal).
     pub progress: bool,
+    /// Feeds the client's retries and waits into the bars.
+    pub client_progress: ClientProgress,
 }
 
 /// A failed command: the exit code and what to tell the person.
@@ -198,24 +225,35 @@ impl CommandError {
     fn failure(message: impl Into<String>) -> Self {
         Self { code: exit::FAILURE, message: message.into() }
     }
+
+    /// A write to standard output failed: a closed pipe ends the command quietly (exit 0).
+    fn write(what: &str, e: std::io::Error) -> Self {
+        if super::output::is_closed_pipe(&e) { Self::closed_pipe() } else { Self::failure(format!("{what}: {e}")) }
+    }
+
+    fn write_csv(what: &str, e: csv::Error) -> Self {
+        if super::output::is_closed_pipe_csv(&e) { Self::closed_pipe() } else { Self::failure(format!("{what}: {e}")) }
+    }
+
+    /// The reader went away (`| head`): nothing more to say, and nothing went wrong.
+    fn closed_pipe() -> Self {
+        Self { code: exit::OK, message: String::new() }
+    }
 }
 
 pub fn run(args: UsersArgs) -> ExitCode {
-    init_cli_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
     let env = |name: &str| std::env::var(name).ok();
-    let mut io = Io { out: &mut out, err: &mut err, env: &env, progress: std::io::stderr().is_terminal() };
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        env: &env,
+        progress: std::io::stderr().is_terminal(),
+        client_progress: ClientProgress::default(),
+    };
     let code = rt.block_on(execute(args, &mut io));
     ExitCode::from(code)
-}
-
-/// Warnings only, unless RUST_LOG says otherwise: the client logs every write at info, and the
-/// command prints its own summary.
-pub(crate) fn init_cli_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs one `users` command; returns the exit code (errors are written to `io.err`).
@@ -229,7 +267,9 @@ pub async fn execute(args: UsersArgs, io: &mut Io<'_>) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(io.err, "seatwarden users: {}", e.message);
+            if !e.message.is_empty() {
+                let _ = writeln!(io.err, "seatwarden users: {}", e.message);
+            }
             e.code
         }
     }
@@ -240,23 +280,25 @@ pub fn resolve_connection(
     args: &ConnectionArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(ClientConfig, Credentials), CommandError> {
-    let mut config = match &args.file {
-        Some(path) => {
-            let manifests = Manifests::load(path).map_err(|e| CommandError::usage(e.to_string()))?;
+    let mut config = match (!args.file.is_empty()).then_some(args.file.as_slice()) {
+        Some(files) => {
+            let path = &files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+            let manifests = super::plan::load_manifests(files).map_err(|e| CommandError::usage(e.to_string()))?;
             let orgs = &manifests.organizations;
             let org = match (&args.organization, orgs.as_slice()) {
                 (_, []) => {
-                    return Err(CommandError::usage(format!("{}: no AtlassianOrganization in it", path.display())));
+                    return Err(CommandError::usage(format!("{}: no AtlassianOrganization in it", path)));
                 }
-                (Some(name), _) => orgs.iter().find(|o| o.metadata.name.as_deref() == Some(name)).ok_or_else(|| {
-                    CommandError::usage(format!("{}: no AtlassianOrganization {name:?}", path.display()))
-                })?,
+                (Some(name), _) => orgs
+                    .iter()
+                    .find(|o| o.metadata.name.as_deref() == Some(name))
+                    .ok_or_else(|| CommandError::usage(format!("{}: no AtlassianOrganization {name:?}", path)))?,
                 (None, [one]) => one,
                 (None, several) => {
                     let names: Vec<String> = several.iter().filter_map(|o| o.metadata.name.clone()).collect();
                     return Err(CommandError::usage(format!(
                         "{}: {} AtlassianOrganizations ({}): pick one with --organization",
-                        path.display(),
+                        path,
                         several.len(),
                         names.join(", ")
                     )));
@@ -307,32 +349,84 @@ fn flag(e: crate::atlassian::ConfigError) -> String {
     format!("invalid {name}: {}", e.message)
 }
 
-/// Counts pages of users read, for the progress bar.
-struct PageProgress(ProgressBar);
+/// What the client is doing, for the progress bar: requests made, pages of users read, retries
+/// and rate-limit waits (an export under 429s or a low budget is slow, never silent). The bar it
+/// draws on is swapped as the command moves from reading to writing.
+#[derive(Clone, Default)]
+pub struct ClientProgress {
+    bar: Arc<std::sync::Mutex<Option<ProgressBar>>>,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+    retries: Arc<std::sync::atomic::AtomicU64>,
+    waits: Arc<std::sync::atomic::AtomicU64>,
+}
 
-impl ClientObserver for PageProgress {
-    fn on_request(&self, operation: &'static str, outcome: &'static str, _latency: std::time::Duration) {
-        if operation == crate::atlassian::Operation::UsersSearch.name() && outcome == "ok" {
-            self.0.inc(1);
+impl ClientProgress {
+    fn attach(&self, bar: &ProgressBar) {
+        *self.bar.lock().expect("progress lock") = Some(bar.clone());
+        self.refresh(None);
+    }
+
+    fn refresh(&self, waiting: Option<std::time::Duration>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(bar) = self.bar.lock().expect("progress lock").clone() else { return };
+        let mut note = format!("{} requests", self.requests.load(Relaxed));
+        let retries = self.retries.load(Relaxed);
+        if retries > 0 {
+            note.push_str(&format!(", {retries} retried"));
         }
+        let waits = self.waits.load(Relaxed);
+        if waits > 0 {
+            note.push_str(&format!(", {waits} rate-limit wait(s)"));
+        }
+        if let Some(w) = waiting {
+            note.push_str(&format!(", rate-limited: waiting {}s", w.as_secs().max(1)));
+        }
+        bar.set_message(note);
     }
 }
 
-fn bar(io: &Io<'_>, len: Option<u64>, message: &'static str) -> ProgressBar {
+impl ClientObserver for ClientProgress {
+    fn on_request(&self, operation: &'static str, outcome: &'static str, _latency: std::time::Duration) {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if operation == crate::atlassian::Operation::UsersSearch.name()
+            && outcome == "ok"
+            && let Some(bar) = self.bar.lock().expect("progress lock").as_ref()
+            && bar.length().is_none()
+        {
+            bar.inc(1);
+        }
+        self.refresh(None);
+    }
+
+    fn on_retry(&self, _operation: &'static str) {
+        self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.refresh(None);
+    }
+
+    fn on_rate_limit_wait(&self, _family: &'static str, duration: std::time::Duration) {
+        self.waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.refresh(Some(duration));
+    }
+}
+
+/// A bar on standard error when it is a terminal, hidden otherwise (pipes, files, CI logs).
+fn bar(io: &Io<'_>, len: Option<u64>, what: &'static str) -> ProgressBar {
     if !io.progress {
         return ProgressBar::hidden();
     }
     let pb = match len {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+            ProgressStyle::with_template(&format!("{what} [{{bar:40}}] {{pos}}/{{len}} ({{eta}}) {{msg}}"))
                 .expect("a valid template")
                 .progress_chars("=> "),
         ),
-        None => ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{spinner} {msg}: {pos}").expect("a valid template")),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template(&format!("{{spinner}} {what}: {{pos}} ({{elapsed}}) {{msg}}"))
+                .expect("a valid template"),
+        ),
     };
-    pb.set_message(message);
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    io.client_progress.attach(&pb);
     pb
 }
 
@@ -343,7 +437,7 @@ async fn read_organization(
 ) -> Result<(AtlassianClient, DirectorySnapshot), CommandError> {
     let (config, credentials) = resolve_connection(conn, io.env)?;
     let pages = bar(io, None, "pages of users read");
-    let client = AtlassianClient::with_observer(config, &credentials, Arc::new(PageProgress(pages.clone())))
+    let client = AtlassianClient::with_observer(config, &credentials, Arc::new(io.client_progress.clone()))
         .map_err(|e| CommandError::usage(e.to_string()))?;
     let snapshot = client.snapshot(Timestamp::now()).await;
     pages.finish_and_clear();
@@ -366,7 +460,8 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
         inactive: args.inactive.map(|d| ActivityFilter { for_at_least: d, product: args.product }),
         product: args.product,
         groups: args.group,
-        domains: args.domain,
+        // `@acme.example` is how people write a domain next to an address.
+        domains: args.domain.iter().map(|d| d.trim().trim_start_matches('@').to_owned()).collect(),
         managed: if args.managed {
             Some(true)
         } else if args.external {
@@ -376,42 +471,91 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
         },
     };
     let (_, snapshot) = read_organization(conn, io).await?;
-    let selected = filter.select(&snapshot, snapshot.taken_at).map_err(|e| CommandError::usage(e.to_string()))?;
-    let write_err = |e: std::io::Error| CommandError::failure(format!("cannot write the listing: {e}"));
+    let mut selected = filter.select(&snapshot, snapshot.taken_at).map_err(|e| CommandError::usage(e.to_string()))?;
+    if args.external {
+        selected.retain(|u| u.account_type != AccountType::App);
+    }
+    if args.apps {
+        selected.retain(|u| u.account_type == AccountType::App);
+    }
+    sort_for_people(&mut selected);
+    let what = "cannot write the listing";
     match args.output {
         OutputFormat::Csv => {
             users::write_export_csv(&snapshot, Some(&selected), &mut *io.out, || {})
-                .map_err(|e| CommandError::failure(format!("cannot write the listing: {e}")))?;
+                .map_err(|e| CommandError::write_csv(what, e))?;
         }
         OutputFormat::Json => {
             let columns = ExportColumns::of(&snapshot);
             let values: Vec<serde_json::Value> = selected.iter().map(|u| columns.json(&snapshot, u)).collect();
-            serde_json::to_writer_pretty(&mut *io.out, &values)
-                .map_err(|e| CommandError::failure(format!("cannot write the listing: {e}")))?;
-            writeln!(io.out).map_err(write_err)?;
+            serde_json::to_writer_pretty(&mut *io.out, &values).map_err(|e| CommandError::write(what, e.into()))?;
+            writeln!(io.out).map_err(|e| CommandError::write(what, e))?;
         }
         OutputFormat::Table => {
             let rows: Vec<[String; 7]> = selected
                 .iter()
                 .map(|u| {
                     [
-                        u.account_id.clone(),
                         u.email.clone().unwrap_or_default(),
                         u.name.clone(),
                         u.status().label().to_owned(),
-                        if u.managed { "managed" } else { "external" }.to_owned(),
+                        match (u.account_type, u.managed) {
+                            (AccountType::App, _) => "app",
+                            (AccountType::Customer, _) => "customer",
+                            (_, true) => "managed",
+                            (_, false) => "external",
+                        }
+                        .to_owned(),
                         u.last_activity().map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".into()),
-                        users::export::group_names(&snapshot, u).join(", "),
+                        u.account_id.clone(),
+                        truncate_list(&users::export::group_names(&snapshot, u), GROUPS_WIDTH),
                     ]
                 })
                 .collect();
             let header =
-                ["ACCOUNT ID", "EMAIL", "NAME", "STATUS", "ACCOUNT", "LAST ACTIVE", "GROUPS"].map(String::from);
-            write!(io.out, "{}", table(&header, &rows)).map_err(write_err)?;
-            writeln!(io.err, "{} of {} users", selected.len(), snapshot.accounts.len()).map_err(write_err)?;
+                ["EMAIL", "NAME", "STATUS", "ACCOUNT", "LAST ACTIVE", "ACCOUNT ID", "GROUPS"].map(String::from);
+            write!(io.out, "{}", table(&header, &rows)).map_err(|e| CommandError::write(what, e))?;
+            io.out.flush().map_err(|e| CommandError::write(what, e))?;
+            let _ = writeln!(io.err, "{} of {} users", selected.len(), snapshot.accounts.len());
         }
     }
+    io.out.flush().map_err(|e| CommandError::write(what, e))?;
     Ok(exit::OK)
+}
+
+/// The groups column of the table is cut to this many characters (CSV and JSON list every group).
+pub const GROUPS_WIDTH: usize = 48;
+
+/// By email (case-insensitive), accounts without one last by account id: the order people look
+/// things up in.
+pub fn sort_for_people(users: &mut [&crate::snapshot::Account]) {
+    users.sort_by_cached_key(|u| (u.email.is_none(), u.email.as_deref().map(str::to_lowercase), u.account_id.clone()));
+}
+
+/// `a, b, c` cut to `width` characters with how many were left out: `a, b, … (+3 more)`.
+pub fn truncate_list(items: &[&str], width: usize) -> String {
+    let full = items.join(", ");
+    if full.chars().count() <= width {
+        return full;
+    }
+    let mut shown = String::new();
+    for (i, item) in items.iter().enumerate() {
+        let rest = items.len() - i;
+        let suffix = format!("… (+{rest} more)");
+        let candidate = if shown.is_empty() { item.to_string() } else { format!("{shown}, {item}") };
+        let remaining_after = rest - 1;
+        let tail = if remaining_after > 0 { format!(", … (+{remaining_after} more)") } else { String::new() };
+        if candidate.chars().count() + tail.chars().count() > width {
+            return if shown.is_empty() {
+                let cut: String = item.chars().take(width.saturating_sub(suffix.chars().count() + 1)).collect();
+                format!("{cut}{suffix}")
+            } else {
+                format!("{shown}, {suffix}")
+            };
+        }
+        shown = candidate;
+    }
+    shown
 }
 
 /// Columns padded to their widest cell; the last column is not padded.
@@ -438,16 +582,18 @@ fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
 
 async fn export(conn: &ConnectionArgs, args: ExportArgs, io: &mut Io<'_>) -> Result<u8, CommandError> {
     let (_, snapshot) = read_organization(conn, io).await?;
+    let mut everyone: Vec<&crate::snapshot::Account> = snapshot.accounts.iter().collect();
+    sort_for_people(&mut everyone);
     let rows = bar(io, Some(snapshot.accounts.len() as u64), "writing");
     let written = if args.csv.as_os_str() == "-" {
-        users::write_export_csv(&snapshot, None, &mut *io.out, || rows.inc(1))
+        users::write_export_csv(&snapshot, Some(&everyone), &mut *io.out, || rows.inc(1))
     } else {
         let file = std::fs::File::create(&args.csv)
             .map_err(|e| CommandError::failure(format!("cannot create {}: {e}", args.csv.display())))?;
-        users::write_export_csv(&snapshot, None, std::io::BufWriter::new(file), || rows.inc(1))
+        users::write_export_csv(&snapshot, Some(&everyone), std::io::BufWriter::new(file), || rows.inc(1))
     };
     rows.finish_and_clear();
-    let n = written.map_err(|e| CommandError::failure(format!("cannot write {}: {e}", args.csv.display())))?;
+    let n = written.map_err(|e| CommandError::write_csv(&format!("cannot write {}", args.csv.display()), e))?;
     let _ = writeln!(io.err, "{n} users written to {}", args.csv.display());
     Ok(exit::OK)
 }
@@ -496,8 +642,8 @@ fn cli_rules(
     conn: &ConnectionArgs,
     snapshot: &DirectorySnapshot,
 ) -> Result<(crate::crd::AtlassianOrganization, Vec<crate::crd::ProtectedUser>), CommandError> {
-    if let Some(path) = &conn.file {
-        let manifests = Manifests::load(path).map_err(|e| CommandError::usage(e.to_string()))?;
+    if !conn.file.is_empty() {
+        let manifests = super::plan::load_manifests(&conn.file).map_err(|e| CommandError::usage(e.to_string()))?;
         let org = manifests
             .organizations
             .iter()
@@ -553,14 +699,16 @@ async fn finish(
     let start = Timestamp::now();
     let run_id = users::apply::cli_run_id(start);
     // Recorded before anything is applied, so an interruption leaves a trace of what was under way.
-    let planned = users::audit_record(&run_id, policy, &snapshot.org_id, source, start, changes, None);
+    let actor = audit.actor();
+    let mut planned = users::audit_record(&run_id, policy, &snapshot.org_id, source, start, changes, None);
+    planned.actor = Some(actor.clone());
     sink.write(&planned)
         .await
         .map_err(|e| CommandError::failure(format!("cannot write the audit trail ({e}): nothing was changed")))?;
     let pb = bar(io, Some(changes.len() as u64), "applying");
     let applied = users::apply_changes(client, snapshot, &guard, changes, |_| pb.inc(1)).await;
     pb.finish_and_clear();
-    let record = users::audit_record(
+    let mut record = users::audit_record(
         &run_id,
         policy,
         &snapshot.org_id,
@@ -569,6 +717,7 @@ async fn finish(
         changes,
         Some((&applied, Timestamp::now())),
     );
+    record.actor = Some(actor);
     let recorded = sink.write(&record).await;
     let failed: Vec<&AppliedChange> = applied.iter().filter(|a| !a.outcome.is_converged()).collect();
     for a in &failed {
@@ -654,6 +803,14 @@ async fn activate(conn: &ConnectionArgs, args: ActivateArgs, io: &mut Io<'_>) ->
                 )));
             }
             (ActivationTarget::from_file(&file), path.display().to_string())
+        }
+        (_, _, Some(id)) if id.contains('@') => {
+            return Err(CommandError::usage(format!(
+                "--account takes an Atlassian account id, and {id:?} is an email address: \
+                 find the id with `seatwarden users list --domain {}`, or activate by email with --csv FILE \
+                 (a CSV with an `email` column)",
+                id.rsplit('@').next().unwrap_or_default()
+            )));
         }
         (_, _, Some(id)) => (
             ActivationTarget::People(vec![Person {

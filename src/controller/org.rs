@@ -738,6 +738,7 @@ mod tests {
             email: None,
             action: action.into(),
             group: None,
+            group_name: None,
             rule: "r".into(),
             reason: String::new(),
             outcome,
@@ -756,6 +757,7 @@ mod tests {
             end_time: None,
             phase: Some(phase),
             actions,
+            actor: None,
         }
     }
 

@@ -39,6 +39,10 @@ pub struct LifecycleRunSpec {
     pub page: i32,
     pub mode: PolicyMode,
     pub start_time: Time,
+    /// Who ran it, for command-line runs (`--actor`, default the operating-system user); the
+    /// operator's own runs leave it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     #[serde(default)]
     pub actions: Vec<RunAction>,
 }
@@ -59,6 +63,9 @@ pub struct RunAction {
     /// write, so a later run settles exactly this one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
+    /// The group's name as it was when the action was recorded, for people reading the trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
     pub rule: String,
     pub reason: String,
     pub outcome: ActionOutcome,

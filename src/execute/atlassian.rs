@@ -39,6 +39,10 @@ fn convert(o: ClientOutcome) -> WriteOutcome {
 }
 
 impl DirectoryWriter for ClientWriter<'_> {
+    fn group_name(&self, group_id: &str) -> Option<String> {
+        self.snapshot.groups.iter().find(|g| g.id == group_id).map(|g| g.name.clone())
+    }
+
     fn reread<'a>(
         &'a self,
         directory_id: &'a str,

@@ -86,6 +86,11 @@ pub trait DirectoryWriter: Send + Sync {
         account_id: &'a str,
     ) -> BoxFut<'a, Result<Option<FreshRead>, String>>;
     fn write<'a>(&'a self, action: &'a PlannedAction) -> BoxFut<'a, WriteOutcome>;
+    /// A group's name, for the audit trail (None when unknown).
+    fn group_name(&self, group_id: &str) -> Option<String> {
+        let _ = group_id;
+        None
+    }
 }
 
 /// Decides, from a fresh read, whether a planned destructive action still applies. Returns why not.
@@ -269,8 +274,15 @@ pub async fn load_ledger<L: LedgerStore>(store: &L, org_id: &str) -> Result<Ledg
     Ok(ledger)
 }
 
-pub fn run_action(a: &PlannedAction, at: Timestamp, outcome: ActionOutcome, error: Option<String>) -> RunAction {
+pub fn run_action(
+    a: &PlannedAction,
+    group_name: Option<String>,
+    at: Timestamp,
+    outcome: ActionOutcome,
+    error: Option<String>,
+) -> RunAction {
     RunAction {
+        group_name,
         time: Time(at),
         account_id: a.account_id.clone(),
         email: a.email.clone(),
@@ -305,10 +317,12 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
         // policy does not apply, as what it is: planned but not applied).
         let start = self.now().await;
         for a in &plan.actions {
-            record.actions.push(run_action(a, start, ActionOutcome::Planned, None));
+            let group_name = a.kind.group_id().and_then(|g| self.directory.group_name(g));
+            record.actions.push(run_action(a, group_name, start, ActionOutcome::Planned, None));
         }
         for d in &plan.deferred {
-            record.actions.push(run_action(&d.action, start, ActionOutcome::Deferred, Some(d.why.clone())));
+            let group_name = d.action.kind.group_id().and_then(|g| self.directory.group_name(g));
+            record.actions.push(run_action(&d.action, group_name, start, ActionOutcome::Deferred, Some(d.why.clone())));
             report.deferred += 1;
         }
         let first_action = record.actions.len() - plan.actions.len() - plan.deferred.len();
@@ -595,6 +609,7 @@ pub fn notice_action(
         email: notice.email.clone(),
         action: crate::record::audit::NOTICE.into(),
         group: None,
+        group_name: None,
         directory: None,
         rule: notice.rule.clone(),
         reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),

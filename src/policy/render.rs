@@ -207,69 +207,317 @@ pub fn to_text(plan: &Plan) -> String {
     out
 }
 
-/// The plan as markdown, for pull-request previews.
-pub fn to_markdown(plan: &Plan) -> String {
+/// How the markdown preview is drawn.
+#[derive(Clone, Debug)]
+pub struct MarkdownOptions {
+    /// The preview never exceeds this many characters (GitHub comments hold 65,536); rows that don't
+    /// fit are counted as "and N more", the full plan being in `--format json`.
+    pub max_chars: usize,
+    /// Per policy: when it applies ("runs now", "next run 2026-11-26 09:00 UTC"), when known.
+    pub schedule: std::collections::BTreeMap<String, String>,
+    /// Group id → name, so group actions name the group.
+    pub group_names: std::collections::HashMap<String, String>,
+}
+
+impl Default for MarkdownOptions {
+    fn default() -> Self {
+        Self { max_chars: DEFAULT_MARKDOWN_CHARS, schedule: Default::default(), group_names: Default::default() }
+    }
+}
+
+/// Default size limit of the markdown preview: under GitHub's 65,536 characters with room for a
+/// workflow's own header.
+pub const DEFAULT_MARKDOWN_CHARS: usize = 60_000;
+
+fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn seats_text(m: &std::collections::BTreeMap<crate::product::Product, u32>) -> String {
+    if m.is_empty() {
+        return "—".to_owned();
+    }
+    m.iter().map(|(p, n)| format!("{p} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One collapsible section of the preview's details.
+struct Section {
+    summary: String,
+    header: &'static str,
+    rows: Vec<String>,
+}
+
+/// The plan as markdown for a pull-request comment: the summary first (one table row per policy:
+/// mode, when it applies, counts, seats, savings, halts and warnings), then the details in
+/// collapsible `<details>` sections with emails, all within `options.max_chars`.
+pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## Seatwarden plan for `{}`\n", plan.org_id);
-    let _ = writeln!(out, "At {} (snapshot {}).\n", plan.now, plan.snapshot_taken_at);
-    for c in &plan.conditions {
-        let _ = writeln!(out, "> **{}**: {}\n", c.reason, c.message);
-    }
+    let _ = writeln!(
+        out,
+        "At {} (snapshot {}). Every policy is shown as Enforce would act; only Enforce policies apply.\n",
+        plan.now.strftime("%Y-%m-%d %H:%M UTC"),
+        plan.snapshot_taken_at.strftime("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(
+        out,
+        "| policy | mode | applies | destructive | users | notices | restorations | onboardings | deferred | seats freed | monthly savings | halts / warnings |"
+    );
+    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|");
     for p in &plan.policies {
-        let _ = writeln!(out, "### {}\n", policy_header(p));
-        if let Some(h) = &p.halt {
-            let _ = writeln!(out, "> **{}**: {}\n", h.reason, h.message);
+        let t = &p.totals;
+        let when = options.schedule.get(&p.policy).map(String::as_str).unwrap_or("");
+        let applies = match (p.mode, p.applies, &p.halt) {
+            (_, _, Some(_)) => "**halted**: nothing".to_owned(),
+            (PolicyMode::Enforce, true, _) if when.is_empty() => "yes".to_owned(),
+            (PolicyMode::Enforce, true, _) => format!("yes, {when}"),
+            (PolicyMode::Enforce, false, _) => "no".to_owned(),
+            (PolicyMode::DryRun, _, _) => "no (DryRun)".to_owned(),
+            (PolicyMode::Paused, _, _) => "no (Paused)".to_owned(),
+        };
+        let mut flags: Vec<String> = p.halt.iter().map(|h| format!("⛔ {}", h.reason)).collect();
+        flags.extend(p.conditions.iter().map(|c| format!("⚠ {}", c.reason)));
+        let savings = if t.savings.currency.is_some() {
+            money(t.savings.projected_monthly, t.savings.currency.as_deref())
+        } else {
+            "—".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.policy,
+            mode_label(p.mode),
+            md_cell(&applies),
+            t.destructive_actions,
+            t.users_acted_on,
+            t.notices,
+            t.restorations,
+            t.onboardings,
+            t.deferred,
+            seats_text(&t.seats_freed),
+            savings,
+            if flags.is_empty() { "—".to_owned() } else { flags.join(", ") }
+        );
+    }
+    out.push('\n');
+    let t = &plan.totals;
+    let _ = writeln!(
+        out,
+        "**Total:** {} destructive action(s) on {} user(s), {} notice(s), {} restoration(s), {} onboarding(s), {} deferred by the caps; seats freed: {}{}.\n",
+        t.destructive_actions,
+        t.users_acted_on,
+        t.notices,
+        t.restorations,
+        t.onboardings,
+        t.deferred,
+        seats_text(&t.seats_freed),
+        if t.savings.currency.is_some() {
+            format!("; projected monthly savings {}", money(t.savings.projected_monthly, t.savings.currency.as_deref()))
+        } else {
+            String::new()
         }
-        for c in &p.conditions {
-            let _ = writeln!(out, "> **{}**: {}\n", c.reason, c.message);
+    );
+    let warnings: Vec<String> = plan
+        .conditions
+        .iter()
+        .map(|c| format!("- ⚠ **{}**: {}", c.reason, md_cell(&c.message)))
+        .chain(plan.policies.iter().flat_map(|p| {
+            p.halt
+                .iter()
+                .map(move |h| format!("- ⛔ `{}` **halted** ({}): {}", p.policy, h.reason, md_cell(&h.message)))
+                .chain(
+                    p.conditions
+                        .iter()
+                        .map(move |c| format!("- ⚠ `{}` **{}**: {}", p.policy, c.reason, md_cell(&c.message))),
+                )
+        }))
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "### Halts and warnings\n");
+        for w in &warnings {
+            let _ = writeln!(out, "{w}");
         }
-        if !p.actions.is_empty() || !p.notices.is_empty() {
-            let _ = writeln!(out, "| rule | action | account | email | reason |\n|---|---|---|---|---|");
-            for a in &p.actions {
-                let target = a.kind.group_id().map(|g| format!(" `{g}`")).unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "| {} | {}{} | `{}` | {} | {} |",
-                    a.rule,
-                    a.kind.label(),
-                    target,
-                    a.account_id,
-                    a.email.as_deref().unwrap_or("-"),
-                    a.reason.replace('|', "\\|")
-                );
-            }
-            for n in &p.notices {
-                let _ = writeln!(
-                    out,
-                    "| {} | notice ({} ahead) | `{}` | {} | {} |",
-                    n.rule,
-                    n.lead_time,
-                    n.account_id,
-                    n.email.as_deref().unwrap_or("-"),
-                    n.reason.replace('|', "\\|")
-                );
-            }
-            out.push('\n');
-        }
-        if !p.deferred.is_empty() {
-            let _ = writeln!(out, "{} action(s) deferred by the caps.\n", p.deferred.len());
-        }
-        for h in &p.held_back {
-            let _ = writeln!(out, "- held back: {} `{}` ({}): {}", h.kind.label(), h.account_id, h.rule, h.why);
-        }
-        for i in &p.idp_actions {
-            let _ = writeln!(out, "- in the identity provider: {} `{}`: {}", i.kind.label(), i.account_id, i.reason);
-        }
-        if !p.skipped_counts.is_empty() {
-            let counts: Vec<String> = p.skipped_counts.iter().map(|(k, n)| format!("{} {n}", k.label())).collect();
-            let _ = writeln!(out, "- skipped: {}", counts.join(", "));
-        }
-        totals_lines(&p.totals, &mut out, "- ");
         out.push('\n');
     }
-    let _ = writeln!(out, "### Totals\n");
-    totals_lines(&plan.totals, &mut out, "- ");
+
+    let group = |id: &str| match options.group_names.get(id) {
+        Some(name) => format!(" `{}`", md_cell(name)),
+        None => format!(" `{id}`"),
+    };
+    let email = |e: &Option<String>| e.as_deref().map(md_cell).unwrap_or_else(|| "—".to_owned());
+    let mut sections = Vec::new();
+    for p in &plan.policies {
+        if !p.actions.is_empty() {
+            sections.push(Section {
+                summary: format!("<code>{}</code>: {} action(s)", p.policy, p.actions.len()),
+                header: "| rule | action | email | account | reason |\n|---|---|---|---|---|",
+                rows: p
+                    .actions
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "| {} | {}{} | {} | `{}` | {} |",
+                            md_cell(&a.rule),
+                            a.kind.label(),
+                            a.kind.group_id().map(group).unwrap_or_default(),
+                            email(&a.email),
+                            a.account_id,
+                            md_cell(&a.reason)
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        if !p.notices.is_empty() {
+            sections.push(Section {
+                summary: format!("<code>{}</code>: {} notice(s)", p.policy, p.notices.len()),
+                header: "| rule | notice | email | account | action due | reason |\n|---|---|---|---|---|---|",
+                rows: p
+                    .notices
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "| {} | {} ahead of {} | {} | `{}` | {} | {} |",
+                            md_cell(&n.rule),
+                            n.lead_time,
+                            n.action.label(),
+                            email(&n.email),
+                            n.account_id,
+                            n.action_due.strftime("%Y-%m-%d"),
+                            md_cell(&n.reason)
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        if !p.deferred.is_empty() {
+            sections.push(Section {
+                summary: format!("<code>{}</code>: {} deferred by the caps", p.policy, p.deferred.len()),
+                header: "| rule | action | email | account | why |\n|---|---|---|---|---|",
+                rows: p
+                    .deferred
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "| {} | {}{} | {} | `{}` | {} |",
+                            md_cell(&d.action.rule),
+                            d.action.kind.label(),
+                            d.action.kind.group_id().map(group).unwrap_or_default(),
+                            email(&d.action.email),
+                            d.action.account_id,
+                            md_cell(&d.why)
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        if !p.held_back.is_empty() {
+            sections.push(Section {
+                summary: format!("<code>{}</code>: {} held back for another decision", p.policy, p.held_back.len()),
+                header: "| rule | action | email | account | why |\n|---|---|---|---|---|",
+                rows: p
+                    .held_back
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "| {} | {} | {} | `{}` | {} |",
+                            md_cell(&h.rule),
+                            h.kind.label(),
+                            email(&h.email),
+                            h.account_id,
+                            md_cell(&h.why)
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        if !p.idp_actions.is_empty() {
+            sections.push(Section {
+                summary: format!("<code>{}</code>: {} to do in the identity provider", p.policy, p.idp_actions.len()),
+                header: "| rule | action | email | account | reason |\n|---|---|---|---|---|",
+                rows: p
+                    .idp_actions
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "| {} | {}{} | {} | `{}` | {} |",
+                            md_cell(&i.rule),
+                            i.kind.label(),
+                            i.group_name.as_deref().map(|g| format!(" `{}`", md_cell(g))).unwrap_or_default(),
+                            email(&i.email),
+                            i.account_id,
+                            md_cell(&i.reason)
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        if !p.skipped.is_empty() {
+            let counts: Vec<String> = p.skipped_counts.iter().map(|(k, n)| format!("{} {n}", k.label())).collect();
+            sections.push(Section {
+                summary: format!(
+                    "<code>{}</code>: {} kept out by safety rules ({})",
+                    p.policy,
+                    p.skipped.len(),
+                    counts.join(", ")
+                ),
+                header: "| kind | rule | email | account | why |\n|---|---|---|---|---|",
+                rows: p
+                    .skipped
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "| {} | {} | {} | `{}` | {} |",
+                            s.kind.label(),
+                            s.rule.as_deref().map(md_cell).unwrap_or_default(),
+                            email(&s.email),
+                            s.account_id,
+                            md_cell(&s.why)
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    if !sections.is_empty() {
+        let _ = writeln!(out, "### Details\n");
+    }
+    const FULL_PLAN: &str = "the full plan: `seatwarden plan --output json`";
+    // Room kept for each later section's closing lines, so the limit holds whatever comes.
+    const SECTION_TAIL: usize = 320;
+    let total_sections = sections.len();
+    for (i, section) in sections.into_iter().enumerate() {
+        let tail_reserve = SECTION_TAIL * (total_sections - i) + 200;
+        let budget = options.max_chars.saturating_sub(tail_reserve);
+        let opening = format!("<details><summary>{}</summary>\n\n{}\n", section.summary, section.header);
+        if out.chars().count() + opening.chars().count() > budget {
+            let _ = writeln!(out, "- {}: not shown ({FULL_PLAN})", section.summary);
+            continue;
+        }
+        out.push_str(&opening);
+        let mut used = out.chars().count();
+        let mut shown = 0;
+        for row in &section.rows {
+            let len = row.chars().count() + 1;
+            if used + len > budget {
+                break;
+            }
+            out.push_str(row);
+            out.push('\n');
+            used += len;
+            shown += 1;
+        }
+        if shown < section.rows.len() {
+            let _ = writeln!(out, "\n… and {} more ({FULL_PLAN})", section.rows.len() - shown);
+        }
+        out.push_str("\n</details>\n\n");
+    }
     out
+}
+
+/// [`to_markdown_with`] with the default options.
+pub fn to_markdown(plan: &Plan) -> String {
+    to_markdown_with(plan, &MarkdownOptions::default())
 }
 
 /// The plan as JSON for machines (`seatwarden plan --format json`): `actions` (each with
@@ -322,7 +570,7 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
             "heldBack": p.held_back.len(),
             "skipped": p.skipped_counts.iter().map(|(k, n)| (k.label().to_owned(), json!(n))).collect::<Map<_, _>>(),
             "idpActions": p.idp_actions,
-            "totals": p.totals,
+            "totals": totals_json(&p.totals),
         }));
     }
     json!({
@@ -333,8 +581,42 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
         "actions": actions,
         "notices": notices,
         "policies": policies,
-        "totals": plan.totals,
+        "totals": totals_json(&plan.totals),
     })
+}
+
+/// Totals as JSON with products spelled as everywhere else in the JSON (`jira-software`, the
+/// product label), not as the Rust enum serializes (`JiraSoftware`).
+fn totals_json(t: &Totals) -> serde_json::Value {
+    use serde_json::Value;
+    let mut v = serde_json::to_value(t).expect("totals serialize");
+    let label = |key: &str| -> Option<&'static str> {
+        crate::product::Product::ALL
+            .into_iter()
+            .find(|p| serde_json::to_value(p).ok().as_ref().and_then(Value::as_str) == Some(key))
+            .map(|p| p.label())
+    };
+    let relabel_keys = |v: Option<&mut Value>| {
+        if let Some(Value::Object(m)) = v {
+            let entries = std::mem::take(m);
+            for (k, val) in entries {
+                m.insert(label(&k).map_or(k, str::to_owned), val);
+            }
+        }
+    };
+    relabel_keys(v.get_mut("seatsFreed"));
+    relabel_keys(v.get_mut("seatsAdded"));
+    if let Some(savings) = v.get_mut("savings") {
+        relabel_keys(savings.get_mut("byProduct"));
+        if let Some(Value::Array(list)) = savings.get_mut("unpricedProducts") {
+            for item in list {
+                if let Some(l) = item.as_str().and_then(label) {
+                    *item = Value::String(l.to_owned());
+                }
+            }
+        }
+    }
+    v
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub struct RunRecord {
     pub end_time: Option<jiff::Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<RunPhase>,
+    /// Who ran it (command-line runs); None for the operator's runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     pub actions: Vec<RunAction>,
 }
 
@@ -240,6 +243,7 @@ fn join_pages(mut runs: Vec<LifecycleRun>) -> Vec<RunRecord> {
                 start_time: r.spec.start_time.0,
                 end_time: status.end_time.map(|t| t.0),
                 phase: status.phase,
+                actor: r.spec.actor,
                 actions: r.spec.actions,
             }),
         }
@@ -309,6 +313,7 @@ impl ClusterAudit {
                 page: i as i32 + 1,
                 mode: run.mode,
                 start_time: Time(run.start_time),
+                actor: run.actor.clone(),
                 actions: actions.to_vec(),
             };
             let obj = serde_json::json!({
@@ -410,43 +415,130 @@ impl AuditSink for FolderAudit {
     }
 }
 
-/// The audit trail as CSV for auditors: one row per action.
-pub fn write_csv<W: std::io::Write>(records: &[RunRecord], out: W) -> Result<(), csv::Error> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record([
-        "time",
-        "policy",
-        "runId",
-        "mode",
-        "accountId",
-        "email",
-        "action",
-        "group",
-        "rule",
-        "reason",
-        "outcome",
-        "error",
-    ])?;
-    for r in records {
-        for a in &r.actions {
-            w.write_record([
-                a.time.0.to_string().as_str(),
-                &r.policy,
-                &r.run_id,
-                r.mode.label(),
-                &a.account_id,
-                a.email.as_deref().unwrap_or(""),
-                &a.action,
-                a.group.as_deref().unwrap_or(""),
-                &a.rule,
-                &a.reason,
-                a.outcome.label(),
-                a.error.as_deref().unwrap_or(""),
-            ])?;
+/// One row of the audit export: an action of a run, with how many records it stands for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRow<'a> {
+    pub run: &'a RunRecord,
+    pub action: &'a RunAction,
+    /// When this action was first recorded (deferred or planned before its final outcome).
+    pub first_recorded: jiff::Timestamp,
+    /// Records of the same action folded into this row (1 in the full history).
+    pub records: u32,
+}
+
+/// Every record of every action, oldest run first: the full history.
+pub fn history(records: &[RunRecord]) -> Vec<AuditRow<'_>> {
+    let mut runs: Vec<&RunRecord> = records.iter().collect();
+    runs.sort_by(|a, b| (a.start_time, &a.policy, &a.run_id).cmp(&(b.start_time, &b.policy, &b.run_id)));
+    runs.iter()
+        .flat_map(|r| {
+            r.actions.iter().map(move |a| AuditRow { run: r, action: a, first_recorded: a.time.0, records: 1 })
+        })
+        .collect()
+}
+
+/// What makes two records the same action: organization, policy, rule, account, action, group.
+type ActionKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, Option<&'a str>);
+
+/// One row per action's final outcome: an action deferred by the caps on three runs and applied on
+/// the fourth is one `applied` row (4 records); an action still waiting is one `deferred` (or
+/// `planned`) row. An action is the same when organization, policy, rule, account, action and
+/// group are; after an applied, failed or skipped outcome the same action again is a new one.
+pub fn final_outcomes(records: &[RunRecord]) -> Vec<AuditRow<'_>> {
+    let mut rows: Vec<Option<AuditRow<'_>>> = Vec::new();
+    let mut pending: std::collections::HashMap<ActionKey<'_>, usize> = Default::default();
+    for row in history(records) {
+        let a = row.action;
+        let key = (
+            row.run.organization.as_str(),
+            row.run.policy.as_str(),
+            a.rule.as_str(),
+            a.account_id.as_str(),
+            a.action.as_str(),
+            a.group.as_deref(),
+        );
+        let folded = match pending.remove(&key) {
+            Some(i) => {
+                let earlier = rows[i].take().expect("a pending row is present");
+                AuditRow { first_recorded: earlier.first_recorded, records: earlier.records + 1, ..row }
+            }
+            None => row,
+        };
+        let terminal = !matches!(folded.action.outcome, ActionOutcome::Planned | ActionOutcome::Deferred);
+        rows.push(Some(folded));
+        if !terminal {
+            pending.insert(key, rows.len() - 1);
         }
+    }
+    rows.into_iter().flatten().collect()
+}
+
+/// An instant as auditors read it: `2026-11-25T10:00:00Z` (whole seconds).
+pub fn audit_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The export's columns.
+pub const CSV_COLUMNS: [&str; 16] = [
+    "time",
+    "policy",
+    "runId",
+    "mode",
+    "actor",
+    "accountId",
+    "email",
+    "action",
+    "groupId",
+    "groupName",
+    "rule",
+    "reason",
+    "outcome",
+    "error",
+    "firstRecorded",
+    "records",
+];
+
+/// Writes `rows` as CSV. Group names come from the record, else from any other record naming the
+/// same group id; the actor of an operator run is `seatwarden`.
+pub fn write_rows_csv<W: std::io::Write>(rows: &[AuditRow<'_>], out: W) -> Result<(), csv::Error> {
+    let mut names: std::collections::HashMap<&str, &str> = Default::default();
+    for r in rows {
+        if let (Some(id), Some(name)) = (r.action.group.as_deref(), r.action.group_name.as_deref()) {
+            names.insert(id, name);
+        }
+    }
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
+    w.write_record(CSV_COLUMNS)?;
+    for row in rows {
+        let (r, a) = (row.run, row.action);
+        let group_name =
+            a.group_name.as_deref().or_else(|| a.group.as_deref().and_then(|g| names.get(g).copied())).unwrap_or("");
+        w.write_record([
+            audit_time(a.time.0).as_str(),
+            &r.policy,
+            &r.run_id,
+            r.mode.label(),
+            r.actor.as_deref().unwrap_or("seatwarden"),
+            &a.account_id,
+            a.email.as_deref().unwrap_or(""),
+            &a.action,
+            a.group.as_deref().unwrap_or(""),
+            group_name,
+            &a.rule,
+            &a.reason,
+            a.outcome.label(),
+            a.error.as_deref().unwrap_or(""),
+            audit_time(row.first_recorded).as_str(),
+            row.records.to_string().as_str(),
+        ])?;
     }
     w.flush()?;
     Ok(())
+}
+
+/// The audit trail as CSV for auditors: one row per action's final outcome.
+pub fn write_csv<W: std::io::Write>(records: &[RunRecord], out: W) -> Result<(), csv::Error> {
+    write_rows_csv(&final_outcomes(records), out)
 }
 
 #[cfg(test)]
@@ -460,11 +552,92 @@ mod tests {
             email: Some(format!("u{i}@example.com")),
             action: "suspend".into(),
             group: None,
+            group_name: None,
             rule: "idle".into(),
             reason: "no activity for 130 days (threshold 120)".into(),
             outcome,
             error: None,
             directory: None,
+        }
+    }
+
+    fn run(id: &str, at: &str, actions: Vec<RunAction>) -> RunRecord {
+        RunRecord {
+            run_id: id.into(),
+            policy: "p".into(),
+            organization: "o".into(),
+            mode: PolicyMode::Enforce,
+            start_time: at.parse().unwrap(),
+            end_time: None,
+            phase: Some(RunPhase::Completed),
+            actor: None,
+            actions,
+        }
+    }
+
+    fn at(mut a: RunAction, t: &str) -> RunAction {
+        a.time = Time(t.parse().unwrap());
+        a
+    }
+
+    #[test]
+    fn an_action_deferred_then_applied_is_one_row_and_history_keeps_every_record() {
+        let day = |d: u32| format!("2026-11-{d:02}T09:00:00Z");
+        let records = vec![
+            run(
+                "r3",
+                &day(3),
+                vec![at(action(1, ActionOutcome::Applied), &day(3)), at(action(2, ActionOutcome::Deferred), &day(3))],
+            ),
+            run(
+                "r1",
+                &day(1),
+                vec![at(action(1, ActionOutcome::Deferred), &day(1)), at(action(3, ActionOutcome::Applied), &day(1))],
+            ),
+            run(
+                "r2",
+                &day(2),
+                vec![at(action(1, ActionOutcome::Deferred), &day(2)), at(action(2, ActionOutcome::Deferred), &day(2))],
+            ),
+            // The same action again after it was applied is a new action.
+            run("r4", &day(4), vec![at(action(1, ActionOutcome::Failed), &day(4))]),
+        ];
+        assert_eq!(history(&records).len(), 7);
+        let rows = final_outcomes(&records);
+        let summary: Vec<(&str, &str, u32, String)> = rows
+            .iter()
+            .map(|r| (r.action.account_id.as_str(), r.action.outcome.label(), r.records, audit_time(r.first_recorded)))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("acc-3", "applied", 1, day(1)),
+                ("acc-1", "applied", 3, day(1)),
+                ("acc-2", "deferred", 2, day(2)),
+                ("acc-1", "failed", 1, day(4)),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_csv_names_groups_and_actors_and_has_whole_seconds() {
+        let mut a = action(1, ActionOutcome::Applied);
+        a.action = "remove-group".into();
+        a.group = Some("g-1".into());
+        a.time = Time("2026-11-25T10:00:00.123456789Z".parse().unwrap());
+        let mut b = a.clone();
+        b.account_id = "acc-2".into();
+        b.group_name = Some("jira-users".into());
+        let mut cli = run("r1", "2026-11-25T10:00:00Z", vec![a, b]);
+        cli.actor = Some("alice".into());
+        let mut out = vec![];
+        write_csv(&[cli], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2);
+        for r in &rows {
+            assert!(r.starts_with("2026-11-25T10:00:00Z,p,r1,enforce,alice,"), "{r}");
+            assert!(r.contains(",remove-group,g-1,jira-users,"), "the name is found through the other record: {r}");
         }
     }
 
@@ -487,6 +660,7 @@ mod tests {
             start_time: "2026-11-25T10:00:00Z".parse().unwrap(),
             end_time: None,
             phase: None,
+            actor: None,
             actions: (0..2500)
                 .map(|i| action(i, if i % 2 == 0 { ActionOutcome::Applied } else { ActionOutcome::Failed }))
                 .collect(),
@@ -510,6 +684,7 @@ mod tests {
             start_time: "2026-11-25T10:00:00Z".parse().unwrap(),
             end_time: None,
             phase: Some(RunPhase::Completed),
+            actor: None,
             actions: vec![action(1, ActionOutcome::Planned)],
         };
         audit.write(&run).await.unwrap();
@@ -519,7 +694,10 @@ mod tests {
         let mut csv = vec![];
         write_csv(&back, &mut csv).unwrap();
         let text = String::from_utf8(csv).unwrap();
-        assert!(text.starts_with("time,policy,runId,mode,accountId"));
-        assert!(text.contains("acc-1,u1@example.com,suspend,,idle,no activity for 130 days (threshold 120),planned"));
+        assert!(text.starts_with("time,policy,runId,mode,actor,accountId,email,action,groupId,groupName,"));
+        assert!(text.contains(
+            "seatwarden,acc-1,u1@example.com,suspend,,,idle,no activity for 130 days (threshold 120),planned"
+        ));
+        assert!(text.starts_with("time,") && text.lines().nth(1).unwrap().starts_with("2026-11-25T10:00:00Z,p,"));
     }
 }

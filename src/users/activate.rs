@@ -97,6 +97,7 @@ pub fn plan_activation(
                     line: 0,
                     column: Some("--group".into()),
                     message: format!("no group {name:?} in the organization"),
+                    email: None,
                 });
                 return plan;
             }
@@ -113,6 +114,7 @@ pub fn plan_activation(
                     line: p.line,
                     column: column.map(str::to_owned),
                     message,
+                    email: p.email.clone(),
                 };
                 match index.find(p.account_id.as_deref(), p.email.as_deref()) {
                     Err(m) => plan.errors.push(at(None, m)),
@@ -180,7 +182,7 @@ fn activate_user(plan: &mut ActivationPlan, index: &SnapshotIndex<'_>, u: &Direc
         directory_id: index.directory_id(u.directory),
         kind,
     };
-    let skip = |message: String| RowError { line, column: None, message };
+    let skip = |message: String| RowError { line, column: None, message, email: u.email.clone() };
     match u.status {
         UserStatus::Suspended => plan.changes.push(change(ChangeKind::Restore)),
         UserStatus::Deactivated if u.managed => plan.changes.push(change(ChangeKind::Enable)),

@@ -171,6 +171,7 @@ pub fn audit_record(
                 email: c.email.clone(),
                 action: c.kind.action().to_owned(),
                 group: c.kind.group_id().map(str::to_owned),
+                group_name: c.kind.group_name().map(str::to_owned),
                 rule: policy.to_owned(),
                 reason: format!("requested by an administrator ({at})"),
                 outcome,
@@ -186,6 +187,7 @@ pub fn audit_record(
         start_time: start,
         end_time: applied.map(|(_, t)| t),
         phase: Some(if applied.is_some() { RunPhase::Completed } else { RunPhase::Running }),
+        actor: None,
         actions,
     }
 }

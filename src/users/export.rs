@@ -143,7 +143,8 @@ pub fn write_export_csv<W: Write>(
     mut on_row: impl FnMut(),
 ) -> Result<usize, csv::Error> {
     let columns = ExportColumns::of(snapshot);
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+    // LF line ends: what editors, diff and git show; `users import` accepts CRLF too.
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
     w.write_record(columns.header())?;
     let mut n = 0;
     let mut write = |u: &Account| -> Result<(), csv::Error> {
@@ -173,7 +174,7 @@ mod tests {
         let rows = write_export_csv(&s, None, &mut out, || {}).unwrap();
         assert_eq!(rows, 4);
         let text = String::from_utf8(out).unwrap();
-        let mut lines = text.split("\r\n");
+        let mut lines = text.split('\n');
         assert_eq!(
             lines.next().unwrap(),
             "accountId,email,name,status,accountType,managed,addedToOrg,lastActive,lastActive.jira-software,lastActive.confluence,groups"
@@ -183,7 +184,7 @@ mod tests {
             "acc-a,ann@acme.example,\"Ann \"\"the admin\"\", Jr.\",active,atlassian,true,2025-01-01T00:00:00Z,\
              2026-11-20T00:00:00Z,2026-11-20T00:00:00Z,2026-01-01T00:00:00Z,confluence-users;jira-users"
         );
-        assert!(text.contains("acc-c,cat@acme.example,ACC-C,deactivated,atlassian,true,,,,,\r\n"), "{text}");
+        assert!(text.contains("acc-c,cat@acme.example,ACC-C,deactivated,atlassian,true,,,,,\n"), "{text}");
         // Parsed back by a reader, the awkward name survives intact.
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let first = r.records().next().unwrap().unwrap();

@@ -65,15 +65,23 @@ pub struct ImportRow {
 /// What is wrong, and where: `line 7, column email: "bob@" is not an email address`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowError {
-    /// 1-based line; 0 for the file as a whole.
+    /// 1-based line as an editor shows it (the header is line 1, CRLF or LF alike); 0 for the
+    /// file as a whole.
     pub line: u64,
     pub column: Option<String>,
     pub message: String,
+    /// The row's email, when it has one: people find a row by who it is about.
+    pub email: Option<String>,
 }
 
 impl RowError {
     fn new(line: u64, column: Option<&str>, message: impl Into<String>) -> Self {
-        Self { line, column: column.map(str::to_owned), message: message.into() }
+        Self { line, column: column.map(str::to_owned), message: message.into(), email: None }
+    }
+
+    fn about(mut self, email: Option<&str>) -> Self {
+        self.email = email.map(str::to_owned);
+        self
     }
 }
 
@@ -81,6 +89,9 @@ impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
             write!(f, "line {}", self.line)?;
+            if let Some(e) = &self.email {
+                write!(f, " ({e})")?;
+            }
             if let Some(c) = &self.column {
                 write!(f, ", column {c}")?;
             }
@@ -132,6 +143,17 @@ pub fn parse_import_csv(bytes: &[u8]) -> Result<ImportFile, RowError> {
     }
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(RowError::new(1, None, "the file is empty: it needs a header line naming the columns"));
+    }
+    let lines = LineIndex::new(bytes);
+    if let Some(open) = unclosed_quote(bytes) {
+        let (line, col) = lines.line_and_column(open);
+        return Err(RowError::new(
+            line,
+            None,
+            format!(
+                "the quote opened at character {col} is never closed, so the rest of the file would be one field: close it with a second \" (nothing was read)"
+            ),
+        ));
     }
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut records = reader.records();
@@ -197,21 +219,36 @@ pub fn parse_import_csv(bytes: &[u8]) -> Result<ImportFile, RowError> {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                // Lines from byte offsets: the csv crate's own line count is off after CRLF.
+                let line = e.position().map_or(0, |p| lines.line_of(skip_line_ends(bytes, p.byte() as usize)));
                 file.errors.push(RowError::new(line, None, format!("does not parse: {e}")));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let start = record.position().map_or(0, |p| skip_line_ends(bytes, p.byte() as usize));
+        let line = lines.line_of(start);
+        let email_cell = names
+            .iter()
+            .zip(&file.columns)
+            .zip(record.iter())
+            .find(|((_, c), _)| **c == Column::Email)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty());
         if record.iter().all(|f| f.trim().is_empty()) {
             continue; // blank lines are no rows
         }
         if record.len() != names.len() {
-            file.errors.push(RowError::new(
-                line,
-                None,
-                format!("has {} fields, the header has {}", record.len(), names.len()),
-            ));
+            let end = record.position().map_or(start, |p| p.byte() as usize) + record.as_byte_record().as_slice().len();
+            let spans = lines.line_of(end.min(bytes.len())).saturating_sub(line);
+            let hint = if spans > 0 {
+                format!(" (a quoted field runs on over {spans} more line(s): is a closing quote missing?)")
+            } else {
+                String::new()
+            };
+            file.errors.push(
+                RowError::new(line, None, format!("has {} fields, the header has {}{hint}", record.len(), names.len()))
+                    .about(email_cell.filter(|e| is_valid_email(e))),
+            );
             continue;
         }
         let mut row = ImportRow { line, account_id: None, email: None, status: None, groups: None };
@@ -231,11 +268,16 @@ pub fn parse_import_csv(bytes: &[u8]) -> Result<ImportFile, RowError> {
                 Column::Status if !value.is_empty() => match parse_status(value) {
                     Some(s) => row.status = Some(s),
                     None => {
-                        file.errors.push(RowError::new(
-                            line,
-                            Some(name),
-                            format!("{value:?} is not a status (active, suspended, deactivated, invited-never-active)"),
-                        ));
+                        file.errors.push(
+                            RowError::new(
+                                line,
+                                Some(name),
+                                format!(
+                                    "{value:?} is not a status (active, suspended, deactivated, invited-never-active)"
+                                ),
+                            )
+                            .about(email_cell.filter(|e| is_valid_email(e))),
+                        );
                         ok = false;
                     }
                 },
@@ -264,6 +306,79 @@ pub fn parse_import_csv(bytes: &[u8]) -> Result<ImportFile, RowError> {
         }
     }
     Ok(file)
+}
+
+/// Byte offset → line as an editor counts it: `\n`, `\r\n` and a lone `\r` each end a line.
+struct LineIndex {
+    /// Byte offset where each line after the first starts.
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(bytes: &[u8]) -> Self {
+        let mut starts = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\n' => starts.push(i + 1),
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    starts.push(i + 2);
+                    i += 1;
+                }
+                b'\r' => starts.push(i + 1),
+                _ => {}
+            }
+            i += 1;
+        }
+        Self { starts }
+    }
+
+    /// 1-based line of the byte at `offset`.
+    fn line_of(&self, offset: usize) -> u64 {
+        1 + self.starts.partition_point(|&s| s <= offset) as u64
+    }
+
+    /// 1-based line and character (not byte) column of `offset` in `bytes`' text.
+    fn line_and_column(&self, offset: usize) -> (u64, usize) {
+        let line = self.line_of(offset);
+        let start = if line == 1 { 0 } else { self.starts[line as usize - 2] };
+        (line, offset - start + 1)
+    }
+}
+
+/// The first byte at or after `offset` that ends no line. The csv crate puts a record after a CRLF
+/// at the `\n`, which belongs to the line before.
+fn skip_line_ends(bytes: &[u8], mut offset: usize) -> usize {
+    while offset < bytes.len() && matches!(bytes[offset], b'\r' | b'\n') {
+        offset += 1;
+    }
+    offset
+}
+
+/// Where a quoted field opens that no quote closes (RFC 4180: a quote at the start of a field
+/// opens it, `""` inside is a literal quote), or None.
+fn unclosed_quote(bytes: &[u8]) -> Option<usize> {
+    let mut field_start = true;
+    let mut open: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match open {
+            Some(_) if b == b'"' && bytes.get(i + 1) == Some(&b'"') => i += 1,
+            Some(_) if b == b'"' => {
+                open = None;
+                field_start = false;
+            }
+            Some(_) => {}
+            None if field_start && b == b'"' => {
+                open = Some(i);
+                field_start = false;
+            }
+            None => field_start = matches!(b, b',' | b'\n' | b'\r'),
+        }
+        i += 1;
+    }
+    open
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -330,6 +445,15 @@ impl ChangeKind {
     pub fn group_id(&self) -> Option<&str> {
         match self {
             ChangeKind::RemoveFromGroup { group_id, .. } | ChangeKind::AddToGroup { group_id, .. } => Some(group_id),
+            _ => None,
+        }
+    }
+
+    pub fn group_name(&self) -> Option<&str> {
+        match self {
+            ChangeKind::RemoveFromGroup { group_name, .. } | ChangeKind::AddToGroup { group_name, .. } => {
+                Some(group_name)
+            }
             _ => None,
         }
     }
@@ -570,6 +694,22 @@ pub fn plan_import(file: &ImportFile, snapshot: &DirectorySnapshot, options: Imp
         }
     }
     plan.changes.sort_by_key(|c| (c.kind.phase(), c.line));
+    // Every message names the row's person by email: the row's own, or the account's.
+    let emails: HashMap<u64, String> = file
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let email = r.email.clone().or_else(|| {
+                r.account_id.as_deref().and_then(|id| index.by_account(id).first().and_then(|u| u.email.clone()))
+            })?;
+            Some((r.line, email))
+        })
+        .collect();
+    for list in [&mut plan.errors, &mut plan.notes] {
+        for e in list.iter_mut().filter(|e| e.email.is_none()) {
+            e.email = emails.get(&e.line).cloned();
+        }
+    }
     plan.errors.sort_by_key(|e| e.line);
     plan
 }
@@ -831,11 +971,11 @@ mod tests {
         let msgs: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert!(msgs[0].starts_with(
-            "line 2, column groups: group \"okta-engineering\" is synced from an identity provider: remove"
+            "line 2 (dan@acme.example), column groups: group \"okta-engineering\" is synced from an identity provider: remove"
         ));
         assert!(
             msgs[1].starts_with(
-                "line 3, column groups: group \"okta-engineering\" is synced from an identity provider: add"
+                "line 3 (ann@acme.example), column groups: group \"okta-engineering\" is synced from an identity provider: add"
             )
         );
         // Rows with errors contribute nothing (dan's jira-users add is not planned).
@@ -870,10 +1010,49 @@ mod tests {
         assert_eq!(with_bom.rows[0].email.as_deref(), Some("ann@acme.example"));
     }
 
+    /// An editor's line numbers, whatever the line ends: the csv crate alone says 11 for line 12
+    /// of a CRLF file.
+    #[test]
+    fn line_numbers_are_an_editors_with_lf_crlf_and_cr() {
+        for eol in ["\n", "\r\n", "\r"] {
+            let mut text = format!("email,status{eol}");
+            for i in 2..12 {
+                text.push_str(&format!("u{i}@acme.example,active{eol}"));
+            }
+            text.push_str(&format!("bad@acme.example,sleeping{eol}"));
+            let file = parse_import_csv(text.as_bytes()).unwrap();
+            assert_eq!(file.errors.len(), 1, "{eol:?}: {:?}", file.errors);
+            assert_eq!(
+                file.errors[0].to_string(),
+                "line 12 (bad@acme.example), column status: \"sleeping\" is not a status (active, suspended, deactivated, invited-never-active)",
+                "{eol:?}"
+            );
+            assert_eq!(file.rows.iter().map(|r| r.line).collect::<Vec<_>>(), (2..12).collect::<Vec<u64>>());
+        }
+        let multiline =
+            "email,groups\r\n\"a@acme.example\",\"jira-users;\r\nconfluence-users\"\r\nb@acme.example,x,y\r\n";
+        let file = parse_import_csv(multiline.as_bytes()).unwrap();
+        assert_eq!(file.rows[0].line, 2);
+        assert_eq!(file.errors[0].line, 4, "{:?}", file.errors);
+        assert!(file.errors[0].to_string().starts_with("line 4 (b@acme.example): has 3 fields"), "{}", file.errors[0]);
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_where_it_opens() {
+        let text = "email,name,groups\r\nann@acme.example,Ann,jira-users\r\nbob@acme.example,\"Bob, Jr.,jira-users\r\ncat@acme.example,Cat,\r\n";
+        let err = parse_import_csv(text.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 3: the quote opened at character 18 is never closed"), "{err}");
+        // Doubled quotes inside a quoted field are not an opening.
+        assert!(parse_import_csv(b"email,name\nann@acme.example,\"Ann \"\"A\"\"\"\n").unwrap().errors.is_empty());
+    }
+
     #[test]
     fn rows_with_the_wrong_field_count_are_errors_by_line() {
         let file = parse_import_csv(b"email,groups\nann@acme.example,jira-users\nbob@contractor.example\n\n").unwrap();
         assert_eq!(file.rows.len(), 1);
-        assert_eq!(file.errors, vec![RowError::new(3, None, "has 1 fields, the header has 2")]);
+        assert_eq!(
+            file.errors,
+            vec![RowError::new(3, None, "has 1 fields, the header has 2").about(Some("bob@contractor.example"))]
+        );
     }
 }
