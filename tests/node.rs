@@ -380,7 +380,10 @@ fn example_objects(ns: &str, sim_url: &str) -> Vec<Value> {
                     site["url"] = json!(sim_url);
                 }
                 spec["bitbucket"]["apiUrl"] = json!(sim_url);
+                // No SMTP server in the node: the notices go to the pod's mailbox folder, which an
+                // organization must ask for explicitly (without it lead-time rules act on no one).
                 spec.remove("mail");
+                spec.insert("localMailbox".into(), json!(true));
             }
             objects.push(doc);
         }

@@ -652,7 +652,7 @@ async fn with_a_namespace_applied_changes_are_lifecycle_runs_and_audit_export_re
     assert_eq!(exported.code, exit::OK, "{}", exported.err);
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
-    assert!(text.contains("cluster.newcomer@acme.example,invite,,cli-import,"), "{text}");
+    assert!(text.contains("cluster.newcomer@acme.example,invite,,,cli-import,"), "{text}");
 }
 
 #[tokio::test]

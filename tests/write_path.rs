@@ -65,7 +65,8 @@ impl Bed {
         let org: AtlassianOrganization = serde_json::from_value(json!({
             "apiVersion": "seatwarden.io/v1alpha1", "kind": "AtlassianOrganization",
             "metadata": {"name": "acme", "namespace": "n"},
-            "spec": {"orgId": sim.org_id(), "apiBaseUrl": sim.base_url(),
+            // The notices go to a folder (MailboxNotifier): the organization asks for that.
+            "spec": {"orgId": sim.org_id(), "apiBaseUrl": sim.base_url(), "localMailbox": true,
                      "credentials": {"apiKeySecretRef": {"name": "k", "key": "k"}}}}))
         .unwrap();
         let mut config = ClientConfig::from_spec(&org.spec).unwrap();

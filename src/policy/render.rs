@@ -255,7 +255,7 @@ pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
     let _ = writeln!(out, "## Seatwarden plan for `{}`\n", plan.org_id);
     let _ = writeln!(
         out,
-        "At {} (snapshot {}). Every policy is shown as Enforce would act; only Enforce policies apply.\n",
+        "At {} (snapshot {}). DryRun policies show what they would do; only Enforce policies apply, and both are resolved as the operator resolves them.\n",
         plan.now.strftime("%Y-%m-%d %H:%M UTC"),
         plan.snapshot_taken_at.strftime("%Y-%m-%d %H:%M UTC")
     );
@@ -676,7 +676,8 @@ mod plan_tests {
         );
         assert!(text.contains("projected monthly savings: 8.00 USD"), "{text}");
         let md = to_markdown(&plan);
-        assert!(md.contains("| idle-90 | suspend | `alice` |"), "{md}");
+        assert!(md.contains("| idle-90 | suspend | alice@acme.test | `alice` |"), "{md}");
+        assert!(!md.contains("shown as Enforce would act"), "one resolution: {md}");
         let json = to_json(&plan);
         let a = &json["actions"][0];
         assert_eq!(a["accountId"], "alice");
@@ -686,6 +687,6 @@ mod plan_tests {
         assert_eq!(a["mode"], "DryRun");
         assert_eq!(a["seats"]["jira-software"], 1);
         assert_eq!(a["reason"], "no activity on any product for 200 days (threshold 90)");
-        assert_eq!(json["totals"]["seatsFreed"]["JiraSoftware"], 1);
+        assert_eq!(json["totals"]["seatsFreed"]["jira-software"], 1);
     }
 }

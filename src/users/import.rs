@@ -41,12 +41,21 @@ impl Column {
             "status" => Column::Status,
             "groups" => Column::Groups,
             "name" | "accountType" | "managed" | "addedToOrg" | "lastActive" => Column::ReadOnly,
+            // Every `lastActive.<key>` an export writes: modelled products, products seatwarden
+            // doesn't model (kept under Atlassian's key) and `api-token`. Read-only either way.
             other => match other.strip_prefix("lastActive.") {
-                Some(p) if Product::from_api_key(p).is_some() => Column::ReadOnly,
+                Some(p) if is_activity_key(p) => Column::ReadOnly,
                 _ => return None,
             },
         })
     }
+}
+
+/// A product key as an export spells it (or `api-token`): lowercase letters, digits, `-`, `.`.
+fn is_activity_key(key: &str) -> bool {
+    Product::from_api_key(key).is_some()
+        || (!key.is_empty()
+            && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'))
 }
 
 /// One data row, as written (validated for shape, not yet against the organization).
@@ -980,6 +989,16 @@ mod tests {
         );
         // Rows with errors contribute nothing (dan's jira-users add is not planned).
         assert_eq!(p.changes, vec![]);
+    }
+
+    #[test]
+    fn every_activity_column_an_export_writes_is_read_only_on_import() {
+        // Modelled products, products seatwarden doesn't model (Atlassian's own key) and API tokens.
+        let csv = b"email,lastActive.jira-software,lastActive.loom,lastActive.api-token,groups\nann@acme.example,,,2026-11-20T00:00:00Z,jira-users\n";
+        let file = parse_import_csv(&csv[..]).unwrap();
+        assert_eq!(file.rows.len(), 1);
+        assert!(file.errors.is_empty(), "{:?}", file.errors);
+        assert!(parse_import_csv(&b"email,lastActive.Loom!\n"[..]).unwrap_err().to_string().contains("unknown column"));
     }
 
     #[test]
