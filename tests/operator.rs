@@ -1148,3 +1148,55 @@ async fn a_leader_paused_past_its_lease_writes_nothing_after_it_resumes() {
     assert!(log.contains("write refused"), "the resumed replica refused to write");
     assert_log_ledger_audit_agree(&client, &ns, &sim, &expected).await;
 }
+
+/// Invariant 4 / issue 14: outside `demo`, rules with lead times act only with a real transport.
+/// An organization with neither `mail` nor `localMailbox`: the policy says so (condition and a
+/// Warning Event), nobody is warned and nobody is acted on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_notice_transport_lead_time_rules_act_on_no_one_and_the_policy_says_why() {
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-nomail", 200, 8).await else { return };
+    let mut objects = organization(&sim);
+    objects[1]["spec"].as_object_mut().unwrap().remove("localMailbox");
+    objects.push(policy(
+        "warned",
+        "Enforce",
+        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend",
+            "noticeLeadTimes": ["7d"]}),
+        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
+    ));
+    apply(&client, &ns, objects).await;
+    let _op = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
+    let s = wait_status(&client, &ns, "warned", 90, |s| {
+        s.last_run_time.is_some() && condition(s, "NoticeDeliveryUnavailable").is_some()
+    })
+    .await;
+    let c = condition(&s, "NoticeDeliveryUnavailable").unwrap();
+    assert_eq!(c.status, "True", "{c:?}");
+    assert!(c.message.contains("mail") || c.message.contains("localMailbox"), "says what to set: {}", c.message);
+    assert!(sim.applied_writes().await.is_empty(), "no action without a delivered notice");
+    // Notices are files `<n>-<recipient>.json`, anywhere under the --mailbox-dir folder.
+    fn notices_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
+        entries
+            .flatten()
+            .flat_map(|e| {
+                let p = e.path();
+                if p.is_dir() { notices_under(&p) } else { vec![p] }
+            })
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect()
+    }
+    let mail = notices_under(mailbox.path());
+    assert!(mail.is_empty(), "nothing dropped into a folder nobody asked for: {mail:?}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        if let Some(e) = list.items.iter().find(|e| e.reason.as_deref() == Some("NoticeDeliveryUnavailable")) {
+            assert_eq!(e.type_.as_deref(), Some("Warning"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no NoticeDeliveryUnavailable event");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
