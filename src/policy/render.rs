@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::crd::{Duration, PolicyMode};
 
-use super::types::{Plan, PolicyPlan, Totals};
+use super::types::{Plan, PolicyPlan, SkipKind, Totals};
 
 /// `2026-11-10` for an instant in epoch seconds (UTC). Integer arithmetic (the civil-from-days
 /// algorithm), because reasons are rendered for hundreds of thousands of users.
@@ -569,6 +569,14 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
             "deferred": p.deferred.len(),
             "heldBack": p.held_back.len(),
             "skipped": p.skipped_counts.iter().map(|(k, n)| (k.label().to_owned(), json!(n))).collect::<Map<_, _>>(),
+            // Who keeps a product through a group no mapping names, and which groups: what an admin
+            // adds to a GroupLicenseMapping (or sets removeWhenNoSeatFreed for).
+            "stillGranted": p.skipped.iter().filter(|s| s.kind == SkipKind::StillGranted).map(|s| json!({
+                "accountId": s.account_id,
+                "email": s.email,
+                "rule": s.rule,
+                "reason": s.why,
+            })).collect::<Vec<_>>(),
             "idpActions": p.idp_actions,
             "totals": totals_json(&p.totals),
         }));

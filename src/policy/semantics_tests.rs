@@ -119,6 +119,12 @@ fn a_user_another_group_still_licenses_is_reported_not_removed() {
     assert!(s[0].why.contains("group(s) vips still grant Jira"), "{}", s[0].why);
     assert!(s[0].why.contains("removeWhenNoSeatFreed"), "{}", s[0].why);
     assert_eq!(plan.policy("jira").unwrap().skipped_counts.get(&SkipKind::StillGranted), Some(&1));
+    // The JSON preview names the user and the groups too, not only a count.
+    let json = crate::policy::to_json(&plan);
+    let still = &json["policies"][0]["stillGranted"];
+    assert_eq!(still.as_array().map(Vec::len), Some(1), "{still}");
+    assert_eq!(still[0]["accountId"], "alice");
+    assert!(still[0]["reason"].as_str().unwrap().contains("vips"), "{still}");
     // The policy option removes anyway (and the action says no seat is freed).
     fx.policies[0].spec.remove_when_no_seat_freed = true;
     let plan = fx.plan();
