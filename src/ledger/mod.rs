@@ -92,9 +92,7 @@ impl UserRecord {
         announced: (RuleAction, Option<Product>),
         since: Timestamp,
     ) -> Option<&NoticeRecord> {
-        self.notices
-            .iter()
-            .filter(|n| n.policy == policy && n.rule == rule && n.lead_time == lead_time && n.delivered_at >= since)
+        self.notices_since(policy, rule, lead_time, since)
             .filter(|n| n.action == Some(announced.0) && n.product == announced.1)
             .max_by_key(|n| n.delivered_at)
     }
@@ -110,11 +108,22 @@ impl UserRecord {
         announced: (RuleAction, Option<Product>),
         since: Timestamp,
     ) -> Option<&NoticeRecord> {
-        self.notices
-            .iter()
-            .filter(|n| n.policy == policy && n.rule == rule && n.lead_time == lead_time && n.delivered_at >= since)
+        self.notices_since(policy, rule, lead_time, since)
             .filter(|n| n.action != Some(announced.0) || n.product != announced.1)
             .max_by_key(|n| n.delivered_at)
+    }
+
+    /// The delivered notices of `policy`/`rule` for `lead_time`, delivered at or after `since`.
+    fn notices_since<'a, 'p>(
+        &'a self,
+        policy: &'p str,
+        rule: &'p str,
+        lead_time: Duration,
+        since: Timestamp,
+    ) -> impl Iterator<Item = &'a NoticeRecord> + use<'a, 'p> {
+        self.notices.iter().filter(move |n| {
+            n.policy == policy && n.rule == rule && n.lead_time == lead_time && n.delivered_at >= since
+        })
     }
 }
 

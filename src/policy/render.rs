@@ -345,6 +345,10 @@ pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
         None => format!(" `{id}`"),
     };
     let email = |e: &Option<String>| e.as_deref().map(md_cell).unwrap_or_else(|| "—".to_owned());
+    // One row of the five-column tables: what decided, what it does, email, account, and why.
+    let row = |first: String, what: String, email: String, account: &str, why: &str| {
+        format!("| {first} | {what} | {email} | `{account}` | {} |", md_cell(why))
+    };
     let mut sections = Vec::new();
     for p in &plan.policies {
         if !p.actions.is_empty() {
@@ -355,14 +359,12 @@ pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
                     .actions
                     .iter()
                     .map(|a| {
-                        format!(
-                            "| {} | {}{} | {} | `{}` | {} |",
+                        row(
                             md_cell(&a.rule),
-                            a.kind.label(),
-                            a.kind.group_id().map(group).unwrap_or_default(),
+                            format!("{}{}", a.kind.label(), a.kind.group_id().map(group).unwrap_or_default()),
                             email(&a.email),
-                            a.account_id,
-                            md_cell(&a.reason)
+                            &a.account_id,
+                            &a.reason,
                         )
                     })
                     .collect(),
@@ -398,14 +400,16 @@ pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
                     .deferred
                     .iter()
                     .map(|d| {
-                        format!(
-                            "| {} | {}{} | {} | `{}` | {} |",
+                        row(
                             md_cell(&d.action.rule),
-                            d.action.kind.label(),
-                            d.action.kind.group_id().map(group).unwrap_or_default(),
+                            format!(
+                                "{}{}",
+                                d.action.kind.label(),
+                                d.action.kind.group_id().map(group).unwrap_or_default()
+                            ),
                             email(&d.action.email),
-                            d.action.account_id,
-                            md_cell(&d.why)
+                            &d.action.account_id,
+                            &d.why,
                         )
                     })
                     .collect(),
@@ -418,16 +422,7 @@ pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
                 rows: p
                     .held_back
                     .iter()
-                    .map(|h| {
-                        format!(
-                            "| {} | {} | {} | `{}` | {} |",
-                            md_cell(&h.rule),
-                            h.kind.label(),
-                            email(&h.email),
-                            h.account_id,
-                            md_cell(&h.why)
-                        )
-                    })
+                    .map(|h| row(md_cell(&h.rule), h.kind.label().to_owned(), email(&h.email), &h.account_id, &h.why))
                     .collect(),
             });
         }
@@ -439,14 +434,16 @@ pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
                     .idp_actions
                     .iter()
                     .map(|i| {
-                        format!(
-                            "| {} | {}{} | {} | `{}` | {} |",
+                        row(
                             md_cell(&i.rule),
-                            i.kind.label(),
-                            i.group_name.as_deref().map(|g| format!(" `{}`", md_cell(g))).unwrap_or_default(),
+                            format!(
+                                "{}{}",
+                                i.kind.label(),
+                                i.group_name.as_deref().map(|g| format!(" `{}`", md_cell(g))).unwrap_or_default()
+                            ),
                             email(&i.email),
-                            i.account_id,
-                            md_cell(&i.reason)
+                            &i.account_id,
+                            &i.reason,
                         )
                     })
                     .collect(),
@@ -466,13 +463,12 @@ pub fn to_markdown_with(plan: &Plan, options: &MarkdownOptions) -> String {
                     .skipped
                     .iter()
                     .map(|s| {
-                        format!(
-                            "| {} | {} | {} | `{}` | {} |",
-                            s.kind.label(),
+                        row(
+                            s.kind.label().to_owned(),
                             s.rule.as_deref().map(md_cell).unwrap_or_default(),
                             email(&s.email),
-                            s.account_id,
-                            md_cell(&s.why)
+                            &s.account_id,
+                            &s.why,
                         )
                     })
                     .collect(),
