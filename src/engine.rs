@@ -59,6 +59,8 @@ pub struct CurrentPremises {
     pub policy: Option<LifecyclePolicy>,
     pub protections: Vec<ProtectedUser>,
     pub process_dry_run: bool,
+    /// The process was asked to stop: no further batch starts.
+    pub shutting_down: bool,
 }
 
 /// Re-reads a run's premises from where they are kept (the API server, for the operator).
@@ -81,6 +83,9 @@ impl Premises for PlanPremises<'_> {
                 Ok(n) => n,
                 Err(e) => return changed(format!("the run's premises could not be re-read ({e})")),
             };
+            if now.shutting_down {
+                return changed("the operator is shutting down: the rest waits for the next run".into());
+            }
             if now.process_dry_run && !self.process_dry_run {
                 return changed("the process dry-run flag was set".into());
             }

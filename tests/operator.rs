@@ -309,6 +309,20 @@ async fn run_now(client: &Client, ns: &str, name: &str, value: &str) {
 }
 
 /// Every action of every LifecycleRun in the namespace.
+/// The first Event in `ns` with this reason, waited for up to `secs` seconds.
+async fn wait_event(client: &Client, ns: &str, reason: &str, secs: u64) -> k8s_openapi::api::events::v1::Event {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        if let Some(e) = list.items.into_iter().find(|e| e.reason.as_deref() == Some(reason)) {
+            return e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {reason} event within {secs} s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 async fn audit_actions(client: &Client, ns: &str) -> Vec<RunAction> {
     let runs = Api::<LifecycleRun>::namespaced(client.clone(), ns).list(&ListParams::default()).await.unwrap();
     runs.items.into_iter().flat_map(|r| r.spec.actions).collect()
@@ -456,16 +470,7 @@ async fn a_percentage_cap_halts_the_run_and_says_so() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(sim.atlassian_requests().await, before, "no Atlassian call between scheduled runs");
     // An Event says so too.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = events.list(&ListParams::default()).await.unwrap();
-        if list.items.iter().any(|e| e.reason.as_deref() == Some("SafetyHalted")) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no SafetyHalted event");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_event(&client, &ns, "SafetyHalted", 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1065,6 +1070,77 @@ async fn a_write_whose_answer_never_came_is_unknown_then_settled_by_the_next_run
     assert_log_ledger_audit_agree(&client, &ns, &sim, &suspended).await;
 }
 
+/// Invariant 12: SIGTERM (a `helm upgrade` that sets dryRun, a rollout, a drain) mid-run stops the
+/// run before its next batch: the process exits cleanly at once, what it wrote is recorded Applied,
+/// the rest Deferred with the reason, nothing in flight; the next process finishes the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_mid_run_stops_before_the_next_batch_and_the_next_process_finishes() {
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-sigterm", 400, 9).await else { return };
+    let mut objects = organization(&sim);
+    objects.push(policy(
+        "sweep",
+        "Enforce",
+        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
+        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
+    ));
+    let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"));
+    assert!(expected.len() > 50, "targets for more than two batches: {}", expected.len());
+    // Slow Atlassian down so the run is mid-way when the signal comes.
+    sim.faults("latency=150ms").await;
+    apply(&client, &ns, objects).await;
+    let mut op = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while sim.applied_writes().await.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the operator never started writing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let pid = op.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exit = loop {
+        if let Some(status) = op.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(20), "no exit within 20 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let took = signalled.elapsed();
+    assert!(exit.success(), "SIGTERM mid-run ends the operator cleanly: {exit:?}");
+    sim.faults("").await;
+    let at_stop = sim.applied_writes().await;
+    assert!(
+        !at_stop.is_empty() && at_stop.len() < expected.len(),
+        "stopped mid-run: {} of {} written",
+        at_stop.len(),
+        expected.len()
+    );
+    let actions: Vec<RunAction> =
+        audit_actions(&client, &ns).await.into_iter().filter(|a| a.action != "notice").collect();
+    let applied = actions.iter().filter(|a| a.outcome == ActionOutcome::Applied).count();
+    assert_eq!(applied, at_stop.len(), "every write it made is recorded Applied");
+    let deferred: Vec<&RunAction> = actions.iter().filter(|a| a.outcome == ActionOutcome::Deferred).collect();
+    assert_eq!(applied + deferred.len(), expected.len(), "the rest recorded, none lost: {actions:#?}");
+    assert!(
+        deferred.iter().all(|a| a.error.as_deref().is_some_and(|e| e.contains("shutting down"))),
+        "the rest Deferred, saying why"
+    );
+    let store = seatwarden::record::ConfigMapLedgerStore::new(client.clone(), &ns, "acme");
+    let ledger = seatwarden::execute::load_ledger(&store, "sim-org").await.unwrap();
+    assert_eq!(ledger.writes().count(), 0, "nothing left in flight");
+
+    let _op2 = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
+    run_now(&client, &ns, "sweep", "resume").await;
+    wait_status(&client, &ns, "sweep", 120, |s| s.last_handled_run_now.as_deref() == Some("resume")).await;
+    eprintln!(
+        "figures {ns}: SIGTERM after {} of {} writes, exit {:.1} s later, {} deferred",
+        at_stop.len(),
+        expected.len(),
+        took.as_secs_f64(),
+        deferred.len()
+    );
+    assert_log_ledger_audit_agree(&client, &ns, &sim, &expected).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_its_lease_writes_nothing_after_it_resumes() {
     let Some((client, ns, sim, mailbox)) = scenario("e2e-pause", 400, 9).await else { return };
@@ -1188,15 +1264,6 @@ async fn without_a_notice_transport_lead_time_rules_act_on_no_one_and_the_policy
     }
     let mail = notices_under(mailbox.path());
     assert!(mail.is_empty(), "nothing dropped into a folder nobody asked for: {mail:?}");
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = events.list(&ListParams::default()).await.unwrap();
-        if let Some(e) = list.items.iter().find(|e| e.reason.as_deref() == Some("NoticeDeliveryUnavailable")) {
-            assert_eq!(e.type_.as_deref(), Some("Warning"));
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no NoticeDeliveryUnavailable event");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let event = wait_event(&client, &ns, "NoticeDeliveryUnavailable", 20).await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
 }

@@ -288,7 +288,7 @@ async fn stop_when(change: impl Fn(&mut CurrentPremises) + Send + Sync + 'static
     let source = Changing {
         after: 2.into(),
         change: Box::new(change),
-        base: CurrentPremises { policy: Some(bed.policies[0].clone()), protections: vec![], process_dry_run: false },
+        base: CurrentPremises { policy: Some(bed.policies[0].clone()), protections: vec![], ..Default::default() },
     };
     let runs = bed.run(&FailPoints::none(), Some(&source)).await.unwrap();
     let run = runs.into_iter().next().unwrap();
@@ -332,6 +332,11 @@ async fn deleting_the_policy_stops_the_run_in_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setting_the_process_dry_run_flag_stops_the_run_in_progress() {
     stop_when(|p| p.process_dry_run = true, "dry-run flag").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_stops_the_run_in_progress() {
+    stop_when(|p| p.shutting_down = true, "shutting down").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

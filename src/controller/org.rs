@@ -171,6 +171,7 @@ pub async fn run_organization(
         client: ctx.client.clone(),
         namespace: ns.to_owned(),
         process_dry_run: ctx.settings.process_dry_run,
+        shutting_down: ctx.settings.shutting_down.clone(),
     };
     let deps = RunDeps {
         directory: &writer,
@@ -332,6 +333,7 @@ struct ClusterPremises {
     client: kube::Client,
     namespace: String,
     process_dry_run: bool,
+    shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl crate::engine::PremiseSource for ClusterPremises {
@@ -348,7 +350,12 @@ impl crate::engine::PremiseSource for ClusterPremises {
                 .await
                 .map_err(|e| format!("reading the ProtectedUsers: {e}"))?
                 .items;
-            Ok(crate::engine::CurrentPremises { policy, protections, process_dry_run: self.process_dry_run })
+            Ok(crate::engine::CurrentPremises {
+                policy,
+                protections,
+                process_dry_run: self.process_dry_run,
+                shutting_down: self.shutting_down.load(std::sync::atomic::Ordering::SeqCst),
+            })
         })
     }
 }
