@@ -190,7 +190,7 @@ pub async fn save_ledger<L: LedgerStore>(store: &L, ledger: &mut Ledger) -> Resu
         let mut ours = shard;
         let mut base = store.base(index);
         for attempt in 1.. {
-            let json = (!ours.users.is_empty()).then(|| ours.to_json());
+            let json = (!ours.is_empty()).then(|| ours.to_json());
             if json.as_deref() == base.as_ref().map(|b| b.json.as_str()) || (json.is_none() && base.is_none()) {
                 break;
             }
@@ -232,6 +232,9 @@ pub async fn save_ledger<L: LedgerStore>(store: &L, ledger: &mut Ledger) -> Resu
 /// Three-way merge of one shard, per account: `base` is what this writer last saw.
 fn merge_shard(index: usize, base: &Ledger, ours: &Ledger, theirs: &Ledger) -> Result<Ledger, RecordError> {
     let mut merged = Ledger::new(if ours.org_id.is_empty() { theirs.org_id.clone() } else { ours.org_id.clone() });
+    // The organization-wide facts as one: ours when this writer changed them, else theirs.
+    merged.user_limits =
+        if ours.user_limits == base.user_limits { theirs.user_limits.clone() } else { ours.user_limits.clone() };
     let ids: std::collections::BTreeSet<&String> =
         base.users.keys().chain(ours.users.keys()).chain(theirs.users.keys()).collect();
     for id in ids {
