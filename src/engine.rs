@@ -274,7 +274,7 @@ where
                         at: refusal.at,
                         message: refusal.message.clone(),
                     };
-                    tracing::warn!(policy = %name, product = %p, licensed = hit.licensed, "a product is at its user limit: onboarding into it waits for freed seats");
+                    tracing::info!(policy = %name, product = %p, licensed = hit.licensed, "a product is at its user limit: onboarding into it waits for freed seats");
                     ledger.record_user_limit(*p, hit);
                 }
             }

@@ -473,7 +473,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                 let written = self.apply_one(a).await;
                 if let Ok((_, _, _, Some(message))) = &written {
                     let products = self.user_limits.refused(a, message);
-                    tracing::warn!(policy = %plan.policy, ?products, message, "refused at a user limit: no more writes into it this run");
+                    tracing::info!(policy = %plan.policy, ?products, message, "refused at a user limit: no more writes into it this run");
                     report.limit_refusals.push(LimitRefusal {
                         products,
                         message: message.clone(),
