@@ -746,3 +746,52 @@ pub fn describe_for_person(kind: &ActionKind, product: Option<Product>) -> Strin
         other => other.label().to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::ActionBasis;
+    use crate::snapshot::{ManagementSource, UserStatus};
+
+    fn add(seats: &[Product]) -> PlannedAction {
+        PlannedAction {
+            account_id: "acc".into(),
+            email: None,
+            directory_id: "dir".into(),
+            kind: ActionKind::AddGroup { group_id: "g".into() },
+            policy: "p".into(),
+            rule: "onboarding/x".into(),
+            reason: String::new(),
+            seats: seats.iter().map(|p| (*p, -1)).collect(),
+            destructive: false,
+            inactive_days: None,
+            groups_lost: vec![],
+            basis: ActionBasis {
+                status: UserStatus::Active,
+                management_source: ManagementSource::Invited,
+                last_active_any: None,
+                last_active_product: None,
+                product: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_refusal_blocks_the_products_it_names_among_those_the_write_takes() {
+        use Product::*;
+        let gate = UserLimitGate::default();
+        assert_eq!(gate.blocks(&add(&[JiraServiceManagement])), None);
+        // The write takes Jira and JSM; Atlassian names JSM: only JSM is full.
+        let refused = gate.refused(&add(&[JiraSoftware, JiraServiceManagement]), "Jira Service Management is full");
+        assert_eq!(refused, [JiraServiceManagement]);
+        assert!(gate.blocks(&add(&[JiraServiceManagement])).unwrap().starts_with("Jira Service Management answered"));
+        assert_eq!(gate.blocks(&add(&[JiraSoftware])), None);
+        assert_eq!(gate.blocks(&add(&[])), None, "a write that takes no seat is not held");
+        // A message that names nothing: the products the write takes.
+        assert_eq!(gate.refused(&add(&[Confluence]), "the number of licensed users is exceeded"), [Confluence]);
+        // Neither the message nor the write names one: every seat-taking write waits.
+        assert_eq!(gate.refused(&add(&[]), "limit exceeded"), []);
+        assert!(gate.blocks(&add(&[Bitbucket])).unwrap().starts_with("a product answered"));
+        assert!(takes_seat(&add(&[])) && !takes_seat(&PlannedAction { kind: ActionKind::Suspend, ..add(&[]) }));
+    }
+}
