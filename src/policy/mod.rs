@@ -245,13 +245,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     // and spends nothing, like the daily cap).
     let mut room: std::collections::BTreeMap<crate::product::Product, u32> =
         ctx.user_limits.iter().filter_map(|(p, s)| Some((*p, s.room()?))).collect();
-    for (pp, _) in staged.iter().filter(|(pp, _)| pp.applies) {
-        for a in pp.actions.iter().filter(|a| a.rule == "reactivation") {
-            for (p, _) in a.seats.iter().filter(|(_, n)| **n < 0) {
-                if let Some(r) = room.get_mut(p) {
-                    *r = r.saturating_sub(1);
-                }
-            }
+    for (pp, _) in staged.iter_mut() {
+        let mut left = room.clone();
+        onboarding::hold_restorations_at_limits(&ctx, pp, &mut left);
+        if pp.applies {
+            room = left;
         }
     }
     let realized = savings::realized_from(&input.organization.spec, input.now);

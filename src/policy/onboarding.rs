@@ -173,6 +173,47 @@ pub(super) fn onboard(
     }
 }
 
+/// Restorations (reactivation) that would take a seat of a product with no room left are held
+/// back like onboarding's adds: Atlassian would refuse them, run after run. The others spend the
+/// room first (people coming back go before newcomers).
+pub(super) fn hold_restorations_at_limits(ctx: &Ctx<'_>, pp: &mut PolicyPlan, room: &mut BTreeMap<Product, u32>) {
+    if room.is_empty() {
+        return;
+    }
+    let mut held_back: BTreeMap<Product, u32> = BTreeMap::new();
+    let mut kept = Vec::with_capacity(pp.actions.len());
+    for a in std::mem::take(&mut pp.actions) {
+        if a.rule != "reactivation" {
+            kept.push(a);
+            continue;
+        }
+        let gained: Vec<Product> = a.seats.iter().filter(|(_, n)| **n < 0).map(|(p, _)| *p).collect();
+        if let Some(full) = gained.iter().find(|p| room.get(p) == Some(&0)) {
+            *held_back.entry(*full).or_default() += 1;
+            pp.deferred.push(DeferredAction { why: held_why(ctx, *full), action: a });
+            continue;
+        }
+        for p in &gained {
+            if let Some(r) = room.get_mut(p) {
+                *r -= 1;
+            }
+        }
+        kept.push(a);
+    }
+    pp.actions = kept;
+    for (product, n) in held_back {
+        pp.conditions.push(PlanCondition {
+            reason: USER_LIMIT_REACHED.into(),
+            message: format!(
+                "reactivation held back {n} restoration(s) into {}: {}; they are planned again once seats are \
+                 freed or spec.userLimits declares a higher limit",
+                product.display_name(),
+                ctx.user_limits.get(&product).map(|s| s.describe()).unwrap_or_default()
+            ),
+        });
+    }
+}
+
 /// The plan condition (and status condition type) for a product at its user limit.
 pub const USER_LIMIT_REACHED: &str = "ProductUserLimitReached";
 
@@ -292,5 +333,49 @@ mod tests {
         // Both show the two adds that fit; the DryRun one (first by name) leaves the room to the other.
         assert_eq!(acts(&plan, "a-dry").len(), 2);
         assert_eq!(acts(&plan, "onboard").len(), 2);
+    }
+
+    #[test]
+    fn restorations_past_a_known_user_limit_wait_too_and_go_before_onboarding() {
+        let suspended = |id: &str| {
+            let mut u = user(id);
+            u.status = UserStatus::Suspended;
+            u.groups.push(OPT_IN);
+            u
+        };
+        let mut p = reactivating(suspend_idle());
+        p.spec.onboarding = onboarding_policy(None).spec.onboarding;
+        p.spec.onboarding[0].groups = vec!["jira-extra".into()];
+        let mut newcomer = user("new");
+        newcomer.groups.clear();
+        newcomer.product_access.clear();
+        newcomer.added_to_org = Some(ago(3));
+        let mut fx = Fx::new(vec![suspended("s1"), suspended("s2"), newcomer, user("bob")], vec![p]);
+        for id in ["s1", "s2"] {
+            fx.ledger.users.insert(
+                id.into(),
+                UserRecord {
+                    suspension: Some(Suspension { since: ago(30), by_seatwarden: true }),
+                    taken_out: vec![TakenOut {
+                        kind: TakenOutKind::Suspended,
+                        policy: "idle".into(),
+                        rule: "idle-90".into(),
+                        at: ago(30),
+                    }],
+                    ..Default::default()
+                },
+            );
+        }
+        // bob holds Jira; a limit of 2 leaves one seat: the first restoration takes it, the second
+        // restoration and the newcomer's Jira group wait; bob's second Jira group takes no seat.
+        fx.org.spec.user_limits = vec![UserLimit { product: Product::JiraSoftware, limit: 2 }];
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("s1", "restore"), pair("bob", "add-group:g-jira-extra")]);
+        let p = plan.policy("idle").unwrap();
+        let waiting: Vec<(&str, &str)> =
+            p.deferred.iter().map(|d| (d.action.account_id.as_str(), d.action.kind.label())).collect();
+        assert_eq!(waiting, [("s2", "restore"), ("new", "add-group")]);
+        assert!(p.deferred.iter().all(|d| d.why.starts_with("Jira is at its user limit")));
+        assert_eq!(p.conditions.iter().filter(|c| c.reason == "ProductUserLimitReached").count(), 2);
     }
 }
