@@ -283,6 +283,13 @@ mod tests {
         assert!(c[0].message.starts_with("onboarding held back 2 add(s) into Confluence"), "{}", c[0].message);
         assert_eq!(plan.user_limits.len(), 1);
         assert_eq!((plan.user_limits[0].licensed, plan.user_limits[0].limit()), (1, Some(3)));
+        let json = crate::policy::to_json(&plan);
+        assert_eq!(json["userLimits"][0]["product"], "confluence");
+        assert_eq!(
+            (json["userLimits"][0]["licensed"].as_u64(), json["userLimits"][0]["room"].as_u64()),
+            (Some(1), Some(2))
+        );
+        assert!(crate::policy::to_text(&plan).contains("user limit: Confluence: 1 of 3 seats in use"));
         // No limit declared and none refused: every add is planned (Atlassian has the last word).
         fx.org.spec.user_limits.clear();
         assert_eq!(acts(&fx.plan(), "onboard").len(), 4);
