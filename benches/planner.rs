@@ -366,6 +366,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
                     SeatPrice { product: Product::Confluence, monthly_price: 6.05 },
                 ],
             }),
+            user_limits: vec![],
             request_budget: RequestBudget::default(),
             mail: None,
             local_mailbox: true,

@@ -128,6 +128,9 @@ pub struct DemoReport {
     pub mailbox: PathBuf,
     pub ledger: PathBuf,
     pub atlassian_calls: u64,
+    /// Per product at its user limit, from the audit trail's rows: (adds Atlassian refused, adds
+    /// held back without a write), and the seats in use when Atlassian refused (the ledger's).
+    pub user_limits: BTreeMap<Product, (usize, usize, Option<u32>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +322,8 @@ pub async fn run_with_progress(
     report.users_at_end = sim.with_state(distinct_accounts);
     report.hires = life.hires.len();
     life.tally(&records, &mut report);
+    let ledger = crate::execute::load_ledger(&ledger_store, &org.spec.org_id).await.map_err(|e| setup("ledger", &e))?;
+    report.user_limits = user_limit_tally(&records, &ledger);
     sim.with_state(|s| report.restored_exactly = life.restored_exactly(s, &records));
     report.audit_csv = opts.out.join("audit.csv");
     let file =
@@ -366,6 +371,15 @@ pub fn render(r: &DemoReport) -> String {
         r.deactivated
     );
     let _ = writeln!(s, "  removed (never active): {}", r.removed);
+    for (p, (refused, held, seats)) in &r.user_limits {
+        let _ = writeln!(
+            s,
+            "  held at user limit:  {}: {refused} add(s) refused by Atlassian (at most one per run), {held} held back \
+             until seats are freed{}",
+            p.display_name(),
+            seats.map(|n| format!(" (Atlassian refused at {n} seats)")).unwrap_or_default()
+        );
+    }
     for h in &r.halts {
         let _ = writeln!(s, "  SAFETY HALT: {h}");
     }
@@ -389,6 +403,33 @@ pub fn render(r: &DemoReport) -> String {
     let _ = writeln!(s, "mailbox (one file per notice): {}", r.mailbox.display());
     let _ = writeln!(s, "ledger: {}", r.ledger.display());
     s
+}
+
+/// Writes into a product at its user limit, from the audit trail's final rows: refused by
+/// Atlassian (Failed, refused_license_limit), and held back without a write (Deferred: by the
+/// planner at a known limit, or by the executor after the run's refusal).
+fn user_limit_tally(
+    records: &[crate::record::RunRecord],
+    ledger: &crate::ledger::Ledger,
+) -> BTreeMap<Product, (usize, usize, Option<u32>)> {
+    let mut out: BTreeMap<Product, (usize, usize, Option<u32>)> = BTreeMap::new();
+    for row in crate::record::audit::final_outcomes(records) {
+        let a = row.action;
+        let error = a.error.as_deref().unwrap_or_default();
+        let refused = a.outcome == ActionOutcome::Failed && error.contains("refused_license_limit");
+        let held = a.outcome == ActionOutcome::Deferred && error.contains("at its user limit");
+        if !(refused || held) {
+            continue;
+        }
+        for p in Product::named_in(error).into_iter().take(1) {
+            let e = out.entry(p).or_default();
+            if refused { e.0 += 1 } else { e.1 += 1 }
+        }
+    }
+    for (p, e) in out.iter_mut() {
+        e.2 = ledger.user_limits.get(p).map(|h| h.licensed);
+    }
+    out
 }
 
 /// Accounts in the simulated organization (an account in two directories counts once).

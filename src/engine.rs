@@ -212,6 +212,11 @@ where
     let mut runs = vec![];
     let mut due: Vec<&String> = due.iter().collect();
     due.sort();
+    let user_limits = crate::execute::UserLimitGate::default();
+    // Seats the policies run so far freed (positive) or took (negative), per product: with the
+    // snapshot's count, how many held a product when Atlassian refused a write into it.
+    let mut seats_applied: BTreeMap<crate::product::Product, i64> = BTreeMap::new();
+    let mut licensed_at_snapshot: Option<BTreeMap<crate::product::Product, u32>> = None;
     for name in due {
         let Some(pp) = plan.policy(name) else { continue };
         let executor = Executor {
@@ -231,6 +236,7 @@ where
                 batch_size: 25,
                 concurrency: deps.concurrency.max(1),
             },
+            user_limits: &user_limits,
         };
         let nothing = pp.actions.is_empty() && pp.deferred.is_empty() && pp.notices.is_empty();
         if nothing {
@@ -256,6 +262,28 @@ where
             actions: vec![],
         };
         let report = executor.execute(pp, &mut ledger, &mut record).await?;
+        for (p, n) in &report.seats {
+            *seats_applied.entry(*p).or_default() += n;
+        }
+        if !report.limit_refusals.is_empty() {
+            let counted = licensed_at_snapshot
+                .get_or_insert_with(|| policy::licensed_accounts(snapshot, &inputs.organization.spec, inputs.mappings));
+            let declared = inputs.organization.spec.declared_user_limits();
+            for refusal in &report.limit_refusals {
+                for p in &refusal.products {
+                    let held =
+                        i64::from(counted.get(p).copied().unwrap_or(0)) - seats_applied.get(p).copied().unwrap_or(0);
+                    let hit = crate::ledger::UserLimitHit {
+                        licensed: held.max(0) as u32,
+                        declared_limit: declared.get(p).copied(),
+                        at: refusal.at,
+                        message: refusal.message.clone(),
+                    };
+                    tracing::info!(policy = %name, product = %p, licensed = hit.licensed, "a product is at its user limit: onboarding into it waits for freed seats");
+                    ledger.record_user_limit(*p, hit);
+                }
+            }
+        }
         deps.fail.pass(FailPoint::BeforeAuditWrite)?;
         record.end_time = Some(deps.clock.now().await?);
         record.phase = Some(if pp.halt.is_some() {

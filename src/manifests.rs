@@ -145,7 +145,20 @@ impl Manifests {
             }
             let typed_err = |(field, message): (Option<String>, String)| err(object.clone(), field, message);
             match kind.as_str() {
-                "AtlassianOrganization" => self.organizations.push(typed(&value).map_err(typed_err)?),
+                "AtlassianOrganization" => {
+                    let o: crate::crd::AtlassianOrganization = typed(&value).map_err(typed_err)?;
+                    let limits = &o.spec.user_limits;
+                    if let Some(i) =
+                        (1..limits.len()).find(|&i| limits[..i].iter().any(|l| l.product == limits[i].product))
+                    {
+                        return Err(err(
+                            object,
+                            Some(format!("spec.userLimits[{i}].product")),
+                            format!("{:?} is listed twice: one limit per product", limits[i].product),
+                        ));
+                    }
+                    self.organizations.push(o);
+                }
                 "LifecyclePolicy" => {
                     let p: LifecyclePolicy = typed(&value).map_err(typed_err)?;
                     validate_policy(&p.spec).map_err(|(f, m)| err(object.clone(), Some(f), m))?;
@@ -379,6 +392,26 @@ spec: {organizationRef: {name: acme}, product: JiraSoftware, groups: [{name: jir
         assert_eq!(m.mappings[0].spec.seat_price, Some(7.5));
         assert_eq!(m.ignored.len(), 1);
         assert!(m.ignored[0].contains("Secret/atl"));
+    }
+
+    #[test]
+    fn user_limits_are_read_and_a_product_listed_twice_is_named() {
+        let one = GOOD.replace(
+            "  orgId: org-1\n",
+            "  orgId: org-1\n  userLimits: [{product: JiraServiceManagement, limit: 50}]\n",
+        );
+        let m = load(&one).unwrap();
+        assert_eq!(
+            m.organizations[0].spec.declared_user_limits(),
+            [(crate::product::Product::JiraServiceManagement, 50)].into()
+        );
+        let twice = GOOD.replace(
+            "  orgId: org-1\n",
+            "  orgId: org-1\n  userLimits: [{product: Confluence, limit: 5}, {product: Confluence, limit: 9}]\n",
+        );
+        let e = load(&twice).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("spec.userLimits[1].product"));
+        assert!(e.message.contains("listed twice"), "{e}");
     }
 
     #[test]

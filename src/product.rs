@@ -98,6 +98,27 @@ impl Product {
         }
     }
 
+    /// The products a message names by their display name (case-insensitive), a name inside a
+    /// longer one that is also named left out: "Jira Service Management is full" names Jira Service
+    /// Management, not Jira.
+    pub fn named_in(text: &str) -> Vec<Product> {
+        let text = text.to_lowercase();
+        let named: Vec<Product> =
+            Product::ALL.into_iter().filter(|p| text.contains(&p.display_name().to_lowercase())).collect();
+        named
+            .iter()
+            .copied()
+            .filter(|p| {
+                !named.iter().any(|q| {
+                    q != p && q.display_name().len() > p.display_name().len() && {
+                        let (long, short) = (q.display_name().to_lowercase(), p.display_name().to_lowercase());
+                        long.contains(&short) && text.matches(&short).count() <= text.matches(&long).count()
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// The name a person reads in a notice or a reason.
     pub fn display_name(self) -> &'static str {
         match self {
@@ -260,6 +281,21 @@ mod tests {
         assert_eq!(Product::from_api_key("jira-service-desk"), Some(Product::JiraServiceManagement));
         assert_eq!(Product::from_api_key("JIRA"), Some(Product::JiraSoftware));
         assert_eq!(Product::from_api_key("hipchat"), None);
+    }
+
+    #[test]
+    fn messages_name_products_by_their_longest_name() {
+        use Product::*;
+        assert_eq!(
+            Product::named_in("Jira Service Management has reached its user limit of 51"),
+            [JiraServiceManagement]
+        );
+        assert_eq!(Product::named_in("License limit exceeded: jira is full"), [JiraSoftware]);
+        assert_eq!(
+            Product::named_in("Jira and Jira Service Management are full"),
+            [JiraSoftware, JiraServiceManagement]
+        );
+        assert_eq!(Product::named_in("the number of licensed users is exceeded"), []);
     }
 
     #[test]

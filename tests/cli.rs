@@ -388,3 +388,36 @@ fn a_longer_demo_shows_suspended_people_deactivated() {
     let report = text(&run.stdout);
     assert!(number_after(&report, "deactivated:")[0] > 0, "{report}");
 }
+
+/// The demo's Jira Service Management has one seat left: onboarding meets the user limit. Atlassian
+/// refuses at most one add per product per run (never again and again), later runs hold the adds
+/// back until seats are freed, and the report's numbers are the audit trail's.
+#[test]
+fn a_600_person_demo_holds_onboarding_at_the_user_limit_as_its_audit_trail_shows() {
+    let out = tempfile::tempdir().unwrap();
+    let run = bin()
+        .args(["demo", "--once", "--users", "600", "--days", "30", "--out", out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let report = text(&run.stdout);
+    let mut csv = csv::Reader::from_path(out.path().join("audit.csv")).unwrap();
+    let header = csv.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let (run_id, action, outcome, error) = (col("runId"), col("action"), col("outcome"), col("error"));
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let refused: Vec<&csv::StringRecord> =
+        rows.iter().filter(|r| &r[outcome] == "failed" && r[error].contains("refused_license_limit")).collect();
+    let mut per_run: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in &refused {
+        assert_eq!(&r[action], "add-group", "{r:?}");
+        *per_run.entry(&r[run_id]).or_default() += 1;
+    }
+    assert!(per_run.values().all(|n| *n <= 1), "at most one refused add per run: {per_run:?}");
+    assert!(!refused.is_empty() && refused.len() < 5, "the limit is met, and not retried: {}", refused.len());
+    let held = rows.iter().filter(|r| &r[outcome] == "deferred" && r[error].contains("at its user limit")).count();
+    assert!(held > 0, "later adds are held back: {report}");
+    let line = number_after(&report, "held at user limit:");
+    assert_eq!((line[0], line[1]), (refused.len(), held), "{report}");
+    assert!(report.contains("held at user limit:  Jira Service Management:"), "{report}");
+}

@@ -1267,3 +1267,80 @@ async fn without_a_notice_transport_lead_time_rules_act_on_no_one_and_the_policy
     let event = wait_event(&client, &ns, "NoticeDeliveryUnavailable", 20).await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
 }
+
+/// Onboarding into Jira Service Management, which has one seat left (the generated organization's
+/// limit): the operator's first run adds one newcomer, Atlassian refuses the next, and the rest wait
+/// without a write; the policy carries ProductUserLimitReached (with one Warning Event); the next
+/// run tries nothing into the product.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_stops_at_a_products_user_limit_and_says_so() {
+    let Some((client, ns, sim, mailbox)) = scenario("e2e-limit", 240, 21).await else { return };
+    // Four new support people (in no group that grants a product).
+    let snap = sim.snapshot(T0).await;
+    let support = snap.find_group("dept-support").expect("dept-support").1.id.clone();
+    let mut config = ClientConfig::new("sim-org", &sim.url).unwrap();
+    config.budget.org_requests_per_minute = 100_000;
+    let atlassian =
+        AtlassianClient::new(config, &Credentials { org_api_key: ApiSecret::new(API_KEY), site_user: None }).unwrap();
+    for i in 0..4 {
+        let invitation = seatwarden::atlassian::Invitation {
+            email: format!("support.hire.{i}@acme.example"),
+            groups: vec![support.clone()],
+            send_notification: false,
+            ..Default::default()
+        };
+        assert!(atlassian.invite(&invitation).await.outcome.is_converged(), "invited");
+    }
+    let jsm = snap.find_group("jira-servicemanagement-users").expect("the JSM group").1.id.clone();
+    let jsm_adds = || async {
+        let v = sim.control(reqwest::Method::GET, "events", None).await;
+        let adds: Vec<String> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["operation"] == "group.membership.add" && e["group_id"] == jsm.as_str())
+            .map(|e| e["outcome"]["result"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        adds
+    };
+    let mut objects = organization(&sim);
+    objects.push(json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": "welcome"},
+        "spec": {"organizationRef": {"name": "acme"}, "mode": "Enforce", "schedule": {"interval": "24h"}, "rules": [],
+            "onboarding": [{"name": "support-gets-jsm", "selector": {"groups": ["dept-support"], "accountTypes": ["Managed"]},
+                            "groups": ["jira-servicemanagement-users"]}],
+            "caps": {"maxActionsPerRun": 10000, "maxActionPercent": 100}}}));
+    apply(&client, &ns, objects).await;
+
+    let _op = OperatorProc::start(&ns, &sim, mailbox.path(), &[]);
+    let t0: Timestamp = T0.parse().unwrap();
+    let first = wait_status(&client, &ns, "welcome", 90, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
+    let adds = jsm_adds().await;
+    assert_eq!(adds.iter().filter(|r| *r == "applied").count(), 1, "one seat was left: {adds:?}");
+    assert_eq!(adds.iter().filter(|r| *r == "refused").count(), 1, "one refusal, no retry: {adds:?}");
+    assert_eq!(adds.len(), 2, "{adds:?}");
+    let c = condition(&first, "ProductUserLimitReached").expect("condition");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "RefusedAtUserLimit"));
+    assert!(c.message.contains("Jira Service Management"), "{}", c.message);
+    let actions = audit_actions(&client, &ns).await;
+    let deferred = actions.iter().filter(|a| a.outcome == ActionOutcome::Deferred).count();
+    assert!(deferred >= 2, "the other newcomers wait: {actions:?}");
+    assert!(
+        actions.iter().filter(|a| a.outcome == ActionOutcome::Deferred).all(|a| a
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("at its user limit"))
+    );
+
+    // The next run: nothing into the full product, and the status still says why.
+    run_now(&client, &ns, "welcome", "again").await;
+    let again = wait_status(&client, &ns, "welcome", 60, |s| s.last_handled_run_now.as_deref() == Some("again")).await;
+    assert_eq!(jsm_adds().await.len(), 2, "no write into the full product");
+    let c = condition(&again, "ProductUserLimitReached").unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "HeldAtUserLimit"));
+    assert!(c.message.contains("Atlassian refused at"), "{}", c.message);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    let warned = list.items.iter().filter(|e| e.reason.as_deref() == Some("ProductUserLimitReached")).count();
+    assert_eq!(warned, 1, "one Warning Event, not one per run");
+}

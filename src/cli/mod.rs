@@ -21,7 +21,9 @@ Exit codes:
   2  invalid input: flags, manifests, a CSV file (nothing was read from or written to Atlassian)
   3  the organization could not be read (unreachable, refused, unauthorized, incomplete listing)
   4  plan --detailed-exitcode: a policy is halted, or the plan carries warnings (conditions)
-  5  plan --detailed-exitcode: changes are planned, with no halt and no warning";
+  5  plan --detailed-exitcode: changes are planned, with no halt and no warning
+  6  users import/activate --apply: changes don't fit a product's user limit (listed): nothing was
+     changed, or what the apply changed was undone; --apply-what-fits: the rest was applied";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,6 +80,8 @@ pub mod exit {
     pub const HALTED_OR_WARNINGS: u8 = 4;
     /// `plan --detailed-exitcode`: changes planned, clean.
     pub const CHANGES: u8 = 5;
+    /// `users import/activate --apply`: changes don't fit a product's user limit.
+    pub const USER_LIMIT: u8 = 6;
 }
 
 /// The environment variable every command reads the organization API key from, unless told otherwise.

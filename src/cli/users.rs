@@ -162,7 +162,24 @@ pub struct ImportArgs {
     #[arg(long)]
     pub skip_invalid: bool,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub audit: AuditArgs,
+}
+
+/// Products' user limits, for the dry run's refusals and an all-or-nothing --apply.
+#[derive(Clone, Debug, Default, Args)]
+pub struct LimitArgs {
+    /// A product's user limit, e.g. `jira-service-management=50` (repeatable; overrides the
+    /// AtlassianOrganization's spec.userLimits). No Atlassian API publishes it: declared, the dry run
+    /// lists the rows Atlassian would refuse, and --apply refuses to start while there are any.
+    #[arg(long, value_name = "PRODUCT=N", value_parser = parse_user_limit)]
+    pub user_limit: Vec<(Product, u32)>,
+    /// Apply the rows that fit the user limits, in file order, and list the rest (without it, --apply
+    /// is all-or-nothing: it refuses to start when a row would pass a limit, and undoes what it
+    /// did when Atlassian refuses one mid-apply). Implies --apply.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub apply_what_fits: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,12 +201,21 @@ pub struct ActivateArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub audit: AuditArgs,
 }
 
 fn parse_status_arg(s: &str) -> Result<UserStatus, String> {
     users::parse_status(s)
         .ok_or_else(|| format!("{s:?} is not a status: active, suspended, deactivated, invited-never-active"))
+}
+
+fn parse_user_limit(s: &str) -> Result<(Product, u32), String> {
+    let (product, n) =
+        s.split_once('=').ok_or_else(|| format!("{s:?}: give PRODUCT=N, e.g. jira-service-management=50"))?;
+    let n = n.trim().parse::<u32>().map_err(|_| format!("{s:?}: the limit {:?} is not a whole number", n.trim()))?;
+    Ok((parse_product_arg(product)?, n))
 }
 
 fn parse_product_arg(s: &str) -> Result<Product, String> {
@@ -632,16 +658,20 @@ async fn import(conn: &ConnectionArgs, args: ImportArgs, io: &mut Io<'_>) -> Res
     print_row_problems(io, &args.csv, "note", &plan.notes);
     let _ = write!(io.out, "{}", plan.render());
     let source = args.csv.display().to_string();
-    finish(conn, &client, &snapshot, "cli-import", &source, &plan.changes, args.apply, &args.audit, io).await
+    let apply = args.apply || args.limits.apply_what_fits;
+    finish(conn, &client, &snapshot, "cli-import", &source, &plan.changes, apply, &args.limits, &args.audit, io).await
 }
 
-/// The organization and ProtectedUsers the command line's changes are checked against: those of
-/// the manifests given with --file (in the organization's namespace), else the organization as
-/// read, with no ProtectedUser.
-fn cli_rules(
-    conn: &ConnectionArgs,
-    snapshot: &DirectorySnapshot,
-) -> Result<(crate::crd::AtlassianOrganization, Vec<crate::crd::ProtectedUser>), CommandError> {
+/// What the command line's changes are checked against: the organization, its ProtectedUsers and
+/// GroupLicenseMappings, from the manifests given with --file (in the organization's namespace),
+/// else the organization as read, with none.
+struct CliRules {
+    organization: crate::crd::AtlassianOrganization,
+    protections: Vec<crate::crd::ProtectedUser>,
+    mappings: Vec<crate::crd::GroupLicenseMapping>,
+}
+
+fn cli_rules(conn: &ConnectionArgs, snapshot: &DirectorySnapshot) -> Result<CliRules, CommandError> {
     if !conn.file.is_empty() {
         let manifests = super::plan::load_manifests(&conn.file).map_err(|e| CommandError::usage(e.to_string()))?;
         let org = manifests
@@ -653,7 +683,13 @@ fn cli_rules(
             let ns = org.metadata.namespace.clone();
             let protections =
                 manifests.protections.into_iter().filter(|p| ns.is_none() || p.metadata.namespace == ns).collect();
-            return Ok((org, protections));
+            let name = org.metadata.name.clone().unwrap_or_default();
+            let mappings = manifests
+                .mappings
+                .into_iter()
+                .filter(|m| (ns.is_none() || m.metadata.namespace == ns) && m.spec.organization_ref.name == name)
+                .collect();
+            return Ok(CliRules { organization: org, protections, mappings });
         }
     }
     let org: crate::crd::AtlassianOrganization = serde_json::from_value(serde_json::json!({
@@ -662,7 +698,7 @@ fn cli_rules(
         "spec": {"orgId": snapshot.org_id, "credentials": {"apiKeySecretRef": {"name": "-", "key": "-"}}}
     }))
     .map_err(|e| CommandError::failure(format!("organization for the checks: {e}")))?;
-    Ok((org, vec![]))
+    Ok(CliRules { organization: org, protections: vec![], mappings: vec![] })
 }
 
 /// The dry run's last word, or the application of `changes` with its audit record.
@@ -675,25 +711,66 @@ async fn finish(
     source: &str,
     changes: &[Change],
     apply: bool,
+    limits: &LimitArgs,
     audit: &AuditArgs,
     io: &mut Io<'_>,
 ) -> Result<u8, CommandError> {
     // The operator's rules hold here too: protected users (from the manifests given with --file),
     // admins, the API-key owner, apps and IdP-synced accounts and groups are not changed.
-    let (organization, protections) = cli_rules(conn, snapshot)?;
-    let guard = users::Guard { organization: &organization, protections: &protections, policy, now: snapshot.taken_at };
+    let rules = cli_rules(conn, snapshot)?;
+    let guard = users::Guard {
+        organization: &rules.organization,
+        protections: &rules.protections,
+        policy,
+        now: snapshot.taken_at,
+    };
     let (allowed, refused) = guard.screen(snapshot, changes);
     for r in &refused {
         let _ = writeln!(io.out, "refused: {}: {}", r.change, r.why);
     }
-    let changes = allowed.as_slice();
-    if changes.is_empty() {
+    if allowed.is_empty() {
         let _ = writeln!(io.out, "nothing to change");
         return Ok(exit::OK);
     }
+    // The products' user limits: declared (flags over the manifest), seats in use counted as the
+    // planner counts them, and the rows that would pass a limit.
+    let mut declared = rules.organization.spec.declared_user_limits();
+    declared.extend(limits.user_limit.iter().copied());
+    let from_flags: Vec<Product> = limits.user_limit.iter().map(|(p, _)| *p).collect();
+    let grants = crate::policy::group_grants(snapshot, &rules.organization.spec, &rules.mappings);
+    let licensed = crate::policy::licensed_accounts(snapshot, &rules.organization.spec, &rules.mappings);
+    let fit = users::limits::check_fit(snapshot, &grants, &licensed, &declared, &allowed);
+    print_fit(io, &fit, &from_flags);
+    let changes: &[Change] = if limits.apply_what_fits { &fit.fits } else { &allowed };
     if !apply {
-        let _ = writeln!(io.out, "dry run: nothing was changed; pass --apply to make these {} changes", changes.len());
+        let _ = writeln!(io.out, "dry run: nothing was changed; pass --apply to make these {} changes", allowed.len());
+        if !fit.refused.is_empty() {
+            let _ = writeln!(
+                io.out,
+                "--apply refuses to start while {} change(s) would be refused at a user limit; --apply-what-fits \
+                 makes the {} that fit",
+                fit.refused.len(),
+                fit.fits.len()
+            );
+        }
         return Ok(exit::OK);
+    }
+    if !fit.refused.is_empty() && !limits.apply_what_fits {
+        return Err(CommandError {
+            code: exit::USER_LIMIT,
+            message: format!(
+                "{} of {} changes would be refused at a user limit ({}): nothing was changed; free seats, raise the \
+                 limit, or pass --apply-what-fits to make the {} that fit",
+                fit.refused.len(),
+                allowed.len(),
+                limited_products(&fit),
+                fit.fits.len()
+            ),
+        });
+    }
+    if changes.is_empty() {
+        let _ = writeln!(io.out, "nothing fits the user limits: nothing was changed");
+        return Ok(exit::USER_LIMIT);
     }
     let sink = CliAudit::open(audit).await?;
     let start = Timestamp::now();
@@ -718,8 +795,33 @@ async fn finish(
         Some((&applied, Timestamp::now())),
     );
     record.actor = Some(actor);
+    // A refusal at a user limit mid-apply (the limit was unknown, or lower than declared): all or
+    // nothing takes back what this apply did; --apply-what-fits keeps what fit.
+    let stop = users::apply::stopped_at_limit(&applied).map(|(a, message)| (a.change.clone(), message.to_owned()));
+    let mut undone = vec![];
+    if let Some((at, message)) = &stop
+        && !limits.apply_what_fits
+    {
+        // The applied changes are on record before the first undo is sent.
+        if let Err(e) = sink.write(&record).await {
+            return Err(CommandError::failure(format!(
+                "Atlassian refused {at} at a user limit ({message}), and the audit trail could not be updated \
+                 ({e}): nothing was undone; the changes applied so far are listed in run {run_id} as planned"
+            )));
+        }
+        let why = format!(
+            "the apply stopped when Atlassian refused {} at a user limit ({message}), and --apply is all or nothing",
+            at.subject()
+        );
+        undone = users::apply::undo_applied(client, &applied).await;
+        record.actions.extend(users::apply::undo_actions(policy, source, &applied, &undone, &why, Timestamp::now()));
+        record.end_time = Some(Timestamp::now());
+    }
     let recorded = sink.write(&record).await;
-    let failed: Vec<&AppliedChange> = applied.iter().filter(|a| !a.outcome.is_converged()).collect();
+    let not_attempted =
+        applied.iter().filter(|a| a.skipped.as_deref().is_some_and(|s| s.starts_with("not attempted"))).count();
+    let failed: Vec<&AppliedChange> =
+        applied.iter().filter(|a| a.skipped.is_none() && !a.outcome.is_converged()).collect();
     for a in &failed {
         let why = match &a.outcome {
             WriteOutcome::Refused { reason, message } => format!("{}: {message}", reason.label()),
@@ -728,21 +830,120 @@ async fn finish(
         };
         let _ = writeln!(io.err, "failed: {}: {why}", a.change);
     }
+    let recorded_in = format!("run {} of {policy} in {}", record.run_id, sink.describe());
+    let recorded_err = |e: RecordError| {
+        CommandError::failure(format!("the changes were made but the audit trail could not be updated: {e}"))
+    };
+    if let Some((at, message)) = &stop {
+        let made = applied.iter().filter(|a| a.skipped.is_none() && a.outcome == WriteOutcome::Done).count();
+        if limits.apply_what_fits {
+            let _ = writeln!(
+                io.out,
+                "Atlassian refused {at} at a user limit ({message}): the apply stopped there; {made} of {} changes \
+                 were made, {not_attempted} not attempted; recorded as {recorded_in}",
+                applied.len()
+            );
+            recorded.map_err(recorded_err)?;
+            return Ok(exit::USER_LIMIT);
+        }
+        let undo_failed: Vec<&users::apply::Undone> = undone.iter().filter(|u| !u.outcome.is_converged()).collect();
+        for u in &undo_failed {
+            let why = match &u.outcome {
+                WriteOutcome::Refused { reason, message } => format!("{}: {message}", reason.label()),
+                WriteOutcome::Failed { message, .. } => message.clone(),
+                _ => String::new(),
+            };
+            let _ = writeln!(io.err, "undo failed: {} of {}: {why}", u.action, applied[u.of].change);
+        }
+        for u in undone.iter().filter(|u| matches!(applied[u.of].change.kind, users::ChangeKind::Invite { .. })) {
+            let _ = writeln!(
+                io.err,
+                "note: {} was invited and removed again; the invitation email had already been sent",
+                applied[u.of].change.subject()
+            );
+        }
+        if !undo_failed.is_empty() {
+            recorded.map_err(recorded_err)?;
+            return Err(CommandError::failure(format!(
+                "PARTLY APPLIED: Atlassian refused {at} at a user limit ({message}); {} of the {} changes this apply \
+                 made could not be undone (listed above): put them back by hand; recorded as {recorded_in}",
+                undo_failed.len(),
+                undone.len()
+            )));
+        }
+        let _ = writeln!(
+            io.out,
+            "Atlassian refused {at} at a user limit ({message}): nothing was left changed: the {} change(s) this \
+             apply made were undone; recorded as {recorded_in}. Declare the limit (--user-limit PRODUCT=N or \
+             spec.userLimits) to see in the dry run what fits, or pass --apply-what-fits",
+            undone.len()
+        );
+        recorded.map_err(recorded_err)?;
+        return Ok(exit::USER_LIMIT);
+    }
     let _ = writeln!(
         io.out,
-        "applied {} of {} changes ({} failed); recorded as run {} of {policy} in {}",
+        "applied {} of {} changes ({} failed); recorded as {recorded_in}",
         applied.len() - failed.len(),
         applied.len(),
         failed.len(),
-        record.run_id,
-        sink.describe()
     );
-    if let Err(e) = recorded {
-        return Err(CommandError::failure(format!(
-            "the changes were made but the audit trail could not be updated: {e}"
-        )));
+    if !fit.refused.is_empty() {
+        let _ = writeln!(io.out, "left out at a user limit: {} change(s) (listed above)", fit.refused.len());
     }
-    Ok(if failed.is_empty() { exit::OK } else { exit::FAILURE })
+    recorded.map_err(recorded_err)?;
+    Ok(if !failed.is_empty() {
+        exit::FAILURE
+    } else if !fit.refused.is_empty() {
+        exit::USER_LIMIT
+    } else {
+        exit::OK
+    })
+}
+
+/// `Jira Service Management, Confluence`: the products some change would pass the limit of.
+fn limited_products(fit: &users::limits::FitCheck) -> String {
+    let names: Vec<&str> =
+        fit.products.iter().filter(|p| p.refused_rows > 0).map(|p| p.product.display_name()).collect();
+    names.join(", ")
+}
+
+/// Per product the changes take seats of: the limit, the seats in use and what the changes add,
+/// then each change that would be refused at the limit.
+fn print_fit(io: &mut Io<'_>, fit: &users::limits::FitCheck, from_flags: &[Product]) {
+    for p in fit.products.iter().filter(|p| p.wanted > 0) {
+        let name = p.product.display_name();
+        match p.limit {
+            Some(limit) => {
+                let source = if from_flags.contains(&p.product) { "--user-limit" } else { "spec.userLimits" };
+                let _ = writeln!(
+                    io.out,
+                    "user limit: {name}: limit {limit} ({source}), {} in use, these changes would add {}: {}",
+                    p.licensed,
+                    p.wanted,
+                    if p.refused_rows == 0 {
+                        "they fit".to_owned()
+                    } else {
+                        format!("{} row(s) would be refused", p.refused_rows)
+                    }
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    io.out,
+                    "user limit: {name}: limit unknown, {} in use, these changes would add {}; no Atlassian API \
+                     publishes the limit: declare it with --user-limit {}=N or spec.userLimits in the \
+                     AtlassianOrganization, and the dry run lists what Atlassian would refuse",
+                    p.licensed,
+                    p.wanted,
+                    p.product.label()
+                );
+            }
+        }
+    }
+    for (c, p) in &fit.refused {
+        let _ = writeln!(io.out, "refused at the user limit of {}: {c}", p.display_name());
+    }
 }
 
 /// The audit trail the command line writes to: a local folder, or LifecycleRuns in a namespace.
@@ -847,5 +1048,6 @@ async fn activate(conn: &ConnectionArgs, args: ActivateArgs, io: &mut Io<'_>) ->
             plan.errors.len()
         )));
     }
-    finish(conn, &client, &snapshot, "cli-activate", &source, &plan.changes, args.apply, &args.audit, io).await
+    let apply = args.apply || args.limits.apply_what_fits;
+    finish(conn, &client, &snapshot, "cli-activate", &source, &plan.changes, apply, &args.limits, &args.audit, io).await
 }

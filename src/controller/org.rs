@@ -219,6 +219,16 @@ pub async fn run_organization(
         let next = schedule::next_run(p, end);
         let mut st = status::after_run(p, run, end, next, ctx.settings.process_dry_run, run_now);
         notice_delivery_condition(ctx, p, &org, &mut st, end).await;
+        // A Warning Event when a product the policy onboards into reaches its user limit (once,
+        // not every run while it stays there).
+        let at_limit = |s: &LifecyclePolicyStatus| {
+            s.conditions.iter().find(|c| c.type_ == status::PRODUCT_USER_LIMIT_REACHED && c.status == "True").cloned()
+        };
+        if let Some(c) = at_limit(&st)
+            && p.status.as_ref().and_then(at_limit).is_none()
+        {
+            ctx.event(*p, EventType::Warning, status::PRODUCT_USER_LIMIT_REACHED, "Reconcile", c.message).await;
+        }
         if let Some(why) = &mail_problem {
             set_condition(
                 &mut st.conditions,

@@ -14,6 +14,8 @@ pub const SYNCED: &str = "Synced";
 pub const SAFETY_HALTED: &str = "SafetyHalted";
 pub const DEGRADED: &str = "Degraded";
 pub const NOTICE_DELIVERY_UNAVAILABLE: &str = "NoticeDeliveryUnavailable";
+/// A product the policy adds people to is at its user limit: onboarding waits for freed seats.
+pub const PRODUCT_USER_LIMIT_REACHED: &str = crate::policy::USER_LIMIT_REACHED;
 
 /// Entries shown in status lists (sample actions, would-notify): enough to read, bounded in size.
 const SAMPLE: usize = 10;
@@ -134,7 +136,25 @@ pub fn after_run(
             now,
         ),
     }
-    let mut degraded: Vec<String> = plan.conditions.iter().map(|c| format!("{}: {}", c.reason, c.message)).collect();
+    // A product at its user limit has a condition of its own (it is the organization's state,
+    // not a fault of the run).
+    let mut at_limit: Vec<String> =
+        plan.conditions.iter().filter(|c| c.reason == PRODUCT_USER_LIMIT_REACHED).map(|c| c.message.clone()).collect();
+    for refusal in &r.limit_refusals {
+        let products: Vec<&str> = refusal.products.iter().map(|p| p.display_name()).collect();
+        at_limit.push(format!(
+            "Atlassian refused a write into {} at its user limit ({}): no more writes into it this run; onboarding \
+             waits for freed seats or a higher limit in the AtlassianOrganization's spec.userLimits",
+            if products.is_empty() { "a product".to_owned() } else { products.join(", ") },
+            refusal.message
+        ));
+    }
+    let mut degraded: Vec<String> = plan
+        .conditions
+        .iter()
+        .filter(|c| c.reason != PRODUCT_USER_LIMIT_REACHED)
+        .map(|c| format!("{}: {}", c.reason, c.message))
+        .collect();
     if r.failed > 0 {
         degraded.push(format!(
             "{} actions failed: {}",
@@ -159,12 +179,35 @@ pub fn after_run(
             now,
         );
     } else {
-        let reason = plan.conditions.first().map(|c| c.reason.as_str()).unwrap_or(if r.failed > 0 {
-            "ActionsFailed"
-        } else {
-            "NoticesUndelivered"
-        });
+        let reason = plan
+            .conditions
+            .iter()
+            .find(|c| c.reason != PRODUCT_USER_LIMIT_REACHED)
+            .map(|c| c.reason.as_str())
+            .unwrap_or(if r.failed > 0 { "ActionsFailed" } else { "NoticesUndelivered" });
         set_condition(conds, DEGRADED, ConditionStatus::True, reason, degraded.join(" | "), generation, now);
+    }
+    if !at_limit.is_empty() {
+        let reason = if r.limit_refusals.is_empty() { "HeldAtUserLimit" } else { "RefusedAtUserLimit" };
+        set_condition(
+            conds,
+            PRODUCT_USER_LIMIT_REACHED,
+            ConditionStatus::True,
+            reason,
+            at_limit.join(" | "),
+            generation,
+            now,
+        );
+    } else if conds.iter().any(|c| c.type_ == PRODUCT_USER_LIMIT_REACHED) {
+        set_condition(
+            conds,
+            PRODUCT_USER_LIMIT_REACHED,
+            ConditionStatus::False,
+            "WithinUserLimits",
+            "every add of the last run fit its product's user limit",
+            generation,
+            now,
+        );
     }
     set_condition(
         conds,

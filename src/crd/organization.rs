@@ -60,6 +60,15 @@ pub struct AtlassianOrganizationSpec {
     /// What seats cost, for savings accounting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing: Option<Billing>,
+    /// Each product's user limit (the user tier of its subscription, shown in admin.atlassian.com →
+    /// Billing), where you know it. No Atlassian API publishes it, and Atlassian refuses restores,
+    /// group adds and invitations past it. Declared, it lets onboarding plan only the adds that fit
+    /// (the rest held back with the reason) and lets `users import`/`users activate` show in their
+    /// dry run which rows would be refused. Undeclared, seatwarden learns a product is full from
+    /// Atlassian's first refusal and waits for freed seats (or a declared, higher limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["product"]))]
+    pub user_limits: Vec<UserLimit>,
     /// Client-side pacing of Atlassian calls.
     #[serde(default)]
     pub request_budget: RequestBudget,
@@ -207,6 +216,28 @@ pub struct SeatPrice {
     /// Price per seat per month in the billing currency.
     #[schemars(range(min = 0.0, max = 100000.0))]
     pub monthly_price: f64,
+}
+
+/// One product's user limit: how many accounts its subscription licenses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserLimit {
+    pub product: Product,
+    /// Accounts the product is licensed for (e.g. 500 for a 500-user tier).
+    #[schemars(range(min = 0, max = 10000000))]
+    pub limit: i32,
+}
+
+impl AtlassianOrganizationSpec {
+    /// The declared user limits by product (the first entry of a product wins; the manifest loader
+    /// and the API server refuse a product listed twice).
+    pub fn declared_user_limits(&self) -> std::collections::BTreeMap<Product, u32> {
+        let mut out = std::collections::BTreeMap::new();
+        for l in &self.user_limits {
+            out.entry(l.product).or_insert(l.limit.max(0) as u32);
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -75,6 +75,10 @@ pub struct FreshRead {
 /// One write's result: its index in the batch, the audit outcome, the error, the ledger outcome.
 type WriteResult = Result<(usize, ActionOutcome, Option<String>, Outcome), RecordError>;
 
+/// One write as [`Executor::apply_one`] classifies it: the audit outcome, the error, the ledger
+/// outcome, and Atlassian's message when it refused at a user limit.
+type Applied = (ActionOutcome, Option<String>, Outcome, Option<String>);
+
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The writes and the one-user re-read the executor needs from the Atlassian client.
@@ -162,6 +166,77 @@ pub struct ExecutionReport {
     pub failures: Vec<String>,
     /// Why the run stopped before its last write (a premise changed), if it did.
     pub stopped: Option<String>,
+    /// Writes Atlassian refused because a product is at its user limit (at most one per product
+    /// per run: the rest into that product are deferred without a write).
+    pub limit_refusals: Vec<LimitRefusal>,
+}
+
+/// Atlassian refused a write because a product is at its user limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitRefusal {
+    /// The products the refusal blocks (empty: the message named none the write would take).
+    pub products: Vec<Product>,
+    /// Atlassian's message.
+    pub message: String,
+    pub at: Timestamp,
+}
+
+/// Products Atlassian said are full during one organization's run: shared by the policies run
+/// together, so no write goes into a product Atlassian refused for the rest of the run.
+#[derive(Debug, Default)]
+pub struct UserLimitGate {
+    blocked: std::sync::Mutex<UserLimitsBlocked>,
+}
+
+#[derive(Debug, Default)]
+struct UserLimitsBlocked {
+    products: BTreeMap<Product, String>,
+    /// A refusal that named no product seatwarden can tell: every seat-taking write waits.
+    unknown: Option<String>,
+}
+
+/// Whether a write can take a seat (and so be refused at a user limit).
+pub fn takes_seat(a: &PlannedAction) -> bool {
+    matches!(a.kind, ActionKind::AddGroup { .. } | ActionKind::Restore | ActionKind::Enable | ActionKind::Invite)
+}
+
+fn gained(a: &PlannedAction) -> impl Iterator<Item = Product> + '_ {
+    a.seats.iter().filter(|(_, n)| **n < 0).map(|(p, _)| *p)
+}
+
+impl UserLimitGate {
+    /// Why `a` is not written (a product it takes is full), or None.
+    pub fn blocks(&self, a: &PlannedAction) -> Option<String> {
+        let b = self.blocked.lock().expect("user limit lock");
+        let why = |name: &str, message: &str| {
+            format!(
+                "{name} answered earlier in this run that it is at its user limit ({message}): not tried again this \
+                 run; planned again once seats are freed or a higher limit is declared in spec.userLimits"
+            )
+        };
+        if let Some(m) = &b.unknown {
+            return Some(why("a product", m));
+        }
+        gained(a).find_map(|p| b.products.get(&p).map(|m| why(p.display_name(), m)))
+    }
+
+    /// Records Atlassian's refusal of `a`; returns the products it blocks.
+    pub fn refused(&self, a: &PlannedAction, message: &str) -> Vec<Product> {
+        let named = Product::named_in(message);
+        let taken: Vec<Product> = gained(a).collect();
+        let mut products: Vec<Product> = taken.iter().copied().filter(|p| named.contains(p)).collect();
+        if products.is_empty() {
+            products = if taken.is_empty() { named } else { taken };
+        }
+        let mut b = self.blocked.lock().expect("user limit lock");
+        if products.is_empty() {
+            b.unknown = Some(message.to_owned());
+        }
+        for p in &products {
+            b.products.insert(*p, message.to_owned());
+        }
+        products
+    }
 }
 
 pub struct Executor<'a, D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> {
@@ -177,6 +252,9 @@ pub struct Executor<'a, D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSin
     pub clock: &'a Clock,
     pub metrics: Option<&'a Metrics>,
     pub options: ExecuteOptions,
+    /// Products Atlassian refused at their user limit this run (shared by the organization's
+    /// policies run together).
+    pub user_limits: &'a UserLimitGate,
 }
 
 /// Saves the ledger's changed shards, each conditionally on the version last read or written. On
@@ -190,7 +268,7 @@ pub async fn save_ledger<L: LedgerStore>(store: &L, ledger: &mut Ledger) -> Resu
         let mut ours = shard;
         let mut base = store.base(index);
         for attempt in 1.. {
-            let json = (!ours.users.is_empty()).then(|| ours.to_json());
+            let json = (!ours.is_empty()).then(|| ours.to_json());
             if json.as_deref() == base.as_ref().map(|b| b.json.as_str()) || (json.is_none() && base.is_none()) {
                 break;
             }
@@ -232,6 +310,9 @@ pub async fn save_ledger<L: LedgerStore>(store: &L, ledger: &mut Ledger) -> Resu
 /// Three-way merge of one shard, per account: `base` is what this writer last saw.
 fn merge_shard(index: usize, base: &Ledger, ours: &Ledger, theirs: &Ledger) -> Result<Ledger, RecordError> {
     let mut merged = Ledger::new(if ours.org_id.is_empty() { theirs.org_id.clone() } else { ours.org_id.clone() });
+    // The organization-wide facts as one: ours when this writer changed them, else theirs.
+    merged.user_limits =
+        if ours.user_limits == base.user_limits { theirs.user_limits.clone() } else { ours.user_limits.clone() };
     let ids: std::collections::BTreeSet<&String> =
         base.users.keys().chain(ours.users.keys()).chain(theirs.users.keys()).collect();
     for id in ids {
@@ -364,20 +445,48 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
             self.fail.pass(FailPoint::AfterIntent)?;
 
             // Futures are built up front (not in a stream closure), which keeps the whole run
-            // future Send for the controller.
+            // future Send for the controller. Writes that can take a seat go one at a time, after
+            // the others: the first refusal at a user limit stops the rest into that product, and
+            // none is in flight beside it.
             let writes: Vec<BoxFut<'_, WriteResult>> = batch
                 .iter()
                 .enumerate()
+                .filter(|(_, a)| !takes_seat(a))
                 .map(|(i, a)| -> BoxFut<'_, _> {
                     Box::pin(async move {
-                        let (outcome, error, ledger_outcome) = self.apply_one(a).await?;
+                        let (outcome, error, ledger_outcome, _) = self.apply_one(a).await?;
                         self.fail.pass(FailPoint::AfterWrite)?;
                         Ok((i, outcome, error, ledger_outcome))
                     })
                 })
                 .collect();
-            let results: Vec<WriteResult> =
+            let mut results: Vec<WriteResult> =
                 futures::stream::iter(writes).buffer_unordered(self.options.concurrency.max(1)).collect().await;
+            for (i, a) in batch.iter().enumerate().filter(|(_, a)| takes_seat(a)) {
+                if results.iter().any(Result::is_err) {
+                    break;
+                }
+                if let Some(why) = self.user_limits.blocks(a) {
+                    results.push(Ok((i, ActionOutcome::Deferred, Some(why), Outcome::NotApplied)));
+                    continue;
+                }
+                let written = self.apply_one(a).await;
+                if let Ok((_, _, _, Some(message))) = &written {
+                    let products = self.user_limits.refused(a, message);
+                    tracing::info!(policy = %plan.policy, ?products, message, "refused at a user limit: no more writes into it this run");
+                    report.limit_refusals.push(LimitRefusal {
+                        products,
+                        message: message.clone(),
+                        at: self.now().await,
+                    });
+                }
+                results.push(match written {
+                    Ok((outcome, error, ledger_outcome, _)) => {
+                        self.fail.pass(FailPoint::AfterWrite).map(|()| (i, outcome, error, ledger_outcome))
+                    }
+                    Err(e) => Err(e),
+                });
+            }
             // A refused fence or a crash: nothing more is recorded here; the next leader settles the
             // batch's intents from what Atlassian shows.
             let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -542,7 +651,8 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
     }
 
     /// One write: re-read first when destructive; classify the outcome for the record and ledger.
-    async fn apply_one(&self, a: &PlannedAction) -> Result<(ActionOutcome, Option<String>, Outcome), RecordError> {
+    /// The last element is Atlassian's message when it refused at a user limit.
+    async fn apply_one(&self, a: &PlannedAction) -> Result<Applied, RecordError> {
         if a.destructive {
             match self.directory.reread(&a.directory_id, &a.account_id).await {
                 Ok(Some(fresh)) => {
@@ -556,10 +666,11 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                                     .into(),
                             ),
                             Outcome::NotApplied,
+                            None,
                         ));
                     }
                     if let Some(why) = (self.recheck)(a, &fresh.user) {
-                        return Ok((ActionOutcome::Skipped, Some(why), Outcome::NotApplied));
+                        return Ok((ActionOutcome::Skipped, Some(why), Outcome::NotApplied, None));
                     }
                 }
                 Ok(None) => {
@@ -567,6 +678,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                         ActionOutcome::Skipped,
                         Some("the user is no longer in the directory".into()),
                         Outcome::NotApplied,
+                        None,
                     ));
                 }
                 Err(e) => {
@@ -575,6 +687,7 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
                         ActionOutcome::Failed,
                         Some(format!("re-read before write failed: {e}")),
                         Outcome::NotApplied,
+                        None,
                     ));
                 }
             }
@@ -582,15 +695,17 @@ impl<D: DirectoryWriter + ?Sized, L: LedgerStore, A: AuditSink> Executor<'_, D, 
         // Only the leader writes: the lease is confirmed, with a margin, right before each write.
         self.fence.confirm().await.map_err(RecordError::Fenced)?;
         Ok(match self.directory.write(a).await {
-            WriteOutcome::Done | WriteOutcome::AlreadySo => (ActionOutcome::Applied, None, Outcome::Applied),
+            WriteOutcome::Done | WriteOutcome::AlreadySo => (ActionOutcome::Applied, None, Outcome::Applied, None),
             WriteOutcome::Refused { reason, message } => {
-                (ActionOutcome::Failed, Some(format!("refused ({reason}): {message}")), Outcome::Failed)
+                let limit = (reason == crate::atlassian::RefusalReason::LicenseLimit.label()).then(|| message.clone());
+                (ActionOutcome::Failed, Some(format!("refused ({reason}): {message}")), Outcome::Failed, limit)
             }
-            WriteOutcome::Failed { message } => (ActionOutcome::Failed, Some(message), Outcome::Failed),
+            WriteOutcome::Failed { message } => (ActionOutcome::Failed, Some(message), Outcome::Failed, None),
             WriteOutcome::Unknown { message } => (
                 ActionOutcome::Unknown,
                 Some(format!("sent, no answer ({message}); the next run settles it from a fresh read")),
                 Outcome::Unknown,
+                None,
             ),
         })
     }
@@ -629,5 +744,54 @@ pub fn describe_for_person(kind: &ActionKind, product: Option<Product>) -> Strin
             None => "a product license will be removed from your account".into(),
         },
         other => other.label().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::ActionBasis;
+    use crate::snapshot::{ManagementSource, UserStatus};
+
+    fn add(seats: &[Product]) -> PlannedAction {
+        PlannedAction {
+            account_id: "acc".into(),
+            email: None,
+            directory_id: "dir".into(),
+            kind: ActionKind::AddGroup { group_id: "g".into() },
+            policy: "p".into(),
+            rule: "onboarding/x".into(),
+            reason: String::new(),
+            seats: seats.iter().map(|p| (*p, -1)).collect(),
+            destructive: false,
+            inactive_days: None,
+            groups_lost: vec![],
+            basis: ActionBasis {
+                status: UserStatus::Active,
+                management_source: ManagementSource::Invited,
+                last_active_any: None,
+                last_active_product: None,
+                product: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_refusal_blocks_the_products_it_names_among_those_the_write_takes() {
+        use Product::*;
+        let gate = UserLimitGate::default();
+        assert_eq!(gate.blocks(&add(&[JiraServiceManagement])), None);
+        // The write takes Jira and JSM; Atlassian names JSM: only JSM is full.
+        let refused = gate.refused(&add(&[JiraSoftware, JiraServiceManagement]), "Jira Service Management is full");
+        assert_eq!(refused, [JiraServiceManagement]);
+        assert!(gate.blocks(&add(&[JiraServiceManagement])).unwrap().starts_with("Jira Service Management answered"));
+        assert_eq!(gate.blocks(&add(&[JiraSoftware])), None);
+        assert_eq!(gate.blocks(&add(&[])), None, "a write that takes no seat is not held");
+        // A message that names nothing: the products the write takes.
+        assert_eq!(gate.refused(&add(&[Confluence]), "the number of licensed users is exceeded"), [Confluence]);
+        // Neither the message nor the write names one: every seat-taking write waits.
+        assert_eq!(gate.refused(&add(&[]), "limit exceeded"), []);
+        assert!(gate.blocks(&add(&[Bitbucket])).unwrap().starts_with("a product answered"));
+        assert!(takes_seat(&add(&[])) && !takes_seat(&PlannedAction { kind: ActionKind::Suspend, ..add(&[]) }));
     }
 }

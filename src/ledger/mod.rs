@@ -25,6 +25,26 @@ pub struct Ledger {
     pub org_id: String,
     #[serde(default)]
     pub users: BTreeMap<String, UserRecord>,
+    /// Products Atlassian answered are at their user limit, and how many accounts held them then:
+    /// an organization-wide fact (kept in the first shard). Onboarding plans no add into such a
+    /// product until seats are freed below that count, or a declared limit above it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_limits: BTreeMap<Product, UserLimitHit>,
+}
+
+/// Atlassian refused a write because a product is at its user limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserLimitHit {
+    /// Accounts holding the product (as seatwarden counts them from the snapshot, with the run's
+    /// applied writes) when Atlassian refused: the limit is at most this.
+    pub licensed: u32,
+    /// The limit declared in the AtlassianOrganization then, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_limit: Option<u32>,
+    pub at: Timestamp,
+    /// Atlassian's answer, for people.
+    pub message: String,
 }
 
 /// What seatwarden remembers about one account.
@@ -301,6 +321,10 @@ pub enum LedgerUpdate {
     /// The account is gone from the organization and nothing about it is worth keeping.
     #[serde(rename_all = "camelCase")]
     Forget { account_id: String },
+    /// A product Atlassian said was full has room again (a higher limit was declared, or more
+    /// accounts hold it now than when it refused): forget the refusal.
+    #[serde(rename_all = "camelCase")]
+    UserLimitLifted { product: Product, why: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -317,7 +341,17 @@ pub enum LedgerError {
 
 impl Ledger {
     pub fn new(org_id: impl Into<String>) -> Self {
-        Self { org_id: org_id.into(), users: BTreeMap::new() }
+        Self { org_id: org_id.into(), users: BTreeMap::new(), user_limits: BTreeMap::new() }
+    }
+
+    /// Nothing to store: no user record and no organization-wide fact.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.user_limits.is_empty()
+    }
+
+    /// Remembers that Atlassian refused a write into `product` at its user limit.
+    pub fn record_user_limit(&mut self, product: Product, hit: UserLimitHit) {
+        self.user_limits.insert(product, hit);
     }
 
     pub fn record(&self, account_id: &str) -> Option<&UserRecord> {
@@ -389,6 +423,9 @@ impl Ledger {
                 }
                 LedgerUpdate::Forget { account_id } => {
                     self.users.remove(account_id);
+                }
+                LedgerUpdate::UserLimitLifted { product, .. } => {
+                    self.user_limits.remove(product);
                 }
             }
         }
@@ -539,6 +576,7 @@ impl Ledger {
         for (id, rec) in &self.users {
             shards[Self::shard_index(id, shard_count) as usize].users.insert(id.clone(), rec.clone());
         }
+        shards[0].user_limits = self.user_limits.clone();
         Ok(shards)
     }
 
@@ -564,6 +602,15 @@ impl Ledger {
                     acc.org_id = shard.org_id.clone();
                 } else if !shard.org_id.is_empty() {
                     return Err(LedgerError::MixedOrganizations { first: acc.org_id.clone(), other: shard.org_id });
+                }
+            }
+            for (product, hit) in shard.user_limits {
+                // Only the first shard carries them; should two, the later refusal is the news.
+                match acc.user_limits.get(&product) {
+                    Some(known) if known.at >= hit.at => {}
+                    _ => {
+                        acc.user_limits.insert(product, hit);
+                    }
                 }
             }
             for (id, rec) in shard.users {

@@ -88,6 +88,24 @@ fn shards_split_by_account_and_merge_back() {
 }
 
 #[test]
+fn a_user_limit_refusal_travels_in_the_first_shard_and_merges_back() {
+    let mut l = big_ledger(50);
+    let hit = UserLimitHit { licensed: 51, declared_limit: None, at: t(1), message: "full".into() };
+    l.record_user_limit(Product::JiraServiceManagement, hit.clone());
+    let shards = l.shards(4).unwrap();
+    assert_eq!(shards[0].user_limits.get(&Product::JiraServiceManagement), Some(&hit));
+    assert!(shards[1..].iter().all(|s| s.user_limits.is_empty()));
+    let round: Vec<Ledger> = shards.iter().map(|s| Ledger::from_json(&s.to_json()).unwrap()).collect();
+    assert_eq!(Ledger::merge(round).unwrap(), l);
+    // A ledger holding only the refusal is not empty: its shard is stored.
+    let mut only = Ledger::new("org-1");
+    only.record_user_limit(Product::Confluence, hit);
+    assert!(!only.is_empty());
+    only.apply_updates(&[LedgerUpdate::UserLimitLifted { product: Product::Confluence, why: "raised".into() }]);
+    assert!(only.is_empty());
+}
+
+#[test]
 fn a_hundred_thousand_users_fit_in_shards_well_under_one_mebibyte() {
     let l = big_ledger(100_000);
     let n = l.shard_count_for(1024 * 1024);

@@ -49,6 +49,8 @@ pub(super) struct Ctx<'a> {
     pub(super) incomplete: bool,
     /// How notices reach people; rules with lead times act only when they can (invariant 4).
     pub(super) notice_delivery: NoticeDelivery,
+    /// Seats against each product's user limit, for products with a limit in force.
+    pub(super) user_limits: BTreeMap<Product, super::limits::ProductSeats>,
 }
 
 /// One policy's decisions before cross-policy resolution and caps.

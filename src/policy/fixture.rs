@@ -134,6 +134,7 @@ pub(crate) fn org() -> AtlassianOrganization {
                     SeatPrice { product: Product::Confluence, monthly_price: 6.0 },
                 ],
             }),
+            user_limits: vec![],
             request_budget: RequestBudget::default(),
             mail: None,
             local_mailbox: true,

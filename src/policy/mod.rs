@@ -21,6 +21,7 @@
 mod claims;
 mod context;
 mod eligibility;
+mod limits;
 mod observation;
 mod onboarding;
 mod reactivation;
@@ -50,6 +51,8 @@ use crate::ledger::{Ledger, UserRecord};
 use crate::snapshot::{DirectorySnapshot, GroupIdx};
 
 pub use context::PlanInput;
+pub use limits::{ProductSeats, group_grants, licensed_accounts};
+pub use onboarding::USER_LIMIT_REACHED;
 pub use recheck::{Recheck, recheck};
 pub use render::{DEFAULT_MARKDOWN_CHARS, MarkdownOptions, to_json, to_markdown, to_markdown_with, to_text};
 pub use safety::{IMPLAUSIBLE_ACCOUNT_SHARE_PER_MILLE, IMPLAUSIBLE_PRODUCT_SHARE_PER_MILLE, MIN_POPULATION_FOR_SHARE};
@@ -140,6 +143,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             message: format!("GroupLicenseMapping {mapping} names group {group}, which is not in the organization"),
         });
     }
+    let (user_limits, lifted) =
+        limits::product_seats(snapshot, &licensing, &input.organization.spec.declared_user_limits(), ledger);
+    ledger_updates.extend(lifted);
     let protections = Protections::compile(snapshot, input.protections, input.now, sorted);
     for p in &protections.active {
         for g in &p.groups.unresolved {
@@ -167,6 +173,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         ledger,
         incomplete,
         notice_delivery: input.organization.spec.notice_delivery(),
+        user_limits,
     };
 
     let mut policies: Vec<&LifecyclePolicy> = Vec::new();
@@ -233,12 +240,28 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         staged.push((materialize(&ctx, draft, loss, &restored_by, &mut daily, &mut busy), policy));
     }
     let mut onboarded: HashSet<(u32, GroupIdx)> = HashSet::new();
+    // Seats left under each product's user limit, spent by the applying policies' restorations,
+    // then by onboarding in policy name order (a policy that doesn't apply shows what would fit
+    // and spends nothing, like the daily cap).
+    let mut room: std::collections::BTreeMap<crate::product::Product, u32> =
+        ctx.user_limits.iter().filter_map(|(p, s)| Some((*p, s.room()?))).collect();
+    for (pp, _) in staged.iter_mut() {
+        let mut left = room.clone();
+        onboarding::hold_restorations_at_limits(&ctx, pp, &mut left);
+        if pp.applies {
+            room = left;
+        }
+    }
     let realized = savings::realized_from(&input.organization.spec, input.now);
     let mut totals = Totals::default();
     let mut out_policies = Vec::with_capacity(staged.len());
     for (mut pp, policy) in staged {
         if pp.mode != PolicyMode::Paused {
-            onboard(&ctx, policy, &mut pp, &busy, &mut onboarded);
+            let mut left = room.clone();
+            onboard(&ctx, policy, &mut pp, &busy, &mut onboarded, &mut left);
+            if pp.applies {
+                room = left;
+            }
         }
         pp.totals = policy_totals(&ctx, &pp);
         savings::finish_savings(&mut pp.totals.savings, ctx.licensing.currency.as_deref(), &realized);
@@ -258,6 +281,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         ledger_updates,
         daily_cap_remaining: daily,
         totals,
+        user_limits: ctx.user_limits.values().cloned().collect(),
     }
 }
 

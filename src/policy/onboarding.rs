@@ -1,6 +1,6 @@
 //! Onboarding: accounts matching a selector are put into groups (every directory's group of the
-//! name, in the directories the account is live in), within the seat cap, and never someone
-//! seatwarden took out for inactivity until they return.
+//! name, in the directories the account is live in), within the seat cap and the products' user
+//! limits, and never someone seatwarden took out for inactivity until they return.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -20,6 +20,7 @@ pub(super) fn onboard(
     pp: &mut PolicyPlan,
     busy: &[bool],
     onboarded: &mut HashSet<(u32, GroupIdx)>,
+    room: &mut BTreeMap<Product, u32>,
 ) {
     let spec = &policy.spec;
     if spec.onboarding.is_empty() {
@@ -28,6 +29,7 @@ pub(super) fn onboard(
     let name = name_of(policy);
     let namespace = policy.metadata.namespace.as_deref();
     let scope = CompiledScope::new(ctx.snapshot, &spec.scope);
+    let mut held_back: BTreeMap<Product, u32> = BTreeMap::new();
     for ob in &spec.onboarding {
         let selector = CompiledSelector::new(ctx.snapshot, &ob.selector);
         let targets = ResolvedGroups::resolve(ctx.snapshot, &ob.groups);
@@ -136,13 +138,93 @@ pub(super) fn onboard(
                 pp.deferred.extend(acts.into_iter().map(|(_, a)| DeferredAction { action: a, why: why.clone() }));
                 continue;
             }
-            users_added += 1;
+            let mut added = false;
             for (g, a) in acts {
+                // An add that takes a seat of a product with no room left is held back: Atlassian
+                // would refuse it (and the limit is known, declared or from its last refusal).
+                let gained = || a.seats.iter().filter(|(_, n)| **n < 0).map(|(p, _)| *p);
+                if let Some(full) = gained().find(|p| room.get(p) == Some(&0)) {
+                    *held_back.entry(full).or_default() += 1;
+                    pp.deferred.push(DeferredAction { action: a, why: held_why(ctx, full) });
+                    continue;
+                }
+                for p in gained().collect::<Vec<_>>() {
+                    if let Some(r) = room.get_mut(&p) {
+                        *r -= 1;
+                    }
+                }
                 onboarded.insert((ui, g));
                 pp.actions.push(a);
+                added = true;
             }
+            users_added += u32::from(added);
         }
     }
+    for (product, n) in held_back {
+        pp.conditions.push(PlanCondition {
+            reason: USER_LIMIT_REACHED.into(),
+            message: format!(
+                "onboarding held back {n} add(s) into {}: {}; they are planned again once seats are freed or \
+                 spec.userLimits declares a higher limit",
+                product.display_name(),
+                ctx.user_limits.get(&product).map(|s| s.describe()).unwrap_or_default()
+            ),
+        });
+    }
+}
+
+/// Restorations (reactivation) that would take a seat of a product with no room left are held
+/// back like onboarding's adds: Atlassian would refuse them, run after run. The others spend the
+/// room first (people coming back go before newcomers).
+pub(super) fn hold_restorations_at_limits(ctx: &Ctx<'_>, pp: &mut PolicyPlan, room: &mut BTreeMap<Product, u32>) {
+    if room.is_empty() {
+        return;
+    }
+    let mut held_back: BTreeMap<Product, u32> = BTreeMap::new();
+    let mut kept = Vec::with_capacity(pp.actions.len());
+    for a in std::mem::take(&mut pp.actions) {
+        if a.rule != "reactivation" {
+            kept.push(a);
+            continue;
+        }
+        let gained: Vec<Product> = a.seats.iter().filter(|(_, n)| **n < 0).map(|(p, _)| *p).collect();
+        if let Some(full) = gained.iter().find(|p| room.get(p) == Some(&0)) {
+            *held_back.entry(*full).or_default() += 1;
+            pp.deferred.push(DeferredAction { why: held_why(ctx, *full), action: a });
+            continue;
+        }
+        for p in &gained {
+            if let Some(r) = room.get_mut(p) {
+                *r -= 1;
+            }
+        }
+        kept.push(a);
+    }
+    pp.actions = kept;
+    for (product, n) in held_back {
+        pp.conditions.push(PlanCondition {
+            reason: USER_LIMIT_REACHED.into(),
+            message: format!(
+                "reactivation held back {n} restoration(s) into {}: {}; they are planned again once seats are \
+                 freed or spec.userLimits declares a higher limit",
+                product.display_name(),
+                ctx.user_limits.get(&product).map(|s| s.describe()).unwrap_or_default()
+            ),
+        });
+    }
+}
+
+/// The plan condition (and status condition type) for a product at its user limit.
+pub const USER_LIMIT_REACHED: &str = "ProductUserLimitReached";
+
+fn held_why(ctx: &Ctx<'_>, product: Product) -> String {
+    let seats = ctx.user_limits.get(&product);
+    format!(
+        "{} is at its user limit ({}, counting this run's earlier adds): held back until seats are freed or a \
+         higher limit is declared in spec.userLimits",
+        product.display_name(),
+        seats.map(|s| s.describe()).unwrap_or_default()
+    )
 }
 
 /// Whole plans exercising what this module decides.
@@ -178,5 +260,129 @@ mod tests {
         let plan = fx.plan();
         assert_eq!(acts(&plan, "onboard"), vec![pair("fresh", "add-group:g-conf")]);
         assert!(plan.policy("onboard").unwrap().skipped[0].why.contains("not onboarded again until they return"));
+    }
+
+    fn four_newcomers_and_one_confluence_user() -> Fx {
+        let mut has = user("has");
+        has.groups.push(CONFLUENCE_USERS);
+        Fx::new(vec![user("a"), user("b"), user("c"), user("d"), has], vec![onboarding_policy(None)])
+    }
+
+    #[test]
+    fn onboarding_plans_only_the_adds_that_fit_the_declared_user_limit() {
+        let mut fx = four_newcomers_and_one_confluence_user();
+        fx.org.spec.user_limits = vec![UserLimit { product: Product::Confluence, limit: 3 }];
+        let plan = fx.plan();
+        // One seat in use, limit 3: two adds fit, in account order; the other two wait, with why.
+        assert_eq!(acts(&plan, "onboard"), vec![pair("a", "add-group:g-conf"), pair("b", "add-group:g-conf")]);
+        let p = plan.policy("onboard").unwrap();
+        assert_eq!(p.deferred.len(), 2);
+        assert!(p.deferred.iter().all(|d| d.why.starts_with("Confluence is at its user limit (Confluence: 1 of 3")));
+        let c: Vec<&PlanCondition> = p.conditions.iter().filter(|c| c.reason == "ProductUserLimitReached").collect();
+        assert_eq!(c.len(), 1, "{:?}", p.conditions);
+        assert!(c[0].message.starts_with("onboarding held back 2 add(s) into Confluence"), "{}", c[0].message);
+        assert_eq!(plan.user_limits.len(), 1);
+        assert_eq!((plan.user_limits[0].licensed, plan.user_limits[0].limit()), (1, Some(3)));
+        let json = crate::policy::to_json(&plan);
+        assert_eq!(json["userLimits"][0]["product"], "confluence");
+        assert_eq!(
+            (json["userLimits"][0]["licensed"].as_u64(), json["userLimits"][0]["room"].as_u64()),
+            (Some(1), Some(2))
+        );
+        assert!(crate::policy::to_text(&plan).contains("user limit: Confluence: 1 of 3 seats in use"));
+        // No limit declared and none refused: every add is planned (Atlassian has the last word).
+        fx.org.spec.user_limits.clear();
+        assert_eq!(acts(&fx.plan(), "onboard").len(), 4);
+        assert!(fx.plan().user_limits.is_empty());
+    }
+
+    #[test]
+    fn after_atlassian_refused_onboarding_waits_for_freed_seats_or_a_higher_limit() {
+        let mut fx = four_newcomers_and_one_confluence_user();
+        let hit = |licensed| crate::ledger::UserLimitHit {
+            licensed,
+            declared_limit: None,
+            at: ago(1),
+            message: "Confluence has reached its user limit".into(),
+        };
+        // Refused when 1 held it, 1 holds it now: nothing is tried again.
+        fx.ledger.record_user_limit(Product::Confluence, hit(1));
+        let plan = fx.plan();
+        assert!(acts(&plan, "onboard").is_empty());
+        assert_eq!(plan.policy("onboard").unwrap().deferred.len(), 4);
+        assert!(plan.policy("onboard").unwrap().deferred[0].why.contains("Atlassian refused at 1 on 2026-11-24"));
+        assert!(!plan.ledger_updates.iter().any(|u| matches!(u, LedgerUpdate::UserLimitLifted { .. })));
+        // Refused when 3 held it, 1 holds it now: two seats were freed, two adds fit.
+        fx.ledger.record_user_limit(Product::Confluence, hit(3));
+        assert_eq!(acts(&fx.plan(), "onboard").len(), 2);
+        // Refused at 1, and a limit of 10 declared since: the refusal is lifted, everyone fits.
+        fx.ledger.record_user_limit(Product::Confluence, hit(1));
+        fx.org.spec.user_limits = vec![UserLimit { product: Product::Confluence, limit: 10 }];
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "onboard").len(), 4);
+        assert!(
+            plan.ledger_updates
+                .iter()
+                .any(|u| matches!(u, LedgerUpdate::UserLimitLifted { product, .. } if *product == Product::Confluence))
+        );
+    }
+
+    #[test]
+    fn a_policy_that_does_not_apply_spends_no_seat_of_the_limit() {
+        let mut fx = four_newcomers_and_one_confluence_user();
+        fx.org.spec.user_limits = vec![UserLimit { product: Product::Confluence, limit: 3 }];
+        let mut dry = onboarding_policy(None);
+        dry.metadata.name = Some("a-dry".into());
+        dry.spec.mode = PolicyMode::DryRun;
+        fx.policies[0].spec.mode = PolicyMode::Enforce;
+        fx.policies.push(dry);
+        let plan = fx.plan();
+        // Both show the two adds that fit; the DryRun one (first by name) leaves the room to the other.
+        assert_eq!(acts(&plan, "a-dry").len(), 2);
+        assert_eq!(acts(&plan, "onboard").len(), 2);
+    }
+
+    #[test]
+    fn restorations_past_a_known_user_limit_wait_too_and_go_before_onboarding() {
+        let suspended = |id: &str| {
+            let mut u = user(id);
+            u.status = UserStatus::Suspended;
+            u.groups.push(OPT_IN);
+            u
+        };
+        let mut p = reactivating(suspend_idle());
+        p.spec.onboarding = onboarding_policy(None).spec.onboarding;
+        p.spec.onboarding[0].groups = vec!["jira-extra".into()];
+        let mut newcomer = user("new");
+        newcomer.groups.clear();
+        newcomer.product_access.clear();
+        newcomer.added_to_org = Some(ago(3));
+        let mut fx = Fx::new(vec![suspended("s1"), suspended("s2"), newcomer, user("bob")], vec![p]);
+        for id in ["s1", "s2"] {
+            fx.ledger.users.insert(
+                id.into(),
+                UserRecord {
+                    suspension: Some(Suspension { since: ago(30), by_seatwarden: true }),
+                    taken_out: vec![TakenOut {
+                        kind: TakenOutKind::Suspended,
+                        policy: "idle".into(),
+                        rule: "idle-90".into(),
+                        at: ago(30),
+                    }],
+                    ..Default::default()
+                },
+            );
+        }
+        // bob holds Jira; a limit of 2 leaves one seat: the first restoration takes it, the second
+        // restoration and the newcomer's Jira group wait; bob's second Jira group takes no seat.
+        fx.org.spec.user_limits = vec![UserLimit { product: Product::JiraSoftware, limit: 2 }];
+        let plan = fx.plan();
+        assert_eq!(acts(&plan, "idle"), vec![pair("s1", "restore"), pair("bob", "add-group:g-jira-extra")]);
+        let p = plan.policy("idle").unwrap();
+        let waiting: Vec<(&str, &str)> =
+            p.deferred.iter().map(|d| (d.action.account_id.as_str(), d.action.kind.label())).collect();
+        assert_eq!(waiting, [("s2", "restore"), ("new", "add-group")]);
+        assert!(p.deferred.iter().all(|d| d.why.starts_with("Jira is at its user limit")));
+        assert_eq!(p.conditions.iter().filter(|c| c.reason == "ProductUserLimitReached").count(), 2);
     }
 }

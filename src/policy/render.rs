@@ -123,6 +123,9 @@ pub fn to_text(plan: &Plan) -> String {
     for c in &plan.conditions {
         let _ = writeln!(out, "! {}: {}", c.reason, c.message);
     }
+    for s in &plan.user_limits {
+        let _ = writeln!(out, "user limit: {}", s.describe());
+    }
     for p in &plan.policies {
         let _ = writeln!(out, "\n== {}", policy_header(p));
         if let Some(h) = &p.halt {
@@ -586,6 +589,15 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
         "notices": notices,
         "policies": policies,
         "totals": totals_json(&plan.totals),
+        // Products with a user limit in force: seats in use, the limit and the room left.
+        "userLimits": plan.user_limits.iter().map(|s| json!({
+            "product": s.product.label(),
+            "licensed": s.licensed,
+            "declaredLimit": s.declared_limit,
+            "limit": s.limit(),
+            "room": s.room(),
+            "refusedAt": s.refused.as_ref().map(|r| json!({"licensed": r.licensed, "at": r.at, "message": r.message})),
+        })).collect::<Vec<_>>(),
     })
 }
 

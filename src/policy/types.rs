@@ -234,6 +234,10 @@ pub struct Plan {
     pub daily_cap_remaining: Option<u32>,
     /// Sums over every policy.
     pub totals: Totals,
+    /// Products with a user limit in force (declared, or Atlassian refused at it): seats in use
+    /// and the limit, as the plan saw them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_limits: Vec<super::limits::ProductSeats>,
 }
 
 impl Plan {

@@ -1,13 +1,15 @@
 //! Applying a planned diff through the Atlassian client, and its record in the audit trail.
 //!
 //! Changes run phase by phase ([`ChangeKind::phase`]: removals, activations, adds, invitations) so
-//! seats are freed before they are taken; within a phase, up to the budget's concurrency at once.
+//! seats are freed before they are taken; removals up to the budget's concurrency at once, the
+//! changes that can take a seat one at a time, so a refusal at a user limit stops the apply with
+//! nothing else in flight, and [`undo_applied`] can take back what it did.
 
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::atlassian::{AtlassianClient, Invitation, WriteOutcome};
+use crate::atlassian::{AtlassianClient, Invitation, RefusalReason, WriteOutcome};
 use crate::crd::{ActionOutcome, PolicyMode, RunAction, RunPhase};
 use crate::record::RunRecord;
 use crate::snapshot::DirectorySnapshot;
@@ -28,6 +30,10 @@ pub struct AppliedChange {
 /// Applies `changes` (in plan order) and returns every outcome, in the same order. Each user is
 /// read again right before their write and `guard` checked on that fresh read (invariant 9).
 /// `on_done` is called after each write (progress).
+///
+/// Removals go up to the budget's concurrency at once; changes that can take a seat (activations,
+/// adds, invitations) go one at a time, and the first that Atlassian refuses at a user limit stops
+/// the apply: the changes after it are not attempted (see [`stopped_at_limit`]).
 pub async fn apply_changes(
     client: &AtlassianClient,
     snapshot: &DirectorySnapshot,
@@ -38,19 +44,165 @@ pub async fn apply_changes(
     let concurrency = client.config().budget.concurrency.max(1);
     let mut results: Vec<Option<AppliedChange>> = vec![None; changes.len()];
     let mut start = 0;
+    let mut stopped: Option<String> = None;
     while start < changes.len() {
         let phase = changes[start].kind.phase();
         let end = start + changes[start..].iter().take_while(|c| c.kind.phase() == phase).count();
-        let mut stream = futures::stream::iter(start..end)
-            .map(|i| async move { (i, apply_one(client, snapshot, guard, &changes[i]).await) })
-            .buffer_unordered(concurrency);
-        while let Some((i, applied)) = stream.next().await {
-            on_done(&applied);
-            results[i] = Some(applied);
+        if phase == 0 {
+            let mut stream = futures::stream::iter(start..end)
+                .map(|i| async move { (i, apply_one(client, snapshot, guard, &changes[i]).await) })
+                .buffer_unordered(concurrency);
+            while let Some((i, applied)) = stream.next().await {
+                on_done(&applied);
+                results[i] = Some(applied);
+            }
+        } else {
+            for i in start..end {
+                if let Some(why) = &stopped {
+                    results[i] = Some(AppliedChange {
+                        change: changes[i].clone(),
+                        outcome: WriteOutcome::AlreadySo,
+                        invited_account_id: None,
+                        skipped: Some(why.clone()),
+                    });
+                    continue;
+                }
+                let applied = apply_one(client, snapshot, guard, &changes[i]).await;
+                if let WriteOutcome::Refused { reason: RefusalReason::LicenseLimit, message } = &applied.outcome {
+                    stopped = Some(format!(
+                        "not attempted: the apply stopped when Atlassian refused {} at a user limit ({message})",
+                        describe_at(&changes[i])
+                    ));
+                }
+                on_done(&applied);
+                results[i] = Some(applied);
+            }
         }
         start = end;
     }
     results.into_iter().map(|r| r.expect("every change applied")).collect()
+}
+
+/// `line 7 (x@acme.example)`, or the subject alone when the change has no line.
+fn describe_at(c: &Change) -> String {
+    if c.line > 0 { format!("line {} ({})", c.line, c.subject()) } else { c.subject() }
+}
+
+/// The change Atlassian refused at a user limit, which stopped the apply, if one did.
+pub fn stopped_at_limit(applied: &[AppliedChange]) -> Option<(&AppliedChange, &str)> {
+    applied.iter().find_map(|a| match &a.outcome {
+        WriteOutcome::Refused { reason: RefusalReason::LicenseLimit, message } if a.skipped.is_none() => {
+            Some((a, message.as_str()))
+        }
+        _ => None,
+    })
+}
+
+/// One write that takes back a change this apply made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undone {
+    /// Index of the change in the apply's results.
+    pub of: usize,
+    /// The audit trail's action name of the undoing write (`remove-group`, `suspend`, ...).
+    pub action: &'static str,
+    pub outcome: WriteOutcome,
+}
+
+/// Takes back, newest first, every change of `applied` that Atlassian applied: an add is removed,
+/// a removal re-added, a restored user suspended again, an enabled account deactivated again, an
+/// invitee removed from the directory. Newest first, so the seats the adds took are free again
+/// before the removals are re-added. Each undo is one write (no re-read: it returns the user to
+/// what the fresh read before the change showed, seconds ago).
+pub async fn undo_applied(client: &AtlassianClient, applied: &[AppliedChange]) -> Vec<Undone> {
+    let mut out = Vec::new();
+    for (i, a) in applied.iter().enumerate().rev() {
+        if a.skipped.is_some() || a.outcome != WriteOutcome::Done {
+            continue;
+        }
+        let c = &a.change;
+        let dir = c.directory_id.as_str();
+        let account = c.account_id.as_deref().unwrap_or_default();
+        let (action, outcome) = match &c.kind {
+            ChangeKind::AddToGroup { group_id, .. } => {
+                ("remove-group", client.remove_from_group(dir, group_id, account, None).await)
+            }
+            ChangeKind::RemoveFromGroup { group_id, .. } => {
+                ("add-group", client.add_to_group(dir, group_id, account, None).await)
+            }
+            ChangeKind::Restore => ("suspend", client.suspend(dir, account, None).await),
+            ChangeKind::Enable => (
+                "deactivate",
+                client
+                    .deactivate(account, Some("Deactivated again: an administrator's change was taken back."), None)
+                    .await,
+            ),
+            ChangeKind::Invite { .. } => match a.invited_account_id.as_deref().or(c.account_id.as_deref()) {
+                Some(id) => ("remove-from-directory", client.remove_from_directory(dir, id, None).await),
+                None => (
+                    "remove-from-directory",
+                    WriteOutcome::Failed {
+                        message: "Atlassian returned no account id for the invitee: remove them by hand".into(),
+                        status: None,
+                        maybe_applied: false,
+                    },
+                ),
+            },
+        };
+        out.push(Undone { of: i, action, outcome });
+    }
+    out
+}
+
+/// The audit rows of the undoing writes, appended to the apply's record.
+pub fn undo_actions(
+    policy: &str,
+    source: &str,
+    applied: &[AppliedChange],
+    undone: &[Undone],
+    why: &str,
+    at: Timestamp,
+) -> Vec<RunAction> {
+    undone
+        .iter()
+        .map(|u| {
+            let a = &applied[u.of];
+            let c = &a.change;
+            let (outcome, error) = record_outcome(&u.outcome);
+            let at_line = if c.line > 0 { format!("{source} line {}", c.line) } else { source.to_owned() };
+            RunAction {
+                directory: None,
+                time: Time(at),
+                account_id: c
+                    .account_id
+                    .clone()
+                    .or_else(|| a.invited_account_id.clone())
+                    .unwrap_or_else(|| NEW_ACCOUNT.to_owned()),
+                email: c.email.clone(),
+                action: u.action.to_owned(),
+                group: c.kind.group_id().map(str::to_owned),
+                group_name: c.kind.group_name().map(str::to_owned),
+                rule: policy.to_owned(),
+                reason: format!("undo of the {} of {at_line}: {why}", c.kind.action()),
+                outcome,
+                error,
+            }
+        })
+        .collect()
+}
+
+/// The audit outcome and error of a write's result.
+fn record_outcome(outcome: &WriteOutcome) -> (ActionOutcome, Option<String>) {
+    match outcome {
+        WriteOutcome::Done => (ActionOutcome::Applied, None),
+        WriteOutcome::AlreadySo => (ActionOutcome::Skipped, Some("already so".to_owned())),
+        WriteOutcome::Refused { reason, message } => {
+            (ActionOutcome::Failed, Some(format!("{}: {message}", reason.label())))
+        }
+        WriteOutcome::Failed { message, maybe_applied: true, .. } => {
+            (ActionOutcome::Unknown, Some(format!("sent, no answer ({message}): check the user in Atlassian")))
+        }
+        WriteOutcome::Failed { message, .. } => (ActionOutcome::Failed, Some(message.clone())),
+    }
 }
 
 async fn apply_one(
@@ -144,16 +296,7 @@ pub fn audit_record(
                 Some((_, Some(why))) => (ActionOutcome::Skipped, Some(why.clone())),
                 _ => match result.map(|a| &a.outcome) {
                     None => (ActionOutcome::Planned, None),
-                    Some(WriteOutcome::Done) => (ActionOutcome::Applied, None),
-                    Some(WriteOutcome::AlreadySo) => (ActionOutcome::Skipped, Some("already so".to_owned())),
-                    Some(WriteOutcome::Refused { reason, message }) => {
-                        (ActionOutcome::Failed, Some(format!("{}: {message}", reason.label())))
-                    }
-                    Some(WriteOutcome::Failed { message, maybe_applied: true, .. }) => (
-                        ActionOutcome::Unknown,
-                        Some(format!("sent, no answer ({message}): check the user in Atlassian")),
-                    ),
-                    Some(WriteOutcome::Failed { message, .. }) => (ActionOutcome::Failed, Some(message.clone())),
+                    Some(o) => record_outcome(o),
                 },
             };
             // An invitee has no account id until Atlassian answers; the field can't be empty (an
@@ -195,7 +338,6 @@ pub fn audit_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::atlassian::RefusalReason;
 
     #[test]
     fn cli_run_ids_sort_by_time_and_do_not_collide_within_a_second() {

@@ -11,6 +11,7 @@ pub mod export;
 pub mod filter;
 pub mod guard;
 pub mod import;
+pub mod limits;
 
 use crate::snapshot::UserStatus;
 
