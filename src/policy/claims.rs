@@ -58,6 +58,13 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
         });
     }
     let scope = CompiledScope::new(ctx.snapshot, &spec.scope);
+    // What a later rule's hold-back says, per rule that claimed first: formatted once per policy,
+    // not once per account.
+    let comes_first: Vec<String> = spec
+        .rules
+        .iter()
+        .map(|r| format!("rule {} of this policy comes first (rules are evaluated in order)", r.name))
+        .collect();
     policy_conditions(ctx, policy, &scope, &mut d);
     // Invariant 4: a notice nobody can receive counts for nothing, so rules that need notices act
     // on no one until the organization has a way to deliver them.
@@ -142,7 +149,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                 })
             });
 
-        let mut claimed: Option<String> = None;
+        let mut claimed: Option<usize> = None;
         let mut no_data_counted = false;
         for (ri, rule) in spec.rules.iter().enumerate() {
             let eval = triggers::evaluate(rule, spec.activity_lag_margin, user, rec, &ctx.health, &ctx.licensing, now);
@@ -180,7 +187,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                         policy: name.clone(),
                         rule: rule.name.clone(),
                         kind: rule_kind(ctx, rule.action, &trigger),
-                        why: format!("rule {first} of this policy comes first (rules are evaluated in order)"),
+                        why: comes_first[*first].clone(),
                     });
                 }
                 continue;
@@ -308,7 +315,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
             }
             let schedule = triggers::schedule(&name, rule, rec, &trigger, now);
             d.claims.push(Claim { user: ui, rule_idx: ri, rule: &rule.name, action: rule.action, trigger, schedule });
-            claimed = Some(rule.name.clone());
+            claimed = Some(ri);
         }
     }
 
@@ -386,6 +393,7 @@ pub(super) fn materialize(
     let mut notices =
         Vec::with_capacity(winners.iter().filter(|c| matches!(c.schedule, Schedule::Notify { .. })).count());
     let mut deferred = Vec::new();
+    let mut scratch = String::with_capacity(256);
     for claim in winners {
         let user = &ctx.snapshot.accounts[claim.user as usize];
         busy[claim.user as usize] = true;
@@ -406,8 +414,11 @@ pub(super) fn materialize(
             }
             Schedule::Notify { lead, due, replaces } => {
                 let kind = rule_kind(ctx, claim.action, &claim.trigger);
-                let mut reason = String::with_capacity(200);
-                claim.trigger.write_facts(ctx.now, &mut reason);
+                // Words into one reused buffer, then an exact-size copy: 200 reserved bytes per notice
+                // were most of a large plan's memory.
+                let reason = &mut scratch;
+                reason.clear();
+                claim.trigger.write_facts(ctx.now, reason);
                 reason.push_str("; will ");
                 match claim.trigger.product {
                     Some(p) if claim.action == RuleAction::RemoveLicensedGroups => {
@@ -418,11 +429,11 @@ pub(super) fn materialize(
                     _ => reason.push_str(action_words(claim.action)),
                 }
                 reason.push_str(" on or after ");
-                render::write_date(&mut reason, *due);
+                render::write_date(reason, *due);
                 reason.push_str(" unless active again");
                 if let Some((at, action, product)) = replaces {
                     reason.push_str("; a new notice cycle: the notice of ");
-                    render::write_date(&mut reason, *at);
+                    render::write_date(reason, *at);
                     reason.push_str(" announced ");
                     reason.push_str(action.map_or("an action not on record", action_words));
                     if let Some(p) = product {
@@ -440,7 +451,7 @@ pub(super) fn materialize(
                     action_due: Timestamp::from_second(*due).unwrap_or(Timestamp::MAX),
                     action: kind,
                     product: claim.trigger.product.filter(|_| claim.action == RuleAction::RemoveLicensedGroups),
-                    reason,
+                    reason: reason.as_str().to_owned(),
                 });
             }
             Schedule::Wait { .. } => {}

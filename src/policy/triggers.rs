@@ -301,15 +301,29 @@ pub(crate) enum Schedule {
 /// delivered notice, each at least its lead time before the action; a user found past the
 /// threshold without notice is warned now and acted on a lead time later.
 pub(crate) fn schedule(policy: &str, rule: &Rule, rec: Option<&UserRecord>, trigger: &Trigger, now: i64) -> Schedule {
-    let mut leads: Vec<Duration> = rule.notice_lead_times.clone();
+    // Longest first, each once. On the stack: this runs for every targeted account of every rule,
+    // and rules have a handful of lead times.
+    let mut stack = [Duration::default(); 8];
+    let mut heap = Vec::new();
+    let leads: &mut [Duration] = if rule.notice_lead_times.len() <= stack.len() {
+        let n = rule.notice_lead_times.len();
+        stack[..n].copy_from_slice(&rule.notice_lead_times);
+        &mut stack[..n]
+    } else {
+        heap.extend_from_slice(&rule.notice_lead_times);
+        &mut heap
+    };
     leads.sort_unstable_by(|a, b| b.cmp(a));
-    leads.dedup();
     let mut due = trigger.threshold_at;
-    let mut delivered = Vec::with_capacity(leads.len());
+    let mut delivered = Vec::new();
+    let mut previous = None;
     let since = jiff::Timestamp::from_second(trigger.episode_start).unwrap_or(jiff::Timestamp::MIN);
     // A notice counts only for the action (and product) it announced (invariant 4).
     let announced = (rule.action, rule.product_inactivity.as_ref().map(|p| p.product));
-    for lead in leads {
+    for &mut lead in leads {
+        if previous.replace(lead) == Some(lead) {
+            continue;
+        }
         let secs = lead.as_secs().max(0);
         match rec.and_then(|r| r.delivered_notice(policy, &rule.name, lead, announced, since)) {
             Some(n) => {
