@@ -320,7 +320,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             organization_ref: LocalRef { name: "acme".into() },
             product,
             site: None,
-            groups: vec![GroupRef { name: Some(group.into()), id: None }],
+            groups: vec![GroupRef { name: Some(group.into()), id: None, directory: None }],
             seat_price: None,
         },
         status: None,
