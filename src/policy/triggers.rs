@@ -588,7 +588,7 @@ mod plan_tests {
             fx.ledger.users.insert(
                 id.into(),
                 UserRecord {
-                    suspension: Some(Suspension { since: ago(days), by_seatwarden: by }),
+                    suspension: Some(Suspension { since: ago(days), by_seatwarden: by, directory_ids: vec![] }),
                     ..Default::default()
                 },
             );
@@ -602,9 +602,11 @@ mod plan_tests {
         // Deactivation is for managed accounts only.
         assert_eq!(skipped_kinds(&plan, "esc"), vec![("s-ext".into(), SkipKind::NotApplicable)]);
         // A suspension seen for the first time starts the clock now.
-        assert!(
-            plan.ledger_updates.contains(&LedgerUpdate::SuspensionSeen { account_id: "s-unknown".into(), at: now() })
-        );
+        assert!(plan.ledger_updates.contains(&LedgerUpdate::SuspensionSeen {
+            account_id: "s-unknown".into(),
+            at: now(),
+            directory_ids: vec!["dir-1".into()]
+        }));
     }
 
     #[test]
