@@ -95,7 +95,18 @@ impl Bed {
         fail: &FailPoints,
         premises: Option<&dyn PremiseSource>,
     ) -> Result<Vec<PolicyRun>, EngineError> {
+        self.run_after(fail, premises, || {}).await
+    }
+
+    /// [`Bed::run`], calling `after_snapshot` between the snapshot and the engine.
+    async fn run_after(
+        &self,
+        fail: &FailPoints,
+        premises: Option<&dyn PremiseSource>,
+        after_snapshot: impl FnOnce(),
+    ) -> Result<Vec<PolicyRun>, EngineError> {
         let snapshot = self.client.snapshot(self.t0).await.unwrap();
+        after_snapshot();
         let writer = ClientWriter::new(&self.client, &snapshot);
         let ledger = FolderLedgerStore::new(self.dir.path().join("ledger"));
         let audit = FolderAudit::new(self.dir.path());
@@ -475,4 +486,57 @@ async fn a_fresh_read_without_activity_data_defers_the_action_and_says_why() {
         assert!(a.error.as_deref().unwrap().contains("no activity data"), "{a:?}");
     }
     assert_eq!(runs[0].report.deferred as usize, record.actions.len());
+}
+
+/// A ledger record ends only when Atlassian shows the account gone: its user-details lookup
+/// answers 404 in every directory. A lookup that fails keeps the record; an account seatwarden
+/// removed from the directory keeps it (re-invitation restores from it) and is not looked up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_ends_when_the_lookup_answers_404_and_only_then() {
+    use seatwarden::ledger::{TakenOut, TakenOutKind, UserRecord};
+    let mut bed = Bed::new(suspend_idle(), 2).await;
+    bed.policies[0].spec.rules.clear(); // nothing to plan: the lookups are the only calls after the listing
+    let store = FolderLedgerStore::new(bed.dir.path().join("ledger"));
+    let mut ledger = Ledger::new(bed.sim.org_id());
+    let remembered =
+        |email: &str| UserRecord { email: Some(email.into()), first_seen: Some(bed.t0), ..Default::default() };
+    ledger.users.insert("gone-account".into(), remembered("gone@example.com"));
+    let mut removed = remembered("removed@example.com");
+    removed.taken_out.push(TakenOut {
+        kind: TakenOutKind::RemovedFromDirectory,
+        policy: "sweep".into(),
+        rule: "never".into(),
+        at: bed.t0,
+        directory_id: bed.sim.directory_ids()[0].clone(),
+    });
+    ledger.users.insert("removed-account".into(), removed);
+    seatwarden::execute::save_ledger(&store, &mut ledger).await.unwrap();
+    let lookups = |bed: &Bed, id: &str| {
+        bed.sim.request_log().iter().filter(|r| r.method == "GET" && r.path.ends_with(&format!("/users/{id}"))).count()
+    };
+
+    // Run 1: every lookup answers 500 (after the listing): no answer, so the record is kept.
+    let sim = &bed.sim;
+    bed.run_after(&FailPoints::none(), None, || sim.set_faults(seatwarden::sim::Faults::parse("500=1").unwrap()))
+        .await
+        .unwrap();
+    assert!(lookups(&bed, "gone-account") >= 1, "the absent account was looked up");
+    let l = bed.ledger().await;
+    assert!(l.record("gone-account").is_some(), "a failed lookup is no answer: the record stays");
+
+    // Run 2: the lookup answers 404 in the directory: the record ends; the removed one stays.
+    bed.sim.set_faults(seatwarden::sim::Faults::none());
+    let log_before = bed.sim.request_log().len();
+    bed.run(&FailPoints::none(), None).await.unwrap();
+    let l = bed.ledger().await;
+    assert!(l.record("gone-account").is_none(), "404: Atlassian shows the account gone");
+    assert!(l.record("removed-account").is_some(), "what seatwarden removed stays for re-invitation");
+    assert_eq!(lookups(&bed, "removed-account"), 0, "and is never looked up");
+    let log = bed.sim.request_log();
+    let statuses: Vec<u16> = log[log_before..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/users/gone-account"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![404], "one lookup per directory read, answered 404");
 }
