@@ -87,7 +87,8 @@ fn snapshot() -> DirectorySnapshot {
             locked: false,
             member_count: 0,
             site_admin: false,
-            grants: vec![],
+            // What Atlassian's role data says: the mapping's name resolves in both directories.
+            grants: vec![Product::JiraSoftware],
         },
         Group {
             id: "g-conf".into(),
@@ -97,7 +98,8 @@ fn snapshot() -> DirectorySnapshot {
             locked: false,
             member_count: 0,
             site_admin: false,
-            grants: vec![],
+            // What Atlassian's role data says: the mapping's name resolves in both directories.
+            grants: vec![Product::Confluence],
         },
         Group {
             id: "g-admins".into(),

@@ -425,20 +425,27 @@ where
     }
     for mut record in records {
         let interrupted = record.phase == Some(RunPhase::Running);
-        let outcomes: std::collections::HashMap<WriteKey, Option<Outcome>> = ledger
-            .writes()
-            .filter(|(_, f)| f.run_id == record.run_id)
-            .map(|(id, f)| (WriteKey { directory_id: String::new(), ..f.key(id) }, f.outcome))
-            .collect();
+        // By the write's directory too (an account suspended in two directories is two writes);
+        // records or ledger entries kept before directories were match on the rest alone.
+        let writes: Vec<(WriteKey, Option<Outcome>)> =
+            ledger.writes().filter(|(_, f)| f.run_id == record.run_id).map(|(id, f)| (f.key(id), f.outcome)).collect();
+        let blank = |k: &WriteKey| WriteKey { directory_id: String::new(), ..k.clone() };
+        let exact: std::collections::HashMap<WriteKey, Option<Outcome>> = writes.iter().cloned().collect();
+        let loose: std::collections::HashMap<WriteKey, Option<Outcome>> =
+            writes.iter().map(|(k, o)| (blank(k), *o)).collect();
         let mut never_started = false;
         for a in record.actions.iter_mut().filter(|a| a.action != crate::record::audit::NOTICE && a.outcome.is_open()) {
             let key = WriteKey {
                 account_id: a.account_id.clone(),
-                directory_id: String::new(),
+                directory_id: a.directory.clone().unwrap_or_default(),
                 action: a.action.clone(),
                 group: a.group.clone(),
             };
-            let (outcome, why) = match outcomes.get(&key) {
+            let found = exact.get(&key).or_else(|| {
+                let unpinned = key.directory_id.is_empty() || writes.iter().any(|(k, _)| k.directory_id.is_empty());
+                unpinned.then(|| loose.get(&blank(&key))).flatten()
+            });
+            let (outcome, why) = match found {
                 Some(Some(Outcome::Applied)) => {
                     (ActionOutcome::Applied, "a fresh read after the interruption shows it applied")
                 }
