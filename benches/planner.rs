@@ -87,7 +87,8 @@ fn snapshot() -> DirectorySnapshot {
             locked: false,
             member_count: 0,
             site_admin: false,
-            grants: vec![],
+            // What Atlassian's role data says: the mapping's name resolves in both directories.
+            grants: vec![Product::JiraSoftware],
         },
         Group {
             id: "g-conf".into(),
@@ -97,7 +98,8 @@ fn snapshot() -> DirectorySnapshot {
             locked: false,
             member_count: 0,
             site_admin: false,
-            grants: vec![],
+            // What Atlassian's role data says: the mapping's name resolves in both directories.
+            grants: vec![Product::Confluence],
         },
         Group {
             id: "g-admins".into(),
@@ -320,7 +322,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             organization_ref: LocalRef { name: "acme".into() },
             product,
             site: None,
-            groups: vec![GroupRef { name: Some(group.into()), id: None }],
+            groups: vec![GroupRef { name: Some(group.into()), id: None, directory: None }],
             seat_price: None,
         },
         status: None,

@@ -172,6 +172,9 @@ where
     // Writes a crash or a missing answer left open are settled first, from a fresh read of each
     // user, so the plan starts from what really happened (invariant 5).
     settle_open_writes(due, snapshot, &mut ledger, deps, now).await?;
+    // A record ends only when Atlassian shows the account gone: a lookup that answers 404.
+    let all_directories = inputs.organization.spec.directories.is_empty();
+    end_records_of_gone_accounts(snapshot, all_directories, &mut ledger, deps, now).await?;
     let planned_from = ledger.clone();
     let input = PlanInput {
         snapshot,
@@ -322,8 +325,10 @@ fn directory_user(snapshot: &DirectorySnapshot, account_id: &str, directory_id: 
 /// Whether a write took effect, from the user as Atlassian shows it now (None: not in the
 /// directory). `snapshot` gives the group table `user.groups` indexes.
 pub fn took_effect(kind: &ActionKind, user: Option<&DirectoryUser>, snapshot: &DirectorySnapshot) -> bool {
-    let member =
-        |u: &DirectoryUser, group_id: &str| snapshot.group_by_id(group_id).is_some_and(|(i, _)| u.groups.contains(&i));
+    // The group of the user's directory (the one written to): ids are unique per directory only.
+    let member = |u: &DirectoryUser, group_id: &str| {
+        snapshot.group_in(u.directory, group_id).is_some_and(|(i, _)| u.groups.contains(&i))
+    };
     match (kind, user) {
         (ActionKind::RemoveFromDirectory, u) => u.is_none(),
         (_, None) => false,
@@ -335,6 +340,52 @@ pub fn took_effect(kind: &ActionKind, user: Option<&DirectoryUser>, snapshot: &D
         (ActionKind::Enable, Some(u)) => u.status != UserStatus::Deactivated,
         (ActionKind::Invite, Some(_)) => true,
     }
+}
+
+/// Looks up (a bounded number of) accounts the ledger remembers and a complete snapshot lacks, in
+/// every directory read, and ends the records of those every lookup answers 404 for. Any other
+/// answer keeps the record (DESIGN.md, "The ledger": never because a snapshot lacked the user).
+async fn end_records_of_gone_accounts<D, L, A>(
+    snapshot: &DirectorySnapshot,
+    all_directories: bool,
+    ledger: &mut Ledger,
+    deps: &RunDeps<'_, D, L, A>,
+    now: jiff::Timestamp,
+) -> Result<(), EngineError>
+where
+    D: DirectoryWriter + ?Sized,
+    L: LedgerStore,
+    A: AuditSink,
+{
+    let absent = ledger.absent_accounts(
+        snapshot,
+        all_directories,
+        crate::ledger::GONE_LOOKUPS_PER_RUN,
+        now.as_second().unsigned_abs(),
+    );
+    let mut gone = Vec::new();
+    for id in absent {
+        let mut answers = Vec::with_capacity(snapshot.directories.len());
+        for d in &snapshot.directories {
+            let answer = deps.directory.account_in_directory(&d.id, &id).await;
+            let stop = !matches!(answer, Ok(false));
+            answers.push(answer);
+            if stop {
+                break; // one answer other than 404 keeps the record: no need to ask further
+            }
+        }
+        if crate::ledger::shows_gone(&answers) {
+            tracing::info!(account = %id, "Atlassian answers 404 for the account in every directory: its ledger record ends");
+            gone.push(crate::ledger::LedgerUpdate::Forget { account_id: id });
+        } else if let Some(Err(e)) = answers.last() {
+            tracing::warn!(account = %id, error = %e, "an absent account's lookup failed: its ledger record is kept");
+        }
+    }
+    if !gone.is_empty() {
+        ledger.apply_updates(&gone);
+        save_ledger(deps.ledger_store, ledger).await?;
+    }
+    Ok(())
 }
 
 /// Settles every write the ledger holds open (recorded and maybe sent before a crash, or sent
@@ -407,20 +458,27 @@ where
     }
     for mut record in records {
         let interrupted = record.phase == Some(RunPhase::Running);
-        let outcomes: std::collections::HashMap<WriteKey, Option<Outcome>> = ledger
-            .writes()
-            .filter(|(_, f)| f.run_id == record.run_id)
-            .map(|(id, f)| (WriteKey { directory_id: String::new(), ..f.key(id) }, f.outcome))
-            .collect();
+        // By the write's directory too (an account suspended in two directories is two writes);
+        // records or ledger entries kept before directories were match on the rest alone.
+        let writes: Vec<(WriteKey, Option<Outcome>)> =
+            ledger.writes().filter(|(_, f)| f.run_id == record.run_id).map(|(id, f)| (f.key(id), f.outcome)).collect();
+        let blank = |k: &WriteKey| WriteKey { directory_id: String::new(), ..k.clone() };
+        let exact: std::collections::HashMap<WriteKey, Option<Outcome>> = writes.iter().cloned().collect();
+        let loose: std::collections::HashMap<WriteKey, Option<Outcome>> =
+            writes.iter().map(|(k, o)| (blank(k), *o)).collect();
         let mut never_started = false;
         for a in record.actions.iter_mut().filter(|a| a.action != crate::record::audit::NOTICE && a.outcome.is_open()) {
             let key = WriteKey {
                 account_id: a.account_id.clone(),
-                directory_id: String::new(),
+                directory_id: a.directory.clone().unwrap_or_default(),
                 action: a.action.clone(),
                 group: a.group.clone(),
             };
-            let (outcome, why) = match outcomes.get(&key) {
+            let found = exact.get(&key).or_else(|| {
+                let unpinned = key.directory_id.is_empty() || writes.iter().any(|(k, _)| k.directory_id.is_empty());
+                unpinned.then(|| loose.get(&blank(&key))).flatten()
+            });
+            let (outcome, why) = match found {
                 Some(Some(Outcome::Applied)) => {
                     (ActionOutcome::Applied, "a fresh read after the interruption shows it applied")
                 }

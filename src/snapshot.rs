@@ -381,6 +381,35 @@ impl DirectorySnapshot {
             .map(|(i, g)| (i as GroupIdx, g))
     }
 
+    /// The group a ledger entry names: `id` in the directory `directory_id` (None when that
+    /// directory was not read this run). Entries recorded before directories were kept (an empty
+    /// `directory_id`) are inferred from the snapshot: the group with that id in a directory the
+    /// account is in, else the first group with that id.
+    pub fn recorded_group(
+        &self,
+        directory_id: &str,
+        id: &str,
+        account: Option<&Account>,
+    ) -> Option<(GroupIdx, &Group)> {
+        if !directory_id.is_empty() {
+            return self.group_in(self.directory_index(directory_id)?, id);
+        }
+        let in_account = account.and_then(|a| {
+            self.groups
+                .iter()
+                .enumerate()
+                .find(|(_, g)| g.id == id && a.membership(g.directory).is_some())
+                .map(|(i, g)| (i as GroupIdx, g))
+        });
+        in_account.or_else(|| self.group_by_id(id))
+    }
+
+    /// Whether this directory was read for the snapshot (facts of directories not read are kept,
+    /// never settled from their absence).
+    pub fn read_directory(&self, directory_id: &str) -> bool {
+        self.directory_index(directory_id).is_some()
+    }
+
     /// A group named by id or (case-insensitive) name: the first match only. Prefer
     /// [`DirectorySnapshot::groups_named`], which finds every directory's group of that name.
     pub fn find_group(&self, id_or_name: &str) -> Option<(GroupIdx, &Group)> {

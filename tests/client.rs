@@ -788,3 +788,24 @@ async fn organization_shapes_are_read_whole_or_marked_incomplete() {
     assert!(refused.incomplete.is_none());
     assert!(refused.accounts.iter().all(|a| a.api_token_last_active.is_none()));
 }
+
+/// The account lookup behind the ledger's end of a record: 200 → present, 404 → gone from that
+/// directory, and anything else an error (never "gone").
+#[tokio::test]
+async fn the_account_lookup_says_gone_only_on_404() {
+    let sim = sim(40, 2, |_| {}).await;
+    let client = client(&sim);
+    let dirs = sim.directory_ids();
+    let (dir, acct) = pick(&sim, |_, u| u.is_directory_user());
+    assert!(client.account_in_directory(&dir, &acct).await.unwrap(), "present where it is a member");
+    assert!(!client.account_in_directory(&dir, "no-such-account").await.unwrap(), "404: not there");
+    let other = dirs.iter().find(|d| **d != dir).unwrap();
+    let in_other = sim.with_state(|s| {
+        let d = s.directories.iter().position(|x| &x.id == other).unwrap() as u16;
+        s.entries_of(&acct).any(|i| s.users[i].directory == d && s.users[i].is_directory_user())
+    });
+    assert_eq!(client.account_in_directory(other, &acct).await.unwrap(), in_other, "per directory");
+    sim.set_faults(Faults::parse("500=1").unwrap());
+    let err = client.account_in_directory(&dir, "no-such-account").await.unwrap_err();
+    assert_eq!(err.status(), Some(500), "a failure is an error, not an absence: {err}");
+}

@@ -129,11 +129,22 @@ impl OperatorProc {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> OperatorProc {
+        Self::start_at(ns, &sim.url, mailbox, extra, env)
+    }
+
+    /// Against the simulator at `sim_url` (a separate process, or one served in-process).
+    fn start_at(
+        ns: &str,
+        sim_url: &str,
+        mailbox: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> OperatorProc {
         let port = free_port();
         let child = Command::new(bin())
             .envs(env.iter().copied())
             .args(["run", "--watch-namespace", ns, "--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--clock-from", &sim.url, "--mailbox-dir", mailbox.to_str().unwrap()])
+            .args(["--clock-from", sim_url, "--mailbox-dir", mailbox.to_str().unwrap()])
             .args(extra)
             .env("SEATWARDEN_SIM_API_KEY", API_KEY)
             .env("RUST_LOG", "info,kube=warn")
@@ -1343,4 +1354,292 @@ async fn onboarding_stops_at_a_products_user_limit_and_says_so() {
     let list = events.list(&ListParams::default()).await.unwrap();
     let warned = list.items.iter().filter(|e| e.reason.as_deref() == Some("ProductUserLimitReached")).count();
     assert_eq!(warned, 1, "one Warning Event, not one per run");
+}
+
+/// The organization shapes of issue 12 end to end: a two-directory simulator (served in process,
+/// over real HTTP) whose directories share accounts and group names, a ProtectedUser by a group only
+/// the second directory has, an account idle in one directory and active in the other, and accounts
+/// idle in both. Managed accounts are deactivated (once per account), external ones suspended (in
+/// each directory, the event naming it), caps count accounts, and the simulator's event log, the
+/// audit trail and the ledger agree exactly. Mapping conditions are written on the real API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_directories_accounts_are_judged_once_and_written_per_directory() {
+    use seatwarden::sim::{
+        SimConfig, Simulator,
+        generate::{GenerateSpec, generate},
+        state::{Activity, Membership as SimMembership, SimAccountType, SimGroup, SimManagementSource, SimState},
+    };
+    let Some(client) = support::kube_client().await else { return };
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "e2e-two-dirs").await;
+    let mailbox = tempfile::tempdir().unwrap();
+    let t0: Timestamp = T0.parse().unwrap();
+    let days = |n: i64| t0.checked_sub(SignedDuration::from_hours(24 * n)).unwrap();
+    let mut state =
+        generate(&GenerateSpec { users: 400, seed: 12, now: t0, ..GenerateSpec::default() }.two_directories());
+
+    // Accounts in both directories, plain people with activity in each, no API token.
+    let token_owners: BTreeSet<String> = state.api_tokens.iter().map(|t| t.account_id.clone()).collect();
+    let plain = |s: &SimState, i: usize| {
+        let u = &s.users[i];
+        u.account_type == SimAccountType::Atlassian
+            && u.membership == SimMembership::Active
+            && !u.org_admin
+            && u.management_source != Some(SimManagementSource::Synced)
+            && !u.activity.is_empty()
+            && u.groups
+                .iter()
+                .all(|g| s.groups[*g as usize].site_admin_of.is_none() && !s.groups[*g as usize].idp_synced)
+            && s.api_key_owner.as_deref() != Some(u.account_id.as_str())
+    };
+    let shared: Vec<(String, bool)> = state
+        .users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.directory == 0 && !token_owners.contains(&u.account_id))
+        .filter_map(|(i, u)| Some((i, state.entry_in(&u.account_id, 1)?)))
+        .filter(|(a, b)| plain(&state, *a) && plain(&state, *b))
+        .map(|(a, _)| (state.users[a].account_id.clone(), state.users[a].managed))
+        .collect();
+    let managed: Vec<&String> = shared.iter().filter(|(_, m)| *m).map(|(id, _)| id).collect();
+    let external: Vec<&String> = shared.iter().filter(|(_, m)| !*m).map(|(id, _)| id).collect();
+    assert!(managed.len() >= 3 && !external.is_empty(), "shared accounts of both kinds: {shared:?}");
+    let (protected, split, idle_both, idle_external) =
+        (managed[0].clone(), managed[1].clone(), managed[2].clone(), external[0].clone());
+    let set_activity = |s: &mut SimState, id: &str, directory: u16, at: Timestamp| {
+        let i = s.entry_in(id, directory).unwrap();
+        let u = &mut s.users[i];
+        u.added_to_org = u.added_to_org.min(days(900));
+        for a in &mut u.activity {
+            a.last_active = at;
+        }
+        if u.activity.is_empty() {
+            u.activity.push(Activity { instance: 0, last_active: at });
+        }
+    };
+    for id in [&protected, &idle_both, &idle_external] {
+        set_activity(&mut state, id, 0, days(300));
+        set_activity(&mut state, id, 1, days(280));
+    }
+    set_activity(&mut state, &split, 0, days(300));
+    set_activity(&mut state, &split, 1, days(2));
+    // A group only the second directory has; the protected account is in it there.
+    state.groups.push(SimGroup {
+        id: "grp-acquired-vips".into(),
+        name: "acquired-vips".into(),
+        description: "VIPs of the acquired company".into(),
+        directory: 1,
+        idp_synced: false,
+        locked: false,
+        grants: vec![],
+        site_admin_of: None,
+    });
+    let vips = (state.groups.len() - 1) as u32;
+    let pi = state.entry_in(&protected, 1).unwrap();
+    state.users[pi].groups.push(vips);
+    let dir_ids: Vec<String> = state.directories.iter().map(|d| d.id.clone()).collect();
+
+    let sim = Simulator::start_with_state(
+        SimConfig { api_key: API_KEY.into(), now: t0, frozen: true, ..SimConfig::default() },
+        state,
+        t0,
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let url = sim.base_url();
+
+    // The oracle, from a snapshot read over HTTP: accounts idle past 150 days everywhere.
+    let snap = {
+        let mut config = ClientConfig::new(sim.org_id(), &url).unwrap();
+        config.budget.org_requests_per_minute = 100_000;
+        let c = AtlassianClient::new(config, &Credentials { org_api_key: ApiSecret::new(API_KEY), site_user: None })
+            .unwrap();
+        c.snapshot(t0).await.expect("snapshot")
+    };
+    assert!(snap.incomplete.is_none(), "{:?}", snap.incomplete);
+    let vips_idx = snap.groups_named("acquired-vips");
+    assert_eq!(vips_idx.len(), 1, "the group exists in one directory only");
+    let idle = expected_inactive(&snap, t0, 150, Some("acquired-vips"));
+    let is_managed = |id: &String| snap.account(id).is_some_and(|a| a.managed);
+    let expect_deactivated: BTreeSet<String> = idle.iter().filter(|id| is_managed(id)).cloned().collect();
+    let expect_suspended: BTreeSet<String> = idle.iter().filter(|id| !is_managed(id)).cloned().collect();
+    assert!(expect_deactivated.contains(&idle_both) && expect_suspended.contains(&idle_external));
+    assert!(!idle.contains(&protected) && !idle.contains(&split), "the oracle agrees with the shapes");
+    // Where each suspended account is live: it is suspended there, once per directory.
+    let expect_suspends: BTreeSet<(String, String)> = expect_suspended
+        .iter()
+        .flat_map(|id| {
+            let a = snap.account(id).unwrap();
+            a.memberships
+                .iter()
+                .filter(|m| m.is_live())
+                .map(|m| (id.clone(), snap.directory_id(m.directory).to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        dir_ids.iter().all(|d| expect_suspends.contains(&(idle_external.clone(), d.clone()))),
+        "the external account idle in both directories is suspended in both"
+    );
+
+    let scoped = |name: &str, kind: &str, action: &str, cap: usize| {
+        json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": name},
+            "spec": {"organizationRef": {"name": "acme"}, "mode": "Enforce", "schedule": {"interval": "24h"},
+                "scope": {"accountTypes": [kind]},
+                "rules": [{"name": "idle", "accountInactivity": {"inactiveFor": "150d"}, "action": action}],
+                "caps": {"maxActionsPerRun": cap, "maxActionPercent": 100},
+                "newAccountGracePeriod": "14d", "activityLagMargin": "1d"}})
+    };
+    let mapping = |name: &str, product: &str, groups: Value| {
+        json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "GroupLicenseMapping", "metadata": {"name": name},
+            "spec": {"organizationRef": {"name": "acme"}, "product": product, "groups": groups}})
+    };
+    apply(
+        &client,
+        &ns,
+        vec![
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "org-key"}, "stringData": {"api-key": API_KEY}}),
+            json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "AtlassianOrganization", "metadata": {"name": "acme"},
+                "spec": {"orgId": sim.org_id(), "apiBaseUrl": url,
+                    "credentials": {"apiKeySecretRef": {"name": "org-key", "key": "api-key"}},
+                    "requestBudget": {"orgRequestsPerMinute": 100000, "concurrency": 4}, "localMailbox": true}}),
+            json!({"apiVersion": "seatwarden.io/v1alpha1", "kind": "ProtectedUser", "metadata": {"name": "vips"},
+                "spec": {"reason": "acquired-company leadership", "groups": ["acquired-vips"]}}),
+            // Jira's group name is in both directories and both grant Jira: taken for both.
+            mapping("jira", "JiraSoftware", json!([{"name": "jira-software-users"}])),
+            // The same name for Confluence: Atlassian says neither grants it: ambiguous, no guess.
+            mapping("confluence", "Confluence", json!([{"name": "jira-software-users"}])),
+            mapping("pinned", "JiraSoftware", json!([{"name": "jira-software-users", "directory": "no-such-directory"}])),
+            scoped("deactivate-managed", "Managed", "Deactivate", 10_000),
+            // Capped at exactly the number of accounts: an account in two directories counts once.
+            scoped("suspend-external", "External", "Suspend", expect_suspended.len()),
+        ],
+    )
+    .await;
+
+    let _op = OperatorProc::start_at(&ns, &url, mailbox.path(), &[], &[]);
+    for p in ["deactivate-managed", "suspend-external"] {
+        wait_status(&client, &ns, p, 120, |s| s.last_run_time.as_ref().is_some_and(|t| t.0 == t0)).await;
+    }
+
+    // The simulator's event log.
+    let events: Vec<seatwarden::sim::SimEvent> =
+        sim.events().into_iter().filter(|e| matches!(e.outcome, seatwarden::sim::SimOutcome::Applied)).collect();
+    let mut deactivations: BTreeMap<String, usize> = BTreeMap::new();
+    let mut suspends: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for e in &events {
+        let account = e.account_id.clone().unwrap_or_default();
+        match e.operation.as_str() {
+            "user.deactivate" => *deactivations.entry(account).or_default() += 1,
+            "user.suspend" => {
+                let dir = e.directory_id.clone().expect("a suspension names its directory");
+                *suspends.entry((account, dir)).or_default() += 1;
+            }
+            other => panic!("unexpected write {other}: {e:?}"),
+        }
+    }
+    assert!(deactivations.values().all(|n| *n == 1), "deactivate once per account: {deactivations:?}");
+    assert_same(&deactivations.keys().cloned().collect(), &expect_deactivated, "deactivated accounts");
+    assert!(suspends.values().all(|n| *n == 1), "each directory suspended once: {suspends:?}");
+    let suspended_pairs: BTreeSet<(String, String)> = suspends.keys().cloned().collect();
+    assert_eq!(suspended_pairs, expect_suspends, "suspensions, per directory");
+    let touched: BTreeSet<&str> = events.iter().filter_map(|e| e.account_id.as_deref()).collect();
+    assert!(!touched.contains(protected.as_str()), "protected by a group of the second directory: untouched");
+    assert!(!touched.contains(split.as_str()), "active in the other directory: untouched");
+
+    // The audit trail agrees exactly with the event log.
+    let audit = audit_actions(&client, &ns).await;
+    let applied: Vec<&RunAction> = audit.iter().filter(|a| a.outcome == ActionOutcome::Applied).collect();
+    let audit_deact: BTreeMap<String, usize> =
+        applied.iter().filter(|a| a.action == "deactivate").fold(BTreeMap::new(), |mut m, a| {
+            *m.entry(a.account_id.clone()).or_default() += 1;
+            m
+        });
+    assert_eq!(audit_deact, deactivations, "the audit trail's deactivations are the simulator's");
+    let audit_susp: BTreeMap<(String, String), usize> =
+        applied.iter().filter(|a| a.action == "suspend").fold(BTreeMap::new(), |mut m, a| {
+            *m.entry((a.account_id.clone(), a.directory.clone().unwrap_or_default())).or_default() += 1;
+            m
+        });
+    assert_eq!(audit_susp, suspends, "the audit trail's suspensions are the simulator's, directory for directory");
+    assert_eq!(applied.len(), events.len(), "nothing else applied: {applied:?}");
+    assert!(audit.iter().all(|a| a.outcome != ActionOutcome::Deferred), "the cap counts accounts: nothing deferred");
+
+    // The ledger agrees too: one deactivation per account, a suspension per directory.
+    let store = seatwarden::record::ConfigMapLedgerStore::new(client.clone(), &ns, "acme");
+    let ledger = seatwarden::execute::load_ledger(&store, &sim.org_id()).await.unwrap();
+    assert_eq!(ledger.writes().count(), 0, "nothing in flight");
+    for id in &expect_deactivated {
+        let rec = ledger.record(id).unwrap_or_else(|| panic!("ledger record of {id}"));
+        let kinds: Vec<_> = rec.taken_out.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, vec![seatwarden::ledger::TakenOutKind::Deactivated], "{id}");
+    }
+    for id in &expect_suspended {
+        let rec = ledger.record(id).unwrap_or_else(|| panic!("ledger record of {id}"));
+        let mut dirs: Vec<String> = rec.taken_out.iter().map(|t| t.directory_id.clone()).collect();
+        dirs.sort();
+        let want: Vec<String> = expect_suspends.iter().filter(|(a, _)| a == id).map(|(_, d)| d.clone()).collect();
+        assert_eq!(dirs, want, "{id}: one suspension per directory");
+        let mut recorded = rec.suspension.as_ref().expect("suspension").directory_ids.clone();
+        recorded.sort();
+        assert_eq!(recorded, want, "{id}: the suspension names its directories");
+    }
+    for id in [&protected, &split] {
+        assert!(ledger.record(id).is_none_or(|r| r.taken_out.is_empty()), "{id}: nothing taken");
+    }
+
+    // GroupLicenseMapping status, by server-side apply, with conditions and observedGeneration.
+    let mappings: Api<GroupLicenseMapping> = Api::namespaced(client.clone(), &ns);
+    let ready = |m: &GroupLicenseMapping| {
+        m.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned())
+    };
+    let jira = mappings.get("jira").await.unwrap();
+    let c = ready(&jira).expect("jira Ready");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "GroupsResolved"), "{c:?}");
+    let st = jira.status.unwrap();
+    assert_eq!(st.resolved_group_count, Some(2), "the name in both directories, both granting Jira");
+    let resolved_dirs: BTreeSet<String> = st.resolved_groups.iter().filter_map(|g| g.directory.clone()).collect();
+    assert_eq!(resolved_dirs, dir_ids.iter().cloned().collect(), "the status names each group's directory");
+    let conf = mappings.get("confluence").await.unwrap();
+    let c = ready(&conf).expect("confluence Ready");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "AmbiguousGroup"), "{c:?}");
+    assert!(c.message.contains(&dir_ids.join(", ")) && c.message.contains("set spec.groups[0].directory"), "{c:?}");
+    assert_eq!(c.observed_generation, conf.metadata.generation);
+    assert_eq!(conf.status.as_ref().unwrap().resolved_group_count, Some(0), "no guess");
+    let pinned = mappings.get("pinned").await.unwrap();
+    let c = ready(&pinned).expect("pinned Ready");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnknownDirectory"), "{c:?}");
+    assert!(c.message.contains("spec.groups[0].directory is \"no-such-directory\""), "{c:?}");
+
+    // Pinned to the directory meant, the ambiguous mapping resolves to that directory's group.
+    let fix = mapping("confluence", "Confluence", json!([{"name": "jira-software-users", "directory": dir_ids[1]}]));
+    apply(&client, &ns, vec![fix]).await;
+    sim.advance(SignedDuration::from_hours(1));
+    run_now(&client, &ns, "suspend-external", "pinned").await;
+    wait_status(&client, &ns, "suspend-external", 60, |s| s.last_handled_run_now.as_deref() == Some("pinned")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let conf = mappings.get("confluence").await.unwrap();
+        if let Some(c) =
+            ready(&conf).filter(|c| c.observed_generation == conf.metadata.generation && c.status == "True")
+        {
+            let st = conf.status.unwrap();
+            assert_eq!(
+                st.resolved_groups.iter().filter_map(|g| g.directory.clone()).collect::<Vec<_>>(),
+                vec![dir_ids[1].clone()]
+            );
+            assert_eq!(c.reason, "GroupsResolved");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pinned mapping never became Ready: {:?}", conf.status);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!(
+        "figures {ns}: {} deactivations, {} suspensions over {} accounts, {} audit actions",
+        deactivations.len(),
+        suspends.len(),
+        expect_suspended.len(),
+        audit.len()
+    );
 }

@@ -50,18 +50,22 @@ struct Bed {
     client: AtlassianClient,
     dir: tempfile::TempDir,
     t0: Timestamp,
+    /// Writes in flight at once (2 unless a test needs them one at a time).
+    concurrency: usize,
 }
 
 impl Bed {
     async fn new(rule: Value, retries: u32) -> Bed {
+        Bed::with_sim(rule, retries, |_| {}).await
+    }
+
+    /// [`Bed::new`] with the simulated organization's shape changed by `shape`.
+    async fn with_sim(rule: Value, retries: u32, shape: impl FnOnce(&mut SimConfig)) -> Bed {
         seatwarden::tls::install_crypto_provider();
         let t0: Timestamp = T0.parse().unwrap();
-        let sim = Simulator::start(
-            SimConfig { users: 800, seed: 3, now: t0, frozen: true, ..SimConfig::default() },
-            "127.0.0.1:0",
-        )
-        .await
-        .unwrap();
+        let mut config = SimConfig { users: 800, seed: 3, now: t0, frozen: true, ..SimConfig::default() };
+        shape(&mut config);
+        let sim = Simulator::start(config, "127.0.0.1:0").await.unwrap();
         let org: AtlassianOrganization = serde_json::from_value(json!({
             "apiVersion": "seatwarden.io/v1alpha1", "kind": "AtlassianOrganization",
             "metadata": {"name": "acme", "namespace": "n"},
@@ -86,6 +90,7 @@ impl Bed {
             client,
             dir: tempfile::tempdir().unwrap(),
             t0,
+            concurrency: 2,
         }
     }
 
@@ -95,7 +100,18 @@ impl Bed {
         fail: &FailPoints,
         premises: Option<&dyn PremiseSource>,
     ) -> Result<Vec<PolicyRun>, EngineError> {
+        self.run_after(fail, premises, || {}).await
+    }
+
+    /// [`Bed::run`], calling `after_snapshot` between the snapshot and the engine.
+    async fn run_after(
+        &self,
+        fail: &FailPoints,
+        premises: Option<&dyn PremiseSource>,
+        after_snapshot: impl FnOnce(),
+    ) -> Result<Vec<PolicyRun>, EngineError> {
         let snapshot = self.client.snapshot(self.t0).await.unwrap();
+        after_snapshot();
         let writer = ClientWriter::new(&self.client, &snapshot);
         let ledger = FolderLedgerStore::new(self.dir.path().join("ledger"));
         let audit = FolderAudit::new(self.dir.path());
@@ -112,7 +128,7 @@ impl Bed {
             fail,
             metrics: None,
             process_dry_run: false,
-            concurrency: 2,
+            concurrency: self.concurrency,
             summary_recipients: None,
         };
         let inputs = OrgInputs {
@@ -480,4 +496,138 @@ async fn a_fresh_read_without_activity_data_defers_the_action_and_says_why() {
         assert!(a.error.as_deref().unwrap().contains("no activity data"), "{a:?}");
     }
     assert_eq!(runs[0].report.deferred as usize, record.actions.len());
+}
+
+/// A ledger record ends only when Atlassian shows the account gone: its user-details lookup
+/// answers 404 in every directory. A lookup that fails keeps the record; an account seatwarden
+/// removed from the directory keeps it (re-invitation restores from it) and is not looked up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_ends_when_the_lookup_answers_404_and_only_then() {
+    use seatwarden::ledger::{TakenOut, TakenOutKind, UserRecord};
+    let mut bed = Bed::new(suspend_idle(), 2).await;
+    bed.policies[0].spec.rules.clear(); // nothing to plan: the lookups are the only calls after the listing
+    let store = FolderLedgerStore::new(bed.dir.path().join("ledger"));
+    let mut ledger = Ledger::new(bed.sim.org_id());
+    let remembered =
+        |email: &str| UserRecord { email: Some(email.into()), first_seen: Some(bed.t0), ..Default::default() };
+    ledger.users.insert("gone-account".into(), remembered("gone@example.com"));
+    let mut removed = remembered("removed@example.com");
+    removed.taken_out.push(TakenOut {
+        kind: TakenOutKind::RemovedFromDirectory,
+        policy: "sweep".into(),
+        rule: "never".into(),
+        at: bed.t0,
+        directory_id: bed.sim.directory_ids()[0].clone(),
+    });
+    ledger.users.insert("removed-account".into(), removed);
+    seatwarden::execute::save_ledger(&store, &mut ledger).await.unwrap();
+    let lookups = |bed: &Bed, id: &str| {
+        bed.sim.request_log().iter().filter(|r| r.method == "GET" && r.path.ends_with(&format!("/users/{id}"))).count()
+    };
+
+    // Run 1: every lookup answers 500 (after the listing): no answer, so the record is kept.
+    let sim = &bed.sim;
+    bed.run_after(&FailPoints::none(), None, || sim.set_faults(seatwarden::sim::Faults::parse("500=1").unwrap()))
+        .await
+        .unwrap();
+    assert!(lookups(&bed, "gone-account") >= 1, "the absent account was looked up");
+    let l = bed.ledger().await;
+    assert!(l.record("gone-account").is_some(), "a failed lookup is no answer: the record stays");
+
+    // Run 2: the lookup answers 404 in the directory: the record ends; the removed one stays.
+    bed.sim.set_faults(seatwarden::sim::Faults::none());
+    let log_before = bed.sim.request_log().len();
+    bed.run(&FailPoints::none(), None).await.unwrap();
+    let l = bed.ledger().await;
+    assert!(l.record("gone-account").is_none(), "404: Atlassian shows the account gone");
+    assert!(l.record("removed-account").is_some(), "what seatwarden removed stays for re-invitation");
+    assert_eq!(lookups(&bed, "removed-account"), 0, "and is never looked up");
+    let log = bed.sim.request_log();
+    let statuses: Vec<u16> = log[log_before..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/users/gone-account"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![404], "one lookup per directory read, answered 404");
+}
+
+/// Applied suspensions in the simulator's event log, per (account, directory).
+fn suspended_pairs(bed: &Bed) -> BTreeMap<(String, String), usize> {
+    let mut out = BTreeMap::new();
+    for e in bed.sim.events() {
+        if e.operation == "user.suspend" && matches!(e.outcome, seatwarden::sim::SimOutcome::Applied) {
+            let key = (e.account_id.clone().unwrap_or_default(), e.directory_id.clone().unwrap_or_default());
+            *out.entry(key).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Two directories sharing accounts: a crash between the two suspensions of one account (one in
+/// each directory) is settled write by write, so the audit trail and the ledger agree with the
+/// simulator directory for directory: no write lost, none twice, none recorded for the wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_an_accounts_two_directory_writes_is_settled_per_directory() {
+    let shape = |c: &mut SimConfig| {
+        c.directories = 2;
+        c.shared_accounts = 0.3;
+    };
+    let clean = Bed::with_sim(suspend_idle(), 3, shape).await;
+    clean.run(&FailPoints::none(), None).await.unwrap();
+    let all = suspended_pairs(&clean);
+    let per_account = |pairs: &BTreeMap<(String, String), usize>| {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for (a, _) in pairs.keys() {
+            *m.entry(a.clone()).or_default() += 1;
+        }
+        m
+    };
+    let twice: BTreeSet<String> = per_account(&all).into_iter().filter(|(_, n)| *n == 2).map(|(a, _)| a).collect();
+    assert!(!twice.is_empty(), "accounts idle in both directories are suspended in both: {all:?}");
+    // The run stops with the first batch's intents recorded (both directories' suspensions of the
+    // account among them) and nothing sent; then one of the two lands, as if the crashed process
+    // had sent it just before dying.
+    let order: Vec<(String, String)> = clean.records()[0]
+        .actions
+        .iter()
+        .map(|a| (a.account_id.clone(), a.directory.clone().unwrap_or_default()))
+        .collect();
+    let first_pair = order.iter().position(|(a, _)| twice.contains(a)).expect("a two-directory account");
+    assert!(first_pair + 1 < 25, "in the first batch");
+    let (account, directory) = order[first_pair].clone();
+    let bed = Bed::with_sim(suspend_idle(), 3, shape).await;
+    let fail = FailPoints::arm(FailPoint::AfterIntent, 1);
+    assert!(bed.run(&fail, None).await.is_err() && fail.fired(), "crashed after the intents");
+    assert!(suspended_pairs(&bed).is_empty(), "nothing sent");
+    bed.sim.with_state_mut(|s| {
+        let d = s.directory_idx(&directory).unwrap();
+        let result = s.suspend(Some(d), &account).map(|o| ((), o));
+        s.record_result(bed.t0, "user.suspend", "admin-v2", Some(&account), None, result).unwrap();
+        s.name_directory_of_last_event(Some(d));
+    });
+    assert_eq!(per_account(&suspended_pairs(&bed)).get(&account), Some(&1), "{account} is half done");
+    bed.run(&FailPoints::none(), None).await.unwrap();
+    let after = suspended_pairs(&bed);
+    assert!(after.values().all(|n| *n == 1), "no directory suspended twice: {after:?}");
+    assert_eq!(after.keys().collect::<Vec<_>>(), all.keys().collect::<Vec<_>>(), "every directory suspended");
+    let mut recorded: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in bed.records() {
+        for a in r.actions.iter().filter(|a| a.action != NOTICE) {
+            assert!(!a.outcome.is_open(), "no action left {:?}: {a:?}", a.outcome);
+            if a.outcome == ActionOutcome::Applied {
+                *recorded.entry((a.account_id.clone(), a.directory.clone().unwrap_or_default())).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(recorded, after, "the audit trail records each directory's write Applied once");
+    let ledger = bed.ledger().await;
+    assert_eq!(ledger.writes().count(), 0, "nothing left in flight");
+    for account in &twice {
+        let rec = ledger.record(account).unwrap();
+        let mut dirs = rec.suspension.as_ref().unwrap().directory_ids.clone();
+        dirs.sort();
+        let want: Vec<String> = after.keys().filter(|(a, _)| a == account).map(|(_, d)| d.clone()).collect();
+        assert_eq!(dirs, want, "{account}: the ledger's suspension names both directories");
+        assert_eq!(rec.taken_out.len(), 2, "{account}: one suspension per directory");
+    }
 }

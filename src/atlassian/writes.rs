@@ -225,6 +225,20 @@ impl AtlassianClient {
         self.http.admin_url(&segments)
     }
 
+    /// Whether the account is in the directory, by the user-details lookup (`GET
+    /// .../directories/{id}/users/{accountId}`): `Ok(false)` only when Atlassian answers 404, the
+    /// positive sign that the account is gone from it; any other failure is an error, never "gone".
+    pub async fn account_in_directory(&self, directory_id: &str, account_id: &str) -> Result<bool, AtlassianError> {
+        let url = self.directory_user_url(directory_id, account_id, None);
+        let call = CallSite::new(Operation::UserRead).directory(directory_id).subject(account_id);
+        let req = Request::new(call, ApiFamily::Org, Method::GET, url);
+        match self.http.read_json::<Value>(&req, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Re-reads one user of a directory (v2 search by account id, everything expanded).
     /// `Ok(None)`: the user is not in the directory.
     pub async fn read_user(&self, directory_id: &str, account_id: &str) -> Result<Option<UserReading>, AtlassianError> {

@@ -532,7 +532,7 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
                             (_, false) => "external",
                         }
                         .to_owned(),
-                        u.last_activity().map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_else(|| "never".into()),
+                        last_active_cell(u),
                         u.account_id.clone(),
                         truncate_list(&users::export::group_names(&snapshot, u), GROUPS_WIDTH),
                     ]
@@ -547,6 +547,25 @@ async fn list(conn: &ConnectionArgs, args: ListArgs, io: &mut Io<'_>) -> Result<
     }
     io.out.flush().map_err(|e| CommandError::write(what, e))?;
     Ok(exit::OK)
+}
+
+/// The table's LAST ACTIVE cell: the date of the latest activity from any source, naming the
+/// source when it is not a product seatwarden models (`2026-11-24 (loom)`, `(api token)`): that
+/// activity is what keeps the account from looking idle, so the table says where it came from.
+fn last_active_cell(u: &crate::snapshot::Account) -> String {
+    let Some(last) = u.last_activity() else { return "never".into() };
+    let date = last.strftime("%Y-%m-%d").to_string();
+    let on_products = u.product_access().filter(|p| p.last_active == Some(last)).map(|p| p.product);
+    let mut keys: Vec<crate::product::ProductKey> = on_products.collect();
+    if keys.iter().any(|k| k.known().is_some()) {
+        return date;
+    }
+    keys.sort_by_key(|k| k.label());
+    keys.dedup();
+    match keys.first() {
+        Some(k) => format!("{date} ({})", k.label()),
+        None => format!("{date} (api token)"),
+    }
 }
 
 /// The groups column of the table is cut to this many characters (CSV and JSON list every group).
@@ -1050,4 +1069,48 @@ async fn activate(conn: &ConnectionArgs, args: ActivateArgs, io: &mut Io<'_>) ->
     }
     let apply = args.apply || args.limits.apply_what_fits;
     finish(conn, &client, &snapshot, "cli-activate", &source, &plan.changes, apply, &args.limits, &args.audit, io).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_active_cell;
+    use crate::product::{Product, ProductKey};
+    use crate::snapshot::*;
+
+    fn account(activity: Vec<(ProductKey, &str)>, token: Option<&str>) -> Account {
+        Account {
+            account_id: "a".into(),
+            email: None,
+            name: "A".into(),
+            account_type: AccountType::Atlassian,
+            managed: true,
+            management_source: ManagementSource::Invited,
+            org_admin: false,
+            site_admin: false,
+            added_to_org: None,
+            api_token_last_active: token.map(|t| t.parse().unwrap()),
+            memberships: vec![Membership {
+                directory: 0,
+                status: UserStatus::Active,
+                groups: vec![],
+                product_access: activity
+                    .into_iter()
+                    .map(|(product, at)| ProductActivity { product, last_active: Some(at.parse().unwrap()) })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_last_active_cell_names_a_source_seatwarden_does_not_model() {
+        let jira = ProductKey::from(Product::JiraSoftware);
+        let loom = ProductKey::from_api_key("loom");
+        let a = account(vec![(jira, "2026-03-01T00:00:00Z"), (loom, "2026-11-24T00:00:00Z")], None);
+        assert_eq!(last_active_cell(&a), "2026-11-24 (loom)");
+        let a = account(vec![(jira, "2026-11-24T00:00:00Z"), (loom, "2026-03-01T00:00:00Z")], None);
+        assert_eq!(last_active_cell(&a), "2026-11-24");
+        let a = account(vec![(jira, "2026-03-01T00:00:00Z")], Some("2026-11-20T08:00:00Z"));
+        assert_eq!(last_active_cell(&a), "2026-11-20 (api token)");
+        assert_eq!(last_active_cell(&account(vec![], None)), "never");
+    }
 }

@@ -602,40 +602,31 @@ async fn write_mapping_statuses(
     now: Timestamp,
 ) -> Result<(), Error> {
     for m in mappings {
-        let mut resolved = vec![];
-        let mut missing = vec![];
-        let mut seat_holders = std::collections::BTreeSet::new();
-        for g in &m.spec.groups {
-            let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
-            match snap.find_group(key) {
-                Some((idx, group)) => {
-                    resolved.push(ResolvedGroup {
-                        id: group.id.clone(),
-                        name: group.name.clone(),
-                        members: group.member_count as i64,
-                        idp_synced: group.idp_synced,
-                    });
-                    for u in snap.accounts.iter().filter(|u| {
-                        u.memberships.iter().any(|m| {
-                            m.groups.contains(&idx)
-                                && m.status != UserStatus::Suspended
-                                && m.status != UserStatus::Deactivated
-                        })
-                    }) {
-                        seat_holders.insert(u.account_id.as_str());
-                    }
+        // The planner's own resolution: the status says exactly what the plan licenses.
+        let resolution = crate::policy::resolve_mapping(snap, &m.spec);
+        let resolved: Vec<ResolvedGroup> = resolution
+            .groups
+            .iter()
+            .map(|&idx| {
+                let group = &snap.groups[idx as usize];
+                ResolvedGroup {
+                    id: group.id.clone(),
+                    name: group.name.clone(),
+                    directory: Some(snap.directory_id(group.directory).to_owned()),
+                    members: group.member_count as i64,
+                    idp_synced: group.idp_synced,
                 }
-                None => missing.push(key.to_owned()),
-            }
-        }
+            })
+            .collect();
+        let seat_holders = licensed_holders(snap, &resolution.groups);
         let mut s: GroupLicenseMappingStatus = m.status.clone().unwrap_or_default();
         let generation = m.metadata.generation;
         s.observed_generation = generation;
         s.resolved_group_count = Some(resolved.len() as i32);
-        s.seats_in_use = Some(seat_holders.len() as i64);
+        s.seats_in_use = Some(seat_holders as i64);
         s.resolved_groups = resolved;
-        if missing.is_empty() {
-            set_condition(
+        match mapping_condition(&resolution.problems, m.spec.product.label()) {
+            None => set_condition(
                 &mut s.conditions,
                 "Ready",
                 ConditionStatus::True,
@@ -643,23 +634,40 @@ async fn write_mapping_statuses(
                 "every group was found",
                 generation,
                 now,
-            );
-        } else {
-            set_condition(
-                &mut s.conditions,
-                "Ready",
-                ConditionStatus::False,
-                "UnresolvedGroup",
-                format!("not found in the organization: {}; fix spec.groups", missing.join(", ")),
-                generation,
-                now,
-            );
+            ),
+            Some((reason, message)) => {
+                set_condition(&mut s.conditions, "Ready", ConditionStatus::False, reason, message, generation, now)
+            }
         }
         if m.status.as_ref() != Some(&s) {
             patch_status(ctx, m, &s).await?;
         }
     }
     Ok(())
+}
+
+/// Accounts holding a seat through these groups: live (active or invited) in a directory where
+/// they are in one of them. Accounts, not directory entries.
+fn licensed_holders(snap: &DirectorySnapshot, groups: &[crate::snapshot::GroupIdx]) -> usize {
+    snap.accounts
+        .iter()
+        .filter(|u| u.memberships.iter().any(|m| m.is_live() && m.groups.iter().any(|g| groups.contains(g))))
+        .count()
+}
+
+/// The mapping's Ready=False condition (reason, message) when a reference resolved to no group:
+/// the most pressing reason (a wrong directory id, then an ambiguous name, then a missing group),
+/// every problem in the message.
+fn mapping_condition(problems: &[crate::policy::MappingProblem], product: &str) -> Option<(&'static str, String)> {
+    let rank = |reason: &str| match reason {
+        "UnknownDirectory" => 0,
+        "AmbiguousGroup" => 1,
+        _ => 2,
+    };
+    let reason = problems.iter().map(|p| p.reason()).min_by_key(|r| rank(r))?;
+    let message = problems.iter().map(|p| p.message(product)).collect::<Vec<_>>().join("; ");
+    let message = if reason == "UnresolvedGroup" { format!("{message}; fix spec.groups") } else { message };
+    Some((reason, message))
 }
 
 async fn write_protection_statuses(
@@ -725,20 +733,8 @@ fn record_org_metrics(
         }
     }
     for mapping in mappings {
-        let mut holders = std::collections::BTreeSet::new();
-        for g in &mapping.spec.groups {
-            let key = g.id.as_deref().or(g.name.as_deref()).unwrap_or_default();
-            if let Some((idx, _)) = snap.find_group(key) {
-                for u in snap
-                    .accounts
-                    .iter()
-                    .filter(|u| u.memberships.iter().any(|m| m.groups.contains(&idx) && m.is_live()))
-                {
-                    holders.insert(u.account_id.as_str());
-                }
-            }
-        }
-        m.licensed_seats.with_label_values(&[org, mapping.spec.product.label()]).set(holders.len() as i64);
+        let holders = licensed_holders(snap, &crate::policy::resolve_mapping(snap, &mapping.spec).groups);
+        m.licensed_seats.with_label_values(&[org, mapping.spec.product.label()]).set(holders as i64);
     }
 }
 
@@ -776,6 +772,27 @@ mod tests {
             actions,
             actor: None,
         }
+    }
+
+    #[test]
+    fn a_mapping_condition_names_the_most_pressing_reason_and_every_problem() {
+        use crate::policy::MappingProblem;
+        assert_eq!(mapping_condition(&[], "jira-software"), None);
+        let missing =
+            MappingProblem::NotFound { field: "spec.groups[0]".into(), named: "gone".into(), directory: None };
+        let ambiguous = MappingProblem::Ambiguous {
+            field: "spec.groups[1]".into(),
+            named: "jira-users".into(),
+            directories: vec!["dir-a".into(), "dir-b".into()],
+            not_granting: vec!["dir-b".into()],
+        };
+        let (reason, message) = mapping_condition(&[missing.clone(), ambiguous], "jira-software").unwrap();
+        assert_eq!(reason, "AmbiguousGroup");
+        assert!(message.contains("spec.groups[0] names group gone"), "{message}");
+        assert!(message.contains("dir-a, dir-b") && message.contains("set spec.groups[1].directory"), "{message}");
+        let (reason, message) = mapping_condition(&[missing], "jira-software").unwrap();
+        assert_eq!(reason, "UnresolvedGroup");
+        assert!(message.ends_with("; fix spec.groups"), "{message}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct GroupLicenseMappingSpec {
     /// Site name (from the organization's `sites`), when the product runs on several sites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
-    /// The licensed groups, by name or id.
+    /// The licensed groups, by name or id, each optionally pinned to one directory.
     #[schemars(length(min = 1, max = 200))]
     pub groups: Vec<GroupRef>,
     /// Overrides the organization's seat price for this product.
@@ -43,6 +43,10 @@ pub struct GroupLicenseMappingSpec {
 }
 
 /// A group named by id (stable) or name (readable). Names are resolved to ids on each run.
+///
+/// A name (or id) can exist in several directories. Without `directory`, such a reference is taken
+/// for all of them only when Atlassian says every one grants the mapping's product; otherwise it is
+/// ambiguous, resolves to no group, and the mapping's Ready condition says so (AmbiguousGroup).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.name) || has(self.id)", "message": "a group needs a name or an id"}]))]
@@ -53,6 +57,11 @@ pub struct GroupRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub id: Option<String>,
+    /// The directory (an id, as in the organization's `spec.directories`) whose group this is:
+    /// the reference resolves to that directory's group only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub directory: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -77,6 +86,9 @@ pub struct GroupLicenseMappingStatus {
 pub struct ResolvedGroup {
     pub id: String,
     pub name: String,
+    /// The directory the group is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
     pub members: i64,
     /// Synced from an identity provider: seatwarden reports, never modifies, it.
     pub idp_synced: bool,

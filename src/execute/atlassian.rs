@@ -61,6 +61,16 @@ impl DirectoryWriter for ClientWriter<'_> {
         })
     }
 
+    fn account_in_directory<'a>(
+        &'a self,
+        directory_id: &'a str,
+        account_id: &'a str,
+    ) -> BoxFut<'a, Result<bool, String>> {
+        Box::pin(
+            async move { self.client.account_in_directory(directory_id, account_id).await.map_err(|e| e.to_string()) },
+        )
+    }
+
     fn write<'a>(&'a self, a: &'a PlannedAction) -> BoxFut<'a, WriteOutcome> {
         Box::pin(async move {
             let dir = a.directory_id.as_str();

@@ -90,6 +90,17 @@ pub trait DirectoryWriter: Send + Sync {
         account_id: &'a str,
     ) -> BoxFut<'a, Result<Option<FreshRead>, String>>;
     fn write<'a>(&'a self, action: &'a PlannedAction) -> BoxFut<'a, WriteOutcome>;
+    /// Whether the account is in the directory, by a lookup whose 404 is Atlassian's positive
+    /// answer that it is not (`Ok(false)`); any other failure is `Err`. Writers that cannot look
+    /// accounts up answer `Err`, so no ledger record ends on their word.
+    fn account_in_directory<'a>(
+        &'a self,
+        directory_id: &'a str,
+        account_id: &'a str,
+    ) -> BoxFut<'a, Result<bool, String>> {
+        let _ = (directory_id, account_id);
+        Box::pin(async { Err("this writer cannot look accounts up".to_owned()) })
+    }
     /// A group's name, for the audit trail (None when unknown).
     fn group_name(&self, group_id: &str) -> Option<String> {
         let _ = group_id;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::{ActionKind, PlannedAction, PlannedNotice};
 use crate::crd::{Duration, RuleAction};
 use crate::product::Product;
+use crate::snapshot::DirectorySnapshot;
 
 /// The ledger of one organization, keyed by account id.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -150,9 +151,14 @@ impl UserRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Suspension {
+    /// The earliest suspension still in force: escalation counts from here.
     pub since: Timestamp,
     /// True when seatwarden suspended the user; false when it found the user suspended.
     pub by_seatwarden: bool,
+    /// The directories the account is suspended in (a suspension is per directory in Atlassian).
+    /// Empty in records kept before directories were: inferred from the snapshot then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory_ids: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +181,10 @@ pub struct NoticeRecord {
 #[serde(rename_all = "camelCase")]
 pub struct RemovedGroup {
     pub group_id: String,
+    /// The directory of the group (group ids are unique per directory only). Empty in records
+    /// kept before directories were: inferred from the snapshot then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub directory_id: String,
     /// The product the group granted, when a mapping said so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<Product>,
@@ -202,6 +212,10 @@ pub struct TakenOut {
     pub policy: String,
     pub rule: String,
     pub at: Timestamp,
+    /// The directory of a suspension or a removal from the directory (empty for a deactivation,
+    /// which is account-wide, and in records kept before directories were: inferred then).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub directory_id: String,
 }
 
 /// One write seatwarden recorded before sending it (invariant 5), until its outcome is known and
@@ -271,6 +285,12 @@ impl InFlight {
         matches!(self.outcome, None | Some(Outcome::Unknown))
     }
 
+    /// This write: `kind` in `directory_id` (an empty id on either side matches any directory).
+    fn is(&self, kind: &ActionKind, directory_id: &str) -> bool {
+        &self.kind == kind
+            && (self.directory_id.is_empty() || directory_id.is_empty() || self.directory_id == directory_id)
+    }
+
     fn same_write(&self, a: &PlannedAction) -> bool {
         self.kind == a.kind && (self.directory_id.is_empty() || self.directory_id == a.directory_id)
     }
@@ -298,8 +318,19 @@ pub enum LedgerUpdate {
     FirstSeen { account_id: String, at: Timestamp },
     /// Found suspended with no suspension on record: escalation counts from now.
     #[serde(rename_all = "camelCase")]
-    SuspensionSeen { account_id: String, at: Timestamp },
-    /// The record says suspended but the user is not any more (someone restored them).
+    SuspensionSeen {
+        account_id: String,
+        at: Timestamp,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        directory_ids: Vec<String>,
+    },
+    /// The account is suspended in other directories than the record says (someone lifted or
+    /// added a suspension in one directory; or a record kept before directories were): the record
+    /// now names these, and seatwarden's suspensions in the directories lifted are no longer held.
+    #[serde(rename_all = "camelCase")]
+    SuspensionDirectories { account_id: String, directory_ids: Vec<String> },
+    /// The record says suspended but the user is not any more, in any directory read (someone
+    /// restored them).
     #[serde(rename_all = "camelCase")]
     SuspensionEnded { account_id: String },
     /// Notices of one rule delivered before the user's latest relevant activity or return: they
@@ -308,17 +339,28 @@ pub enum LedgerUpdate {
     NoticesStale { account_id: String, policy: String, rule: String, before: Timestamp },
     /// An in-flight write the snapshot shows as done: settle it as applied.
     #[serde(rename_all = "camelCase")]
-    InFlightApplied { account_id: String, kind: ActionKind },
+    InFlightApplied {
+        account_id: String,
+        kind: ActionKind,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        directory_id: String,
+    },
     /// An in-flight write the snapshot shows as not done: drop it (the plan decides afresh).
     #[serde(rename_all = "camelCase")]
-    InFlightNotApplied { account_id: String, kind: ActionKind },
+    InFlightNotApplied {
+        account_id: String,
+        kind: ActionKind,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        directory_id: String,
+    },
     /// Activity on every product since the restoration: inactivity counts from the activity again.
     #[serde(rename_all = "camelCase")]
     ReturnSuperseded { account_id: String },
     /// Seatwarden's removals no longer apply (the user is back in the group, or restored by someone).
     #[serde(rename_all = "camelCase")]
     RemovalsSettled { account_id: String },
-    /// The account is gone from the organization and nothing about it is worth keeping.
+    /// Atlassian shows the account gone (a lookup answered 404, or seatwarden's removal was
+    /// confirmed): nothing about it is worth keeping.
     #[serde(rename_all = "camelCase")]
     Forget { account_id: String },
     /// A product Atlassian said was full has room again (a higher limit was declared, or more
@@ -376,9 +418,26 @@ impl Ledger {
                     let rec = self.entry(account_id);
                     rec.first_seen.get_or_insert(*at);
                 }
-                LedgerUpdate::SuspensionSeen { account_id, at } => {
+                LedgerUpdate::SuspensionSeen { account_id, at, directory_ids } => {
                     let rec = self.entry(account_id);
-                    rec.suspension.get_or_insert(Suspension { since: *at, by_seatwarden: false });
+                    rec.suspension.get_or_insert(Suspension {
+                        since: *at,
+                        by_seatwarden: false,
+                        directory_ids: directory_ids.clone(),
+                    });
+                }
+                LedgerUpdate::SuspensionDirectories { account_id, directory_ids } => {
+                    if let Some(rec) = self.users.get_mut(account_id)
+                        && let Some(s) = rec.suspension.as_mut()
+                    {
+                        s.directory_ids.clone_from(directory_ids);
+                        // Seatwarden's suspension of a directory no longer suspended is not held.
+                        rec.taken_out.retain(|t| {
+                            t.kind != TakenOutKind::Suspended
+                                || t.directory_id.is_empty()
+                                || directory_ids.contains(&t.directory_id)
+                        });
+                    }
                 }
                 LedgerUpdate::SuspensionEnded { account_id } => {
                     if let Some(rec) = self.users.get_mut(account_id) {
@@ -393,18 +452,18 @@ impl Ledger {
                     }
                     self.tidy(account_id);
                 }
-                LedgerUpdate::InFlightApplied { account_id, kind } => {
+                LedgerUpdate::InFlightApplied { account_id, kind, directory_id } => {
                     if let Some(rec) = self.users.get_mut(account_id)
-                        && let Some(pos) = rec.in_flight.iter().position(|f| f.is_open() && &f.kind == kind)
+                        && let Some(pos) = rec.in_flight.iter().position(|f| f.is_open() && f.is(kind, directory_id))
                     {
                         let flight = rec.in_flight.remove(pos);
                         settle_applied(rec, &flight, account_id);
                     }
                     self.tidy(account_id);
                 }
-                LedgerUpdate::InFlightNotApplied { account_id, kind } => {
+                LedgerUpdate::InFlightNotApplied { account_id, kind, directory_id } => {
                     if let Some(rec) = self.users.get_mut(account_id) {
-                        rec.in_flight.retain(|f| !f.is_open() || &f.kind != kind);
+                        rec.in_flight.retain(|f| !f.is_open() || !f.is(kind, directory_id));
                     }
                     self.tidy(account_id);
                 }
@@ -637,6 +696,62 @@ impl Ledger {
     }
 }
 
+/// At most this many absent accounts are looked up per run (each lookup costs one call per
+/// directory read, paced by the request budget like every other call).
+pub const GONE_LOOKUPS_PER_RUN: usize = 20;
+
+impl Ledger {
+    /// The accounts whose records may end this run if Atlassian answers that they are gone: absent
+    /// from a complete snapshot, nothing in flight (settled first), and not removed from the
+    /// directory by seatwarden (that record is what a re-invitation restores from: its absence is
+    /// seatwarden's own confirmed removal). When the snapshot did not read every directory of the
+    /// organization (`all_directories` false), only records whose every fact names a directory
+    /// read this run: facts of directories not read are kept. At most `limit`, starting at an
+    /// offset that moves with `rotate` so no record waits forever behind others.
+    pub fn absent_accounts(
+        &self,
+        snapshot: &DirectorySnapshot,
+        all_directories: bool,
+        limit: usize,
+        rotate: u64,
+    ) -> Vec<String> {
+        if snapshot.incomplete.is_some() || snapshot.directories.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        let read = |d: &str| if d.is_empty() { all_directories } else { snapshot.read_directory(d) };
+        let candidates: Vec<&String> = self
+            .users
+            .iter()
+            .filter(|(id, rec)| {
+                snapshot.account(id).is_none()
+                    && rec.in_flight.is_empty()
+                    && !rec.taken_out.iter().any(|t| t.kind == TakenOutKind::RemovedFromDirectory)
+                    && rec.removed_groups.iter().all(|g| read(&g.directory_id))
+                    && rec.taken_out.iter().all(|t| read(&t.directory_id))
+                    && rec.suspension.as_ref().is_none_or(|s| {
+                        if s.directory_ids.is_empty() {
+                            all_directories
+                        } else {
+                            s.directory_ids.iter().all(|d| read(d))
+                        }
+                    })
+            })
+            .map(|(id, _)| id)
+            .collect();
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let start = (rotate % candidates.len() as u64) as usize;
+        candidates.iter().cycle().skip(start).take(limit.min(candidates.len())).map(|id| (*id).clone()).collect()
+    }
+}
+
+/// Whether lookups of an account show it gone: every directory looked in answered 404
+/// (`Ok(false)`). Any other answer — present, refused, failed, no lookup at all — keeps the record.
+pub fn shows_gone(answers: &[Result<bool, String>]) -> bool {
+    !answers.is_empty() && answers.iter().all(|a| matches!(a, Ok(false)))
+}
+
 /// The rule action a notice of this write announces (notices precede destructive writes only).
 fn announced(kind: &ActionKind) -> Option<RuleAction> {
     match kind {
@@ -656,55 +771,100 @@ fn seen_active(action: &PlannedAction) -> Option<Timestamp> {
     }
 }
 
-/// The effect of an applied write on the record.
+/// The effect of an applied write on the record. Facts are per directory: the write's directory
+/// (`flight.directory_id`; empty in records kept before it was: then it matches every directory).
 fn settle_applied(rec: &mut UserRecord, flight: &InFlight, _account_id: &str) {
-    let taken = |kind| TakenOut { kind, policy: flight.policy.clone(), rule: flight.rule.clone(), at: flight.at };
+    let dir = flight.directory_id.as_str();
+    let here = |d: &str| dir.is_empty() || d.is_empty() || d == dir;
+    let taken = |kind| TakenOut {
+        kind,
+        policy: flight.policy.clone(),
+        rule: flight.rule.clone(),
+        at: flight.at,
+        directory_id: if kind == TakenOutKind::Deactivated { String::new() } else { dir.to_owned() },
+    };
+    let removed = |group_id: &str, product| RemovedGroup {
+        group_id: group_id.to_owned(),
+        directory_id: dir.to_owned(),
+        product,
+        policy: flight.policy.clone(),
+        rule: flight.rule.clone(),
+        at: flight.at,
+        last_active: flight.last_active,
+    };
+    // The suspension of this directory ends; the record's ends when no directory is left.
+    let lift = |rec: &mut UserRecord| {
+        if let Some(s) = rec.suspension.as_mut() {
+            s.directory_ids.retain(|d| !here(d));
+            if s.directory_ids.is_empty() || dir.is_empty() {
+                rec.suspension = None;
+            }
+        }
+    };
     match &flight.kind {
         ActionKind::RemoveGroup { group_id } => {
-            if !rec.removed_groups.iter().any(|g| &g.group_id == group_id) {
-                rec.removed_groups.push(RemovedGroup {
-                    group_id: group_id.clone(),
-                    product: flight.product,
-                    policy: flight.policy.clone(),
-                    rule: flight.rule.clone(),
-                    at: flight.at,
-                    last_active: flight.last_active,
-                });
+            if !rec.removed_groups.iter().any(|g| &g.group_id == group_id && g.directory_id == dir) {
+                rec.removed_groups.push(removed(group_id, flight.product));
             }
         }
         ActionKind::Suspend => {
-            rec.suspension = Some(Suspension { since: flight.at, by_seatwarden: true });
+            match rec.suspension.as_mut() {
+                None => {
+                    rec.suspension = Some(Suspension {
+                        since: flight.at,
+                        by_seatwarden: true,
+                        directory_ids: if dir.is_empty() { vec![] } else { vec![dir.to_owned()] },
+                    })
+                }
+                Some(s) => {
+                    // Suspended elsewhere already: escalation keeps counting from the earliest.
+                    s.by_seatwarden = true;
+                    s.since = s.since.min(flight.at);
+                    if !dir.is_empty() && !s.directory_ids.iter().any(|d| d == dir) {
+                        s.directory_ids.push(dir.to_owned());
+                    }
+                }
+            }
             rec.taken_out.push(taken(TakenOutKind::Suspended));
         }
         ActionKind::Deactivate => rec.taken_out.push(taken(TakenOutKind::Deactivated)),
         ActionKind::RemoveFromDirectory => {
-            rec.suspension = None;
+            lift(rec);
             rec.taken_out.push(taken(TakenOutKind::RemovedFromDirectory));
             for group_id in &flight.groups_lost {
-                if !rec.removed_groups.iter().any(|g| &g.group_id == group_id) {
-                    rec.removed_groups.push(RemovedGroup {
-                        group_id: group_id.clone(),
-                        product: None,
-                        policy: flight.policy.clone(),
-                        rule: flight.rule.clone(),
-                        at: flight.at,
-                        last_active: flight.last_active,
-                    });
+                if !rec.removed_groups.iter().any(|g| &g.group_id == group_id && g.directory_id == dir) {
+                    rec.removed_groups.push(removed(group_id, None));
                 }
             }
         }
         ActionKind::AddGroup { group_id } => {
-            rec.removed_groups.retain(|g| &g.group_id != group_id);
+            rec.removed_groups.retain(|g| !(&g.group_id == group_id && here(&g.directory_id)));
             // Restored or newly granted: inactivity on what the group grants counts from now, not
             // from the date the user joined the organization.
             rec.restored_at = Some(flight.at);
-            if rec.removed_groups.is_empty() {
-                rec.taken_out.retain(|t| t.kind != TakenOutKind::RemovedFromDirectory);
-            }
+            // Back in a directory it was removed from once every group it lost there is back.
+            let removed_groups = &rec.removed_groups;
+            let lost_in = |d: &str| match d {
+                "" => !removed_groups.is_empty(),
+                d => removed_groups.iter().any(|g| g.directory_id == d || g.directory_id.is_empty()),
+            };
+            let back: Vec<bool> = rec
+                .taken_out
+                .iter()
+                .map(|t| {
+                    t.kind == TakenOutKind::RemovedFromDirectory && here(&t.directory_id) && !lost_in(&t.directory_id)
+                })
+                .collect();
+            let mut back = back.into_iter();
+            rec.taken_out.retain(|_| !back.next().unwrap_or(false));
         }
         ActionKind::Restore => {
-            rec.suspension = None;
-            rec.taken_out.retain(|t| t.kind != TakenOutKind::Suspended);
+            lift(rec);
+            let whole = rec.suspension.is_none();
+            rec.taken_out.retain(|t| {
+                t.kind != TakenOutKind::Suspended
+                    || !(t.directory_id == dir || dir.is_empty() || (t.directory_id.is_empty() && whole))
+            });
             rec.restored_at = Some(flight.at);
         }
         ActionKind::Enable => {

@@ -166,7 +166,7 @@ fn suspension_removal_and_restoration_round_trip() {
     let mut l = Ledger::new("o");
     l.record_outcome(&action("u", ActionKind::Suspend), Outcome::Applied, t(0));
     let r = l.record("u").unwrap();
-    assert_eq!(r.suspension, Some(Suspension { since: t(0), by_seatwarden: true }));
+    assert_eq!(r.suspension, Some(Suspension { since: t(0), by_seatwarden: true, directory_ids: vec!["dir".into()] }));
     assert_eq!(r.taken_out[0].kind, TakenOutKind::Suspended);
     l.record_outcome(&action("u", ActionKind::Restore), Outcome::Applied, t(5));
     let r = l.record("u").unwrap();
@@ -225,13 +225,138 @@ fn observations_apply_and_forget() {
     l.apply_updates(&[
         LedgerUpdate::FirstSeen { account_id: "a".into(), at: t(0) },
         LedgerUpdate::FirstSeen { account_id: "a".into(), at: t(9) },
-        LedgerUpdate::SuspensionSeen { account_id: "b".into(), at: t(1) },
+        LedgerUpdate::SuspensionSeen { account_id: "b".into(), at: t(1), directory_ids: vec![] },
     ]);
     assert_eq!(l.record("a").unwrap().first_seen, Some(t(0)), "first sight is kept");
-    assert_eq!(l.record("b").unwrap().suspension, Some(Suspension { since: t(1), by_seatwarden: false }));
+    assert_eq!(
+        l.record("b").unwrap().suspension,
+        Some(Suspension { since: t(1), by_seatwarden: false, directory_ids: vec![] })
+    );
     l.apply_updates(&[
         LedgerUpdate::SuspensionEnded { account_id: "b".into() },
         LedgerUpdate::Forget { account_id: "a".into() },
     ]);
     assert!(l.users.is_empty());
+}
+
+fn in_dir(mut a: PlannedAction, directory: &str) -> PlannedAction {
+    a.directory_id = directory.into();
+    a
+}
+
+#[test]
+fn a_suspension_is_per_directory_and_is_lifted_where_it_was_made() {
+    let mut l = Ledger::new("o");
+    l.record_outcome(&in_dir(action("u", ActionKind::Suspend), "dir-a"), Outcome::Applied, t(0));
+    l.record_outcome(&in_dir(action("u", ActionKind::Suspend), "dir-b"), Outcome::Applied, t(3));
+    let r = l.record("u").unwrap();
+    let s = r.suspension.as_ref().unwrap();
+    assert_eq!((s.since, s.by_seatwarden), (t(0), true), "escalation counts from the first");
+    assert_eq!(s.directory_ids, vec!["dir-a".to_owned(), "dir-b".to_owned()]);
+    let dirs: Vec<&str> = r.taken_out.iter().map(|t| t.directory_id.as_str()).collect();
+    assert_eq!(dirs, vec!["dir-a", "dir-b"]);
+    // Restored in A only: B's suspension and seatwarden's record of it stay.
+    l.record_outcome(&in_dir(action("u", ActionKind::Restore), "dir-a"), Outcome::Applied, t(5));
+    let r = l.record("u").unwrap();
+    assert_eq!(r.suspension.as_ref().unwrap().directory_ids, vec!["dir-b".to_owned()]);
+    assert_eq!(r.taken_out.iter().map(|t| t.directory_id.as_str()).collect::<Vec<_>>(), vec!["dir-b"]);
+    l.record_outcome(&in_dir(action("u", ActionKind::Restore), "dir-b"), Outcome::Applied, t(6));
+    let r = l.record("u").unwrap();
+    assert!(r.suspension.is_none() && r.taken_out.is_empty());
+}
+
+#[test]
+fn removed_groups_are_per_directory_and_given_back_where_they_were_taken() {
+    let mut l = Ledger::new("o");
+    let g = || ActionKind::RemoveGroup { group_id: "g1".into() };
+    l.record_outcome(&in_dir(action("u", g()), "dir-a"), Outcome::Applied, t(0));
+    l.record_outcome(&in_dir(action("u", g()), "dir-b"), Outcome::Applied, t(0));
+    let r = l.record("u").unwrap();
+    let held: Vec<(&str, &str)> =
+        r.removed_groups.iter().map(|g| (g.directory_id.as_str(), g.group_id.as_str())).collect();
+    assert_eq!(held, vec![("dir-a", "g1"), ("dir-b", "g1")], "the same id in two directories is two groups");
+    let add = ActionKind::AddGroup { group_id: "g1".into() };
+    l.record_outcome(&in_dir(action("u", add), "dir-b"), Outcome::Applied, t(1));
+    let r = l.record("u").unwrap();
+    assert_eq!(r.removed_groups.iter().map(|g| g.directory_id.as_str()).collect::<Vec<_>>(), vec!["dir-a"]);
+}
+
+#[test]
+fn records_kept_before_directories_were_still_read() {
+    // A record as an older seatwarden wrote it: no directory anywhere.
+    let old = r#"{"orgId":"o","users":{"u":{"suspension":{"since":"2026-09-01T00:00:00Z","bySeatwarden":true},
+        "removedGroups":[{"groupId":"g1","policy":"p","rule":"r","at":"2026-09-01T00:00:00Z"}],
+        "takenOut":[{"kind":"Suspended","policy":"p","rule":"r","at":"2026-09-01T00:00:00Z"}]}}}"#;
+    let mut l = Ledger::from_json(old).unwrap();
+    let r = l.record("u").unwrap();
+    assert!(r.suspension.as_ref().unwrap().directory_ids.is_empty());
+    assert!(r.removed_groups[0].directory_id.is_empty() && r.taken_out[0].directory_id.is_empty());
+    // Written back, it stays as it was (no empty fields added).
+    assert!(!l.to_json().contains("directoryId"));
+    // A write to any directory settles an entry that names none.
+    l.record_outcome(&in_dir(action("u", ActionKind::Restore), "dir-a"), Outcome::Applied, t(5));
+    let r = l.record("u").unwrap();
+    assert!(r.suspension.is_none() && r.taken_out.is_empty());
+}
+
+mod absent {
+    use super::*;
+    use crate::snapshot::{DirectoryInfo, DirectorySnapshot};
+
+    fn snapshot(directories: &[&str]) -> DirectorySnapshot {
+        DirectorySnapshot {
+            directories: directories.iter().map(|d| DirectoryInfo { id: (*d).into(), name: String::new() }).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn with_suspension(directory: &str) -> UserRecord {
+        UserRecord {
+            suspension: Some(Suspension { since: t(0), by_seatwarden: false, directory_ids: vec![directory.into()] }),
+            ..Default::default()
+        }
+    }
+
+    fn ledger() -> Ledger {
+        let mut l = Ledger::new("o");
+        l.users.insert("a-seen".into(), UserRecord { first_seen: Some(t(0)), ..Default::default() });
+        l.users.insert("b-in-a".into(), with_suspension("dir-a"));
+        l.users.insert("c-in-x".into(), with_suspension("dir-x"));
+        // Removed from the directory by seatwarden: the record is what a re-invitation needs.
+        l.record_outcome(
+            &in_dir(action("d-removed", ActionKind::RemoveFromDirectory), "dir-a"),
+            Outcome::Applied,
+            t(0),
+        );
+        // A write still open is settled first, never forgotten.
+        l.record_intended(&in_dir(action("e-open", ActionKind::Suspend), "dir-a"), "run-1", t(0));
+        l
+    }
+
+    #[test]
+    fn absent_accounts_are_those_a_lookup_may_end() {
+        let l = ledger();
+        // Every directory read: all but the removed and the open one.
+        let all = l.absent_accounts(&snapshot(&["dir-a", "dir-b"]), true, 10, 0);
+        assert_eq!(all, vec!["a-seen".to_owned(), "b-in-a".into()], "dir-x is not this org's: c waits");
+        // Only some directories read (spec.directories narrowed): facts elsewhere are kept.
+        let some = l.absent_accounts(&snapshot(&["dir-x"]), false, 10, 0);
+        assert_eq!(some, vec!["a-seen".to_owned(), "c-in-x".into()]);
+        // Bounded, and the window moves with `rotate`.
+        assert_eq!(l.absent_accounts(&snapshot(&["dir-a"]), true, 1, 0), vec!["a-seen".to_owned()]);
+        assert_eq!(l.absent_accounts(&snapshot(&["dir-a"]), true, 1, 1), vec!["b-in-a".to_owned()]);
+        // An incomplete snapshot proves nothing.
+        let mut incomplete = snapshot(&["dir-a"]);
+        incomplete.incomplete = Some("page 3 failed".into());
+        assert!(l.absent_accounts(&incomplete, true, 10, 0).is_empty());
+    }
+
+    #[test]
+    fn only_404_everywhere_shows_an_account_gone() {
+        assert!(shows_gone(&[Ok(false), Ok(false)]));
+        assert!(!shows_gone(&[Ok(false), Ok(true)]), "present in one directory");
+        assert!(!shows_gone(&[Ok(false), Err("HTTP 500".into())]), "a failure is no answer");
+        assert!(!shows_gone(&[Err("HTTP 403".into())]));
+        assert!(!shows_gone(&[]), "no lookup, no end");
+    }
 }

@@ -174,6 +174,19 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                     }
                     continue;
                 }
+                Eval::SavedByUnmodelled(key, at) => {
+                    if claimed.is_none() && guard.is_none() {
+                        count(&mut d, SkipKind::UnmodelledProductActive);
+                        let why = format!(
+                            "no activity past the threshold on the products seatwarden models, but active on {} {}: \
+                             activity on any product counts",
+                            key.label(),
+                            date(at)
+                        );
+                        skip(&mut d, user, SkipKind::UnmodelledProductActive, Some(&rule.name), why);
+                    }
+                    continue;
+                }
                 Eval::Targeted(t) => t,
             };
             if let Some(first) = &claimed {

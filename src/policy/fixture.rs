@@ -151,7 +151,7 @@ pub(crate) fn mapping(name: &str, product: Product, groups: &[&str], price: Opti
             organization_ref: LocalRef { name: "acme".into() },
             product,
             site: None,
-            groups: groups.iter().map(|g| GroupRef { name: Some((*g).into()), id: None }).collect(),
+            groups: groups.iter().map(|g| GroupRef { name: Some((*g).into()), id: None, directory: None }).collect(),
             seat_price: price,
         },
         status: None,
@@ -334,6 +334,7 @@ pub(crate) fn reactivating(mut p: LifecyclePolicy) -> LifecyclePolicy {
 pub(crate) fn removed(group_id: &str, policy: &str, days_ago: i64) -> RemovedGroup {
     RemovedGroup {
         group_id: group_id.into(),
+        directory_id: String::new(),
         product: None,
         policy: policy.into(),
         rule: "jira-60".into(),

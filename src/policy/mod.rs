@@ -22,6 +22,7 @@ mod claims;
 mod context;
 mod eligibility;
 mod limits;
+pub mod mapping;
 mod observation;
 mod onboarding;
 mod reactivation;
@@ -52,6 +53,7 @@ use crate::snapshot::{DirectorySnapshot, GroupIdx};
 
 pub use context::PlanInput;
 pub use limits::{ProductSeats, group_grants, licensed_accounts};
+pub use mapping::{MappingProblem, MappingResolution, resolve_mapping};
 pub use onboarding::USER_LIMIT_REACHED;
 pub use recheck::{Recheck, recheck};
 pub use render::{DEFAULT_MARKDOWN_CHARS, MarkdownOptions, to_json, to_markdown, to_markdown_with, to_text};
@@ -137,10 +139,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         input.mappings.iter().filter(|m| belongs(org_name, &m.spec.organization_ref)).collect();
     mappings.sort_by_key(|m| name_of(*m));
     let licensing = Licensing::new(snapshot, &input.organization.spec, &mappings);
-    for (mapping, group) in &licensing.unresolved {
+    for (mapping, product, problem) in &licensing.problems {
         conditions.push(PlanCondition {
-            reason: "UnresolvedGroup".into(),
-            message: format!("GroupLicenseMapping {mapping} names group {group}, which is not in the organization"),
+            reason: problem.reason().into(),
+            message: format!("GroupLicenseMapping {mapping}: {}", problem.message(product.label())),
         });
     }
     let (user_limits, lifted) =
@@ -292,7 +294,7 @@ fn policy_totals(ctx: &Ctx<'_>, pp: &PolicyPlan) -> Totals {
     let mut acted: HashSet<&str> = HashSet::new();
     for a in &pp.actions {
         let user = ctx.snapshot.account(&a.account_id);
-        let via = a.kind.group_id().and_then(|g| ctx.snapshot.group_by_id(g)).map(|(i, _)| i);
+        let via = a.kind.group_id().and_then(|g| ctx.snapshot.recorded_group(&a.directory_id, g, user)).map(|(i, _)| i);
         savings::add_to_totals(&mut t, a, |p| match user {
             Some(u) => ctx.licensing.price(p, u, via),
             None => ctx.licensing.base_price.get(&p).copied(),

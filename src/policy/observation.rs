@@ -4,14 +4,39 @@
 
 use crate::action::ActionKind;
 use crate::ledger::{Ledger, LedgerUpdate, TakenOutKind, UserRecord};
-use crate::snapshot::{Account, DirectorySnapshot, UserStatus};
+use crate::snapshot::{Account, DirectorySnapshot, Membership, UserStatus};
 
-/// Whether the account is in a group with this id (in any of its directories).
-pub(super) fn is_member(snapshot: &DirectorySnapshot, user: &Account, group_id: &str) -> bool {
-    user.groups().any(|g| snapshot.groups[g as usize].id == group_id)
+/// Whether the account is in the group `group_id` of the directory `directory_id` (a ledger
+/// entry's group; an empty directory id, from records kept before it was, is inferred from the
+/// snapshot). None: the directory was not read this run, so the snapshot shows nothing about it.
+pub(super) fn is_member(
+    snapshot: &DirectorySnapshot,
+    user: &Account,
+    directory_id: &str,
+    group_id: &str,
+) -> Option<bool> {
+    if !directory_id.is_empty() && !snapshot.read_directory(directory_id) {
+        return None;
+    }
+    Some(snapshot.recorded_group(directory_id, group_id, Some(user)).is_some_and(|(g, _)| user.in_group(g)))
 }
 
-/// Settles writes left in flight by a crashed run from what the snapshot shows (invariant 5).
+/// The account's membership in the directory `directory_id`. `Err(())`: the directory was not
+/// read this run. An empty id (records kept before directories were) means the account's first.
+fn membership_in<'a>(
+    snapshot: &DirectorySnapshot,
+    user: &'a Account,
+    directory_id: &str,
+) -> Result<Option<&'a Membership>, ()> {
+    if directory_id.is_empty() {
+        return Ok(user.memberships.first());
+    }
+    let d = snapshot.directory_index(directory_id).ok_or(())?;
+    Ok(user.membership(d))
+}
+
+/// Settles writes left in flight by a crashed run from what the snapshot shows (invariant 5), in
+/// the directory each was sent to; a write to a directory not read this run stays open.
 pub(super) fn settle_in_flight(ledger: &Ledger, snapshot: &DirectorySnapshot, incomplete: bool) -> Vec<LedgerUpdate> {
     let mut out = Vec::new();
     for (id, flight) in ledger.in_flight() {
@@ -19,24 +44,62 @@ pub(super) fn settle_in_flight(ledger: &Ledger, snapshot: &DirectorySnapshot, in
         if user.is_none() && incomplete {
             continue; // absent from an incomplete listing proves nothing
         }
+        let dir = flight.directory_id.as_str();
+        if !dir.is_empty() && !snapshot.read_directory(dir) {
+            continue; // that directory's facts are not in this snapshot
+        }
+        let suspended_here = |u: &Account| match membership_in(snapshot, u, dir) {
+            Ok(Some(m)) if !dir.is_empty() => m.status == UserStatus::Suspended,
+            _ => u.memberships.iter().any(|m| m.status == UserStatus::Suspended),
+        };
         let took = match (&flight.kind, user) {
-            (ActionKind::RemoveFromDirectory, u) => u.is_none(),
+            (ActionKind::RemoveFromDirectory, None) => true,
+            (ActionKind::RemoveFromDirectory, Some(u)) => {
+                !dir.is_empty() && matches!(membership_in(snapshot, u, dir), Ok(None))
+            }
             (_, None) => false,
-            (ActionKind::RemoveGroup { group_id }, Some(u)) => !is_member(snapshot, u, group_id),
-            (ActionKind::AddGroup { group_id }, Some(u)) => is_member(snapshot, u, group_id),
-            (ActionKind::Suspend, Some(u)) => u.memberships.iter().any(|m| m.status == UserStatus::Suspended),
+            (ActionKind::RemoveGroup { group_id }, Some(u)) => is_member(snapshot, u, dir, group_id) == Some(false),
+            (ActionKind::AddGroup { group_id }, Some(u)) => is_member(snapshot, u, dir, group_id) == Some(true),
+            (ActionKind::Suspend, Some(u)) => suspended_here(u),
             (ActionKind::Deactivate, Some(u)) => u.status() == UserStatus::Deactivated,
-            (ActionKind::Restore, Some(u)) => u.memberships.iter().all(|m| m.status != UserStatus::Suspended),
+            (ActionKind::Restore, Some(u)) => match membership_in(snapshot, u, dir) {
+                Ok(Some(m)) if !dir.is_empty() => m.status != UserStatus::Suspended,
+                _ => u.memberships.iter().all(|m| m.status != UserStatus::Suspended),
+            },
             (ActionKind::Enable, Some(u)) => u.status() != UserStatus::Deactivated,
             (ActionKind::Invite, Some(_)) => true,
         };
+        let (account_id, kind, directory_id) = (id.to_owned(), flight.kind.clone(), flight.directory_id.clone());
         out.push(if took {
-            LedgerUpdate::InFlightApplied { account_id: id.to_owned(), kind: flight.kind.clone() }
+            LedgerUpdate::InFlightApplied { account_id, kind, directory_id }
         } else {
-            LedgerUpdate::InFlightNotApplied { account_id: id.to_owned(), kind: flight.kind.clone() }
+            LedgerUpdate::InFlightNotApplied { account_id, kind, directory_id }
         });
     }
     out
+}
+
+/// The directories the ledger's suspension should name after this snapshot: the directories the
+/// account is suspended in now, and those the record names that were not read this run (their
+/// facts are kept). None: the record is right as it is.
+fn suspension_directories(snapshot: &DirectorySnapshot, user: &Account, recorded: &[String]) -> Option<Vec<String>> {
+    // Deactivation hides the suspension under it; a re-enabled returner still has it lifted.
+    if user.status() == UserStatus::Deactivated {
+        return None;
+    }
+    let mut now: Vec<String> = user
+        .memberships
+        .iter()
+        .filter(|m| m.status == UserStatus::Suspended)
+        .map(|m| snapshot.directory_id(m.directory).to_owned())
+        .collect();
+    now.extend(recorded.iter().filter(|d| !snapshot.read_directory(d)).cloned());
+    now.sort();
+    now.dedup();
+    let mut was = recorded.to_vec();
+    was.sort();
+    // A record naming no directory (kept before directories were) takes the snapshot's.
+    (recorded.is_empty() || now != was).then_some(now)
 }
 
 /// Observations the ledger should remember (or forget), independent of any policy.
@@ -54,12 +117,21 @@ pub(super) fn observe(
         if user.added_to_org.is_none() && rec.is_none_or(|r| r.first_seen.is_none()) {
             out.push(LedgerUpdate::FirstSeen { account_id: id(), at });
         }
-        match (user.status(), rec.and_then(|r| r.suspension.as_ref())) {
-            (UserStatus::Suspended, None) => out.push(LedgerUpdate::SuspensionSeen { account_id: id(), at }),
-            (UserStatus::Active | UserStatus::InvitedNeverActive, Some(_)) => {
-                out.push(LedgerUpdate::SuspensionEnded { account_id: id() })
+        // A suspension is per directory: the record follows each directory's status, and ends
+        // only when no directory (read or not) is left suspended.
+        match rec.and_then(|r| r.suspension.as_ref()) {
+            None if user.memberships.iter().any(|m| m.status == UserStatus::Suspended) => {
+                let directory_ids = suspension_directories(snapshot, user, &[]).unwrap_or_default();
+                out.push(LedgerUpdate::SuspensionSeen { account_id: id(), at, directory_ids });
             }
-            _ => {}
+            None => {}
+            Some(s) => match suspension_directories(snapshot, user, &s.directory_ids) {
+                Some(dirs) if dirs.is_empty() => out.push(LedgerUpdate::SuspensionEnded { account_id: id() }),
+                Some(directory_ids) => {
+                    out.push(LedgerUpdate::SuspensionDirectories { account_id: id(), directory_ids })
+                }
+                None => {}
+            },
         }
         let Some(rec) = rec else { continue };
         // The restoration stops mattering once every product the user holds shows activity since.
@@ -70,9 +142,17 @@ pub(super) fn observe(
             out.push(LedgerUpdate::ReturnSuperseded { account_id: id() });
         }
         if rec.holds_removals() {
-            let groups_back = rec.removed_groups.iter().all(|g| is_member(snapshot, user, &g.group_id));
+            // A directory not read this run shows nothing: what was taken there stays in force.
+            let groups_back = rec
+                .removed_groups
+                .iter()
+                .all(|g| is_member(snapshot, user, &g.directory_id, &g.group_id) == Some(true));
             let nothing_in_force = rec.taken_out.iter().all(|t| match t.kind {
-                TakenOutKind::Suspended => user.memberships.iter().all(|m| m.status != UserStatus::Suspended),
+                TakenOutKind::Suspended => match membership_in(snapshot, user, &t.directory_id) {
+                    Err(()) => false,
+                    Ok(m) if !t.directory_id.is_empty() => m.is_none_or(|m| m.status != UserStatus::Suspended),
+                    Ok(_) => user.memberships.iter().all(|m| m.status != UserStatus::Suspended),
+                },
                 TakenOutKind::Deactivated => user.status() != UserStatus::Deactivated,
                 TakenOutKind::RemovedFromDirectory => rec.removed_groups.is_empty(),
             });
@@ -105,16 +185,16 @@ mod tests {
             fx.ledger.record_intended(a, "run-1", ago(1));
         }
         let plan = fx.plan();
-        assert!(
-            plan.ledger_updates
-                .contains(&LedgerUpdate::InFlightApplied { account_id: "done".into(), kind: ActionKind::Suspend })
-        );
-        assert!(
-            plan.ledger_updates.contains(&LedgerUpdate::InFlightNotApplied {
-                account_id: "pending".into(),
-                kind: ActionKind::Suspend
-            })
-        );
+        assert!(plan.ledger_updates.contains(&LedgerUpdate::InFlightApplied {
+            account_id: "done".into(),
+            kind: ActionKind::Suspend,
+            directory_id: "dir-1".into()
+        }));
+        assert!(plan.ledger_updates.contains(&LedgerUpdate::InFlightNotApplied {
+            account_id: "pending".into(),
+            kind: ActionKind::Suspend,
+            directory_id: "dir-1".into()
+        }));
         // The pending one is planned again; the done one is not.
         assert_eq!(acts(&plan, "idle"), vec![pair("pending", "suspend")]);
         let mut ledger = fx.ledger.clone();
@@ -145,12 +225,122 @@ mod tests {
         let mut fx = Fx::new(vec![back, user("bob")], vec![suspend_idle()]);
         fx.ledger.users.insert(
             "back".into(),
-            UserRecord { suspension: Some(Suspension { since: ago(9), by_seatwarden: false }), ..Default::default() },
+            UserRecord {
+                suspension: Some(Suspension { since: ago(9), by_seatwarden: false, directory_ids: vec![] }),
+                ..Default::default()
+            },
         );
         let plan = fx.plan();
         assert!(plan.ledger_updates.contains(&LedgerUpdate::SuspensionEnded { account_id: "back".into() }));
         let mut l: Ledger = fx.ledger.clone();
         l.apply_updates(&plan.ledger_updates);
         assert!(l.record("back").is_none(), "nothing left to remember");
+    }
+
+    fn suspended_by_us(directories: &[&str]) -> UserRecord {
+        UserRecord {
+            suspension: Some(Suspension {
+                since: ago(30),
+                by_seatwarden: true,
+                directory_ids: directories.iter().map(|d| (*d).to_owned()).collect(),
+            }),
+            taken_out: directories
+                .iter()
+                .map(|d| TakenOut {
+                    kind: TakenOutKind::Suspended,
+                    policy: "idle".into(),
+                    rule: "idle-90".into(),
+                    at: ago(30),
+                    directory_id: (*d).to_owned(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_suspension_lifted_in_one_directory_ends_there_only() {
+        // Seatwarden suspended Ann in both directories; an admin restored her in directory 1.
+        let mut in2 = in_dir2(idle("ann", 200));
+        in2.status = UserStatus::Suspended;
+        let mut fx = Fx::new(vec![], vec![suspend_idle()]);
+        fx.snapshot = two_directories(vec![idle("ann", 200), in2, user("bob")]);
+        fx.ledger.users.insert("ann".into(), suspended_by_us(&["dir-1", "dir-2"]));
+        let plan = fx.plan();
+        let update =
+            LedgerUpdate::SuspensionDirectories { account_id: "ann".into(), directory_ids: vec!["dir-2".into()] };
+        assert!(plan.ledger_updates.contains(&update), "{:?}", plan.ledger_updates);
+        assert!(!plan.ledger_updates.contains(&LedgerUpdate::SuspensionEnded { account_id: "ann".into() }));
+        let mut l = fx.ledger.clone();
+        l.apply_updates(&plan.ledger_updates);
+        let rec = l.record("ann").unwrap();
+        assert_eq!(rec.suspension.as_ref().unwrap().since, ago(30), "escalation keeps its start");
+        assert_eq!(rec.taken_out.iter().map(|t| t.directory_id.as_str()).collect::<Vec<_>>(), vec!["dir-2"]);
+    }
+
+    #[test]
+    fn a_directory_not_read_keeps_its_suspension_and_its_writes() {
+        // Ann's record names dir-9, which this snapshot did not read (spec.directories narrowed).
+        let mut fx = Fx::new(vec![user("ann"), user("bob")], vec![suspend_idle()]);
+        let mut rec = suspended_by_us(&["dir-9"]);
+        let mut write = fx.plan().policies[0].actions.first().cloned();
+        assert!(write.is_none(), "nothing planned for active users");
+        rec.email = Some("ann@acme.test".into());
+        fx.ledger.users.insert("ann".into(), rec);
+        let plan = fx.plan();
+        assert!(
+            plan.ledger_updates.iter().all(|u| !matches!(
+                u,
+                LedgerUpdate::SuspensionEnded { .. }
+                    | LedgerUpdate::SuspensionDirectories { .. }
+                    | LedgerUpdate::RemovalsSettled { .. }
+            )),
+            "{:?}",
+            plan.ledger_updates
+        );
+        // An open write to dir-9 is not settled from a snapshot that has no dir-9.
+        let mut a =
+            Fx::new(vec![idle("cy", 200), user("bob")], vec![suspend_idle()]).plan().policies[0].actions[0].clone();
+        a.directory_id = "dir-9".into();
+        fx.ledger.record_intended(&a, "run-1", ago(1));
+        write = Some(a);
+        let plan = fx.plan();
+        assert!(
+            !plan
+                .ledger_updates
+                .iter()
+                .any(|u| matches!(u, LedgerUpdate::InFlightApplied { .. } | LedgerUpdate::InFlightNotApplied { .. })),
+            "{:?} ({write:?})",
+            plan.ledger_updates
+        );
+    }
+
+    #[test]
+    fn an_in_flight_suspension_is_settled_in_its_own_directory() {
+        // Suspended in directory 2 only; the write went to directory 1: not applied there.
+        let mut in2 = in_dir2(idle("ann", 200));
+        in2.status = UserStatus::Suspended;
+        let mut fx = Fx::new(vec![], vec![suspend_idle()]);
+        fx.snapshot = two_directories(vec![idle("ann", 200), in2, user("bob")]);
+        let mut a =
+            Fx::new(vec![idle("ann", 200), user("bob")], vec![suspend_idle()]).plan().policies[0].actions[0].clone();
+        assert_eq!(a.directory_id, "dir-1");
+        fx.ledger.record_intended(&a, "run-1", ago(1));
+        let plan = fx.plan();
+        let not_applied = LedgerUpdate::InFlightNotApplied {
+            account_id: "ann".into(),
+            kind: ActionKind::Suspend,
+            directory_id: "dir-1".into(),
+        };
+        assert!(plan.ledger_updates.contains(&not_applied), "{:?}", plan.ledger_updates);
+        a.directory_id = "dir-2".into();
+        fx.ledger = Ledger::new("org-1");
+        fx.ledger.record_intended(&a, "run-1", ago(1));
+        let plan = fx.plan();
+        assert!(
+            plan.ledger_updates
+                .iter()
+                .any(|u| matches!(u, LedgerUpdate::InFlightApplied { directory_id, .. } if directory_id == "dir-2"))
+        );
     }
 }

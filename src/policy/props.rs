@@ -259,7 +259,7 @@ fn build(
             fx.ledger.users.insert(
                 format!("u{i:03}"),
                 UserRecord {
-                    suspension: Some(Suspension { since: ago(d), by_seatwarden: d % 2 == 0 }),
+                    suspension: Some(Suspension { since: ago(d), by_seatwarden: d % 2 == 0, directory_ids: vec![] }),
                     ..Default::default()
                 },
             );

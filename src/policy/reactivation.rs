@@ -29,11 +29,16 @@ pub(super) fn plan_reactivation(
     if groups.is_empty() && taken.is_empty() {
         return None;
     }
-    let suspended_in: Vec<&Membership> = if taken.iter().any(|t| t.kind == TakenOutKind::Suspended) {
-        user.memberships.iter().filter(|m| m.status == UserStatus::Suspended).collect()
-    } else {
-        Vec::new()
-    };
+    // Exactly the directories seatwarden suspended the account in (a suspension is per directory;
+    // records kept before directories were name none: every suspended directory then).
+    let suspended_by_us: Vec<&str> =
+        taken.iter().filter(|t| t.kind == TakenOutKind::Suspended).map(|t| t.directory_id.as_str()).collect();
+    let suspended_in: Vec<&Membership> = user
+        .memberships
+        .iter()
+        .filter(|m| m.status == UserStatus::Suspended)
+        .filter(|m| suspended_by_us.iter().any(|d| d.is_empty() || *d == ctx.snapshot.directory_id(m.directory)))
+        .collect();
     let suspended = !suspended_in.is_empty();
     let deactivated =
         user.status() == UserStatus::Deactivated && taken.iter().any(|t| t.kind == TakenOutKind::Deactivated);
@@ -114,7 +119,8 @@ pub(super) fn plan_reactivation(
     }
     let mut gaining: Vec<Product> = Vec::new();
     for g in groups {
-        let Some((gi, group)) = ctx.snapshot.group_by_id(&g.group_id) else { continue };
+        // The group of the directory it was removed from (not read this run: nothing to restore now).
+        let Some((gi, group)) = ctx.snapshot.recorded_group(&g.directory_id, &g.group_id, Some(user)) else { continue };
         if user.in_group(gi) {
             continue;
         }
@@ -267,9 +273,10 @@ mod tests {
             fx.ledger.users.insert(
                 id.into(),
                 UserRecord {
-                    suspension: Some(Suspension { since: ago(30), by_seatwarden: true }),
+                    suspension: Some(Suspension { since: ago(30), by_seatwarden: true, directory_ids: vec![] }),
                     taken_out: vec![TakenOut {
                         kind: TakenOutKind::Suspended,
+                        directory_id: String::new(),
                         policy: "idle".into(),
                         rule: "idle-90".into(),
                         at: ago(30),
@@ -294,7 +301,10 @@ mod tests {
         let mut fx = Fx::new(vec![s, user("bob")], vec![reactivating(suspend_idle())]);
         fx.ledger.users.insert(
             "s".into(),
-            UserRecord { suspension: Some(Suspension { since: ago(30), by_seatwarden: false }), ..Default::default() },
+            UserRecord {
+                suspension: Some(Suspension { since: ago(30), by_seatwarden: false, directory_ids: vec![] }),
+                ..Default::default()
+            },
         );
         assert!(fx.plan().policy("idle").unwrap().actions.is_empty());
     }
@@ -319,6 +329,7 @@ mod tests {
                 email: Some("gone@acme.test".into()),
                 taken_out: vec![TakenOut {
                     kind: TakenOutKind::RemovedFromDirectory,
+                    directory_id: String::new(),
                     policy: "never".into(),
                     rule: "never-60".into(),
                     at: ago(3),
@@ -337,5 +348,64 @@ mod tests {
         let plan = fx.plan();
         assert!(acts(&plan, "never").is_empty());
         assert!(plan.policy("never").unwrap().conditions.iter().any(|c| c.reason == "Protected"));
+    }
+
+    #[test]
+    fn a_suspension_made_in_one_directory_is_lifted_in_that_directory_only() {
+        // Seatwarden suspended Ann in directory 1; an admin suspended her in directory 2 too.
+        let mut in1 = user("ann");
+        in1.status = UserStatus::Suspended;
+        let mut in2 = in_dir2(user("ann"));
+        in2.status = UserStatus::Suspended;
+        let mut p = reactivating(suspend_idle());
+        p.spec.reactivation.as_mut().unwrap().account_ids = vec!["ann".into()];
+        let mut fx = Fx::new(vec![], vec![p]);
+        fx.snapshot = two_directories(vec![in1, in2, user("bob")]);
+        fx.ledger.users.insert(
+            "ann".into(),
+            UserRecord {
+                suspension: Some(Suspension {
+                    since: ago(30),
+                    by_seatwarden: true,
+                    directory_ids: vec!["dir-1".into(), "dir-2".into()],
+                }),
+                taken_out: vec![TakenOut {
+                    kind: TakenOutKind::Suspended,
+                    directory_id: "dir-1".into(),
+                    policy: "idle".into(),
+                    rule: "idle-90".into(),
+                    at: ago(30),
+                }],
+                ..Default::default()
+            },
+        );
+        let plan = fx.plan();
+        let restores: Vec<(&str, &str)> =
+            plan.policy("idle").unwrap().actions.iter().map(|a| (a.kind.label(), a.directory_id.as_str())).collect();
+        assert_eq!(restores, vec![("restore", "dir-1")]);
+    }
+
+    #[test]
+    fn a_removed_group_is_given_back_in_the_directory_it_was_taken_from() {
+        // jira-users exists in both directories with different ids; the ledger names directory 2's.
+        let mut ann2 = in_dir2(idle("ann", 200));
+        ann2.groups.retain(|g| *g != DIR2 + JIRA_USERS);
+        ann2.product_access[0].last_active = Some(ago(1));
+        let mut ann1 = idle("ann", 200);
+        ann1.groups.retain(|g| *g != JIRA_USERS);
+        let mut fx = Fx::new(vec![], vec![reactivating(jira_idle())]);
+        fx.snapshot = two_directories(vec![ann1, ann2, user("bob")]);
+        let mut taken = removed("g-jira-2", "jira", 20);
+        taken.directory_id = "dir-2".into();
+        fx.ledger.users.insert("ann".into(), UserRecord { removed_groups: vec![taken], ..Default::default() });
+        let plan = fx.plan();
+        let adds: Vec<(String, &str)> = plan
+            .policy("jira")
+            .unwrap()
+            .actions
+            .iter()
+            .map(|a| (format!("{}:{}", a.kind.label(), a.kind.group_id().unwrap_or("")), a.directory_id.as_str()))
+            .collect();
+        assert_eq!(adds, vec![("add-group:g-jira-2".to_owned(), "dir-2")]);
     }
 }

@@ -56,7 +56,10 @@ pub fn recheck(input: &PlanInput<'_>, action: &PlannedAction, fresh: &DirectoryU
     {
         return drop("the account is synced from the identity provider now");
     }
-    let member = |group_id: &str| input.snapshot.group_by_id(group_id).is_some_and(|(i, _)| fresh.groups.contains(&i));
+    // The group of the directory written to: ids are unique per directory only.
+    let directory = input.snapshot.directory_index(&action.directory_id).unwrap_or(fresh.directory);
+    let member =
+        |group_id: &str| input.snapshot.group_in(directory, group_id).is_some_and(|(i, _)| fresh.groups.contains(&i));
     match &action.kind {
         ActionKind::AddGroup { group_id } => {
             if member(group_id) {

@@ -273,6 +273,7 @@ mod plan_tests {
             UserRecord {
                 removed_groups: vec![RemovedGroup {
                     group_id: "g-jira".into(),
+                    directory_id: String::new(),
                     product: Some(Product::JiraSoftware),
                     policy: "idle".into(),
                     rule: "r".into(),

@@ -11,7 +11,6 @@ use crate::crd::{AtlassianOrganizationSpec, BillingCycle, GroupLicenseMapping};
 use crate::product::Product;
 use crate::snapshot::{Account, DirectorySnapshot, GroupIdx, Membership};
 
-use super::eligibility::ResolvedGroups;
 use super::types::{PlannedAction, Savings, Totals};
 
 /// The organization's GroupLicenseMappings and prices, resolved against the snapshot.
@@ -26,8 +25,9 @@ pub(crate) struct Licensing {
     /// Seat prices from the organization's billing.
     pub base_price: BTreeMap<Product, f64>,
     pub currency: Option<String>,
-    /// Mapping groups that matched nothing in the snapshot: (mapping, group).
-    pub unresolved: Vec<(String, String)>,
+    /// Mapping references that resolved to no group (not found, unknown directory, ambiguous):
+    /// (mapping, its product, why).
+    pub problems: Vec<(String, Product, super::mapping::MappingProblem)>,
 }
 
 impl Licensing {
@@ -45,27 +45,12 @@ impl Licensing {
         }
         for m in mappings {
             let name = m.metadata.name.clone().unwrap_or_default();
-            let refs: Vec<String> =
-                m.spec.groups.iter().filter_map(|g| g.id.clone().or_else(|| g.name.clone())).collect();
-            // Prefer the id when both are given; fall back to the name if the id is unknown.
-            let mut resolved = ResolvedGroups::default();
-            for g in &m.spec.groups {
-                let by_id = g.id.as_deref().map(|id| snapshot.groups_named(id)).unwrap_or_default();
-                let hits = if by_id.is_empty() {
-                    g.name.as_deref().map(|n| snapshot.groups_named(n)).unwrap_or_default()
-                } else {
-                    by_id
-                };
-                match hits.is_empty() {
-                    false => resolved.idx.extend(hits),
-                    true => out.unresolved.push((
-                        name.clone(),
-                        g.name.clone().or_else(|| g.id.clone()).unwrap_or_else(|| refs.join(",")),
-                    )),
-                }
-            }
+            // One resolution for the plan, the mapping's status and the metrics: an ambiguous
+            // reference resolves to no group and is reported, never guessed.
+            let resolved = super::mapping::resolve_mapping(snapshot, &m.spec);
+            out.problems.extend(resolved.problems.into_iter().map(|p| (name.clone(), m.spec.product, p)));
             let groups = out.licensed.entry(m.spec.product).or_default();
-            for i in resolved.idx {
+            for i in resolved.groups {
                 if !groups.contains(&i) {
                     groups.push(i);
                 }

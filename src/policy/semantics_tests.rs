@@ -157,11 +157,17 @@ fn a_deactivated_and_suspended_returner_is_fully_restored_even_after_the_name_is
     let mut dana = idle("dana", 200);
     dana.status = UserStatus::Deactivated;
     let mut fx = Fx::new(vec![dana, user("bob")], vec![restoring(policy("p", idle_then_deactivate), &["dana"])]);
-    let taken = |kind, days| TakenOut { kind, policy: "p".into(), rule: "r".into(), at: ago(days) };
+    let taken = |kind, days| TakenOut {
+        kind,
+        policy: "p".into(),
+        rule: "r".into(),
+        at: ago(days),
+        directory_id: String::new(),
+    };
     fx.ledger.users.insert(
         "dana".into(),
         UserRecord {
-            suspension: Some(Suspension { since: ago(80), by_seatwarden: true }),
+            suspension: Some(Suspension { since: ago(80), by_seatwarden: true, directory_ids: vec![] }),
             taken_out: vec![taken(TakenOutKind::Suspended, 80), taken(TakenOutKind::Deactivated, 40)],
             ..Default::default()
         },
@@ -207,12 +213,14 @@ fn a_reinvited_user_gets_the_lost_groups_back_without_being_named_again() {
             email: Some("fay@acme.test".into()),
             taken_out: vec![TakenOut {
                 kind: TakenOutKind::RemovedFromDirectory,
+                directory_id: String::new(),
                 policy: "p".into(),
                 rule: "never-30".into(),
                 at: ago(60),
             }],
             removed_groups: vec![RemovedGroup {
                 group_id: "g-jira".into(),
+                directory_id: String::new(),
                 product: None,
                 policy: "p".into(),
                 rule: "never-30".into(),

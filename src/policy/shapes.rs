@@ -114,6 +114,50 @@ fn activity_on_a_product_seatwarden_does_not_model_is_activity() {
 }
 
 #[test]
+fn plans_name_the_unmodelled_product_that_saves_someone_or_that_the_rule_saw() {
+    // Idle 300 days on Jira, on Loom yesterday: saved, and the plan says by what.
+    let mut loom = idle("loom-user", 300);
+    loom.product_access.push(ProductActivity { product: ProductKey::from_api_key("loom"), last_active: Some(ago(1)) });
+    // Only ever on Atlas: not never active, and the plan says so.
+    let mut atlas = idle("atlas-user", 300);
+    atlas.product_access =
+        vec![ProductActivity { product: ProductKey::from_api_key("townsquare"), last_active: Some(ago(5)) }];
+    // Idle everywhere, Rovo the latest (200 days ago): acted on, and the reason names Rovo.
+    let mut rovo = idle("rovo-user", 300);
+    rovo.product_access
+        .push(ProductActivity { product: ProductKey::from_api_key("rovo"), last_active: Some(ago(200)) });
+    let never = policy("never", vec![never_rule("never-30", 30, RuleAction::Suspend)]);
+    let fx = Fx::new(vec![loom, atlas, rovo, user("bob")], vec![suspend_idle(), never]);
+    let plan = fx.plan();
+    let skipped = |policy: &str, id: &str| {
+        plan.policy(policy)
+            .unwrap()
+            .skipped
+            .iter()
+            .find(|s| s.account_id == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} skipped by {policy}"))
+    };
+    let s = skipped("idle", "loom-user");
+    assert_eq!(s.kind, SkipKind::UnmodelledProductActive);
+    assert!(s.why.contains("active on loom 2026-11-24"), "{}", s.why);
+    let s = skipped("idle", "atlas-user");
+    assert!(s.why.contains("active on townsquare"), "{}", s.why);
+    let s = skipped("never", "atlas-user");
+    assert_eq!(s.kind, SkipKind::UnmodelledProductActive);
+    let acted = plan.policy("idle").unwrap().actions.iter().find(|a| a.account_id == "rovo-user").expect("acted on");
+    assert!(
+        acted.reason.contains("no activity on any product for 200 days (threshold 90); last active on rovo"),
+        "{}",
+        acted.reason
+    );
+    // A modelled product as the latest activity adds nothing to the words.
+    let fx = Fx::new(vec![idle("jira-user", 300), user("bob")], vec![suspend_idle()]);
+    let plan = fx.plan();
+    assert!(!plan.policy("idle").unwrap().actions[0].reason.contains("last active on"));
+}
+
+#[test]
 fn an_api_token_used_recently_saves_the_account_and_says_so() {
     let mut bot = idle("ci-bot", 300);
     let mut fx = Fx::new(vec![idle("bob", 300)], vec![suspend_idle()]);

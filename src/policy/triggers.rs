@@ -5,7 +5,7 @@
 
 use crate::crd::{Duration, Rule, RuleAction};
 use crate::ledger::UserRecord;
-use crate::product::Product;
+use crate::product::{Product, ProductKey};
 use crate::snapshot::{Account, GroupIdx, UserStatus};
 
 use super::render::{days, write_date};
@@ -41,6 +41,9 @@ pub(crate) enum Eval {
     /// Idle on every product, but an API token of the account was used at this instant (seconds):
     /// the account works through the API, so it is not inactive (said as the reason).
     SavedByToken(i64),
+    /// Idle on every product seatwarden models, but active on this one it doesn't (Loom, Atlas,
+    /// Rovo...) at this instant: activity is activity, and the plan names the product.
+    SavedByUnmodelled(ProductKey, i64),
     /// The rule targets the user: past its threshold, or inside the warning window before it.
     Targeted(Trigger),
 }
@@ -48,8 +51,15 @@ pub(crate) enum Eval {
 /// The numbers behind a trigger's words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Facts {
-    /// Last active at `since` (on `product`, or any product).
-    Idle { product: Option<Product>, since: i64, threshold: Duration, restored: Option<i64> },
+    /// Last active at `since` (on `product`, or any product: `last_on` names an unmodelled product
+    /// when that activity was the latest the rule saw).
+    Idle {
+        product: Option<Product>,
+        since: i64,
+        threshold: Duration,
+        restored: Option<i64>,
+        last_on: Option<ProductKey>,
+    },
     /// Never active (on `product`, or any product) since added at `since`.
     Never { product: Option<Product>, since: i64, threshold: Duration, restored: Option<i64> },
     /// Suspended since `since`.
@@ -73,12 +83,19 @@ impl Trigger {
             Facts::Idle { product: Some(p), since, threshold, .. } => {
                 write!(out, "no {p} activity for {} days (threshold {})", days(now - since), threshold.whole_days())
             }
-            Facts::Idle { product: None, since, threshold, .. } => write!(
-                out,
-                "no activity on any product for {} days (threshold {})",
-                days(now - since),
-                threshold.whole_days()
-            ),
+            Facts::Idle { product: None, since, threshold, last_on, .. } => {
+                let r = write!(
+                    out,
+                    "no activity on any product for {} days (threshold {})",
+                    days(now - since),
+                    threshold.whole_days()
+                );
+                if let Some(key) = last_on {
+                    out.push_str("; last active on ");
+                    out.push_str(key.label());
+                }
+                r
+            }
             Facts::Never { product, since, threshold, .. } => {
                 out.push_str("never active on ");
                 match product {
@@ -117,6 +134,23 @@ pub(crate) fn added_at(user: &Account, rec: Option<&UserRecord>) -> Option<i64> 
 pub(crate) fn last_active_any(user: &Account, rec: Option<&UserRecord>) -> Option<i64> {
     let seen = rec.and_then(UserRecord::last_active_seen).map(|t| t.as_second());
     user.last_activity().map(|t| t.as_second()).max(seen)
+}
+
+/// The latest activity on a product seatwarden does not model, with its key.
+fn latest_unmodelled(user: &Account) -> Option<(ProductKey, i64)> {
+    user.product_access()
+        .filter(|p| p.product.known().is_none())
+        .filter_map(|p| Some((p.product, p.last_active?.as_second())))
+        .max_by_key(|(_, at)| *at)
+}
+
+/// The latest activity on a product seatwarden models.
+fn latest_modelled(user: &Account) -> Option<i64> {
+    user.product_access()
+        .filter(|p| p.product.known().is_some())
+        .filter_map(|p| p.last_active)
+        .max()
+        .map(|t| t.as_second())
 }
 
 fn restored_at(rec: Option<&UserRecord>) -> Option<i64> {
@@ -176,7 +210,9 @@ pub(crate) fn evaluate(
             return Eval::Not;
         }
         let what = match last {
-            Some(_) => Facts::Idle { product: Some(product), since, threshold: pi.inactive_for, restored },
+            Some(_) => {
+                Facts::Idle { product: Some(product), since, threshold: pi.inactive_for, restored, last_on: None }
+            }
             None => Facts::Never { product: Some(product), since, threshold: pi.inactive_for, restored },
         };
         return Eval::Targeted(Trigger {
@@ -208,10 +244,28 @@ pub(crate) fn evaluate(
                     return Eval::SavedByToken(token);
                 }
             }
+            // Saved by a product seatwarden doesn't model? Then name it: without that activity
+            // the rule would have targeted the account.
+            if let Some((key, at)) = latest_unmodelled(user)
+                && last == Some(at)
+            {
+                let seen = rec.and_then(UserRecord::last_active_seen).map(|t| t.as_second());
+                let other = latest_modelled(user).max(user.api_token_last_active.map(|t| t.as_second())).max(seen);
+                let from = other.or_else(|| added_at(user, rec)).map(|s| s.max(restored.unwrap_or(i64::MIN)));
+                if from.is_some_and(|f| targeted(f.saturating_add(ai.inactive_for.as_secs()).saturating_add(margin))) {
+                    return Eval::SavedByUnmodelled(key, at);
+                }
+            }
             return Eval::Not;
         }
         let what = match last {
-            Some(_) => Facts::Idle { product: None, since, threshold: ai.inactive_for, restored },
+            Some(l) => Facts::Idle {
+                product: None,
+                since,
+                threshold: ai.inactive_for,
+                restored,
+                last_on: latest_unmodelled(user).filter(|(_, at)| *at == l).map(|(k, _)| k),
+            },
             None => Facts::Never { product: None, since, threshold: ai.inactive_for, restored },
         };
         return Eval::Targeted(Trigger {
@@ -229,6 +283,14 @@ pub(crate) fn evaluate(
             // Never on a product page but working through an API token: active.
             if user.last_active_any().is_none() && rec.and_then(UserRecord::last_active_seen).is_none() {
                 return Eval::SavedByToken(last);
+            }
+            // Active only on products seatwarden doesn't model: not never active, and said so.
+            if latest_modelled(user).is_none()
+                && user.api_token_last_active.is_none()
+                && rec.and_then(UserRecord::last_active_seen).is_none()
+                && let Some((key, at)) = latest_unmodelled(user)
+            {
+                return Eval::SavedByUnmodelled(key, at);
             }
             return Eval::Not;
         }
@@ -602,7 +664,7 @@ mod plan_tests {
             fx.ledger.users.insert(
                 id.into(),
                 UserRecord {
-                    suspension: Some(Suspension { since: ago(days), by_seatwarden: by }),
+                    suspension: Some(Suspension { since: ago(days), by_seatwarden: by, directory_ids: vec![] }),
                     ..Default::default()
                 },
             );
@@ -616,9 +678,11 @@ mod plan_tests {
         // Deactivation is for managed accounts only.
         assert_eq!(skipped_kinds(&plan, "esc"), vec![("s-ext".into(), SkipKind::NotApplicable)]);
         // A suspension seen for the first time starts the clock now.
-        assert!(
-            plan.ledger_updates.contains(&LedgerUpdate::SuspensionSeen { account_id: "s-unknown".into(), at: now() })
-        );
+        assert!(plan.ledger_updates.contains(&LedgerUpdate::SuspensionSeen {
+            account_id: "s-unknown".into(),
+            at: now(),
+            directory_ids: vec!["dir-1".into()]
+        }));
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub enum SkipKind {
     NoEmail,
     /// Idle on every product but using an API token (integration, CI): not inactive.
     ApiTokenActive,
+    /// Idle on every product seatwarden models but active on one it doesn't (Loom, Atlas, ...).
+    UnmodelledProductActive,
     /// A group no GroupLicenseMapping names still grants the product: removing the mapped groups
     /// would take nothing and free no seat (unless the policy sets `removeWhenNoSeatFreed`).
     StillGranted,
@@ -89,6 +91,7 @@ impl SkipKind {
             SkipKind::UnknownAccountType => "unknown-account-type",
             SkipKind::NoEmail => "no-email",
             SkipKind::ApiTokenActive => "api-token-active",
+            SkipKind::UnmodelledProductActive => "unmodelled-product-active",
             SkipKind::StillGranted => "still-granted",
         }
     }

@@ -274,6 +274,9 @@ pub struct SimEvent {
     pub account_id: Option<String>,
     pub group_id: Option<String>,
     pub outcome: SimOutcome,
+    /// The directory a directory-level write (suspend, restore, remove, group membership) named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -860,9 +863,18 @@ impl SimState {
             account_id: account_id.map(str::to_string),
             group_id: group_id.map(str::to_string),
             outcome,
+            directory_id: None,
         };
         self.events.push(event.clone());
         event
+    }
+
+    /// Names the directory of the event just recorded (a directory-level write).
+    pub fn name_directory_of_last_event(&mut self, directory: Option<u16>) {
+        let id = directory.and_then(|d| self.directories.get(usize::from(d))).map(|d| d.id.clone());
+        if let Some(e) = self.events.last_mut() {
+            e.directory_id = id;
+        }
     }
 
     /// Records the result of a write and passes it on.

@@ -190,4 +190,27 @@ mod tests {
         let first = r.records().next().unwrap().unwrap();
         assert_eq!(&first[2], "Ann \"the admin\", Jr.");
     }
+
+    #[test]
+    fn products_seatwarden_does_not_model_have_their_own_columns_and_count_as_activity() {
+        let mut s = org();
+        let loom = crate::product::ProductKey::from_api_key("loom");
+        let when: jiff::Timestamp = "2026-11-24T00:00:00Z".parse().unwrap();
+        s.accounts[1].memberships[0]
+            .product_access
+            .push(crate::snapshot::ProductActivity { product: loom, last_active: Some(when) });
+        let mut out = Vec::new();
+        write_export_csv(&s, None, &mut out, || {}).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let header = text.lines().next().unwrap();
+        assert!(header.ends_with("lastActive.jira-software,lastActive.confluence,lastActive.loom,groups"), "{header}");
+        let bob = text.lines().find(|l| l.starts_with("acc-b,")).unwrap();
+        assert!(
+            bob.contains(",2026-11-24T00:00:00Z,2026-03-01T00:00:00Z,,2026-11-24T00:00:00Z,"),
+            "lastActive is Loom's: {bob}"
+        );
+        let json = ExportColumns::of(&s).json(&s, &s.accounts[1]);
+        assert_eq!(json["lastActiveByProduct"]["loom"], "2026-11-24T00:00:00Z");
+        assert_eq!(json["lastActive"], "2026-11-24T00:00:00Z");
+    }
 }

@@ -41,7 +41,7 @@ impl Guard<'_> {
         user: Option<&DirectoryUser>,
     ) -> Option<String> {
         if let Some(gid) = change.kind.group_id()
-            && snapshot.group_by_id(gid).is_some_and(|(_, g)| g.read_only())
+            && snapshot.recorded_group(&change.directory_id, gid, None).is_some_and(|(_, g)| g.read_only())
         {
             return Some("the group is synced from an identity provider or not modifiable: change it there".into());
         }

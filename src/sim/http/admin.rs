@@ -739,7 +739,9 @@ fn user_write(ctx: &Ctx<'_>, dir: &str, acct: &str, operation: &str) -> Response
         "user.restore" => state.restore(directory, acct),
         _ => state.remove_user(directory, acct),
     };
-    match state.record_result(ctx.now, operation, "admin-v2", Some(acct), None, result.map(|o| ((), o))) {
+    let result = state.record_result(ctx.now, operation, "admin-v2", Some(acct), None, result.map(|o| ((), o)));
+    state.name_directory_of_last_event(directory);
+    match result {
         Ok(_) => no_content(),
         Err(e) => ctx.write_error(&e),
     }
@@ -924,7 +926,9 @@ fn add_membership(ctx: &Ctx<'_>, dir: &str, group: &str) -> Response {
         Err(resp) => return resp,
     };
     let result = state.add_membership(directory, group, &acct).map(|o| ((), o));
-    match state.record_result(ctx.now, "group.membership.add", "admin-v2", Some(&acct), Some(group), result) {
+    let result = state.record_result(ctx.now, "group.membership.add", "admin-v2", Some(&acct), Some(group), result);
+    state.name_directory_of_last_event(directory);
+    match result {
         Ok(_) => no_content(),
         Err(e) => ctx.write_error(&e),
     }
@@ -937,7 +941,9 @@ fn remove_membership(ctx: &Ctx<'_>, dir: &str, group: &str, acct: &str) -> Respo
         Err(resp) => return resp,
     };
     let result = state.remove_membership(directory, group, acct).map(|o| ((), o));
-    match state.record_result(ctx.now, "group.membership.remove", "admin-v2", Some(acct), Some(group), result) {
+    let result = state.record_result(ctx.now, "group.membership.remove", "admin-v2", Some(acct), Some(group), result);
+    state.name_directory_of_last_event(directory);
+    match result {
         Ok(_) => no_content(),
         Err(e) => ctx.write_error(&e),
     }
