@@ -350,8 +350,8 @@ fn demo_runs_from_anywhere_quietly_and_its_report_matches_its_audit_trail() {
     let spared = number_after(&report, "spared:");
     assert!(spared[0] > 0 && spared[0] <= spared[1], "warned people are spared: {report}");
     let back = number_after(&report, "came back:");
-    assert!(back[0] > 0 && back[0] <= back[1], "returners get their groups back: {report}");
-    assert!(back[2] > 0 && back[2] <= back[0], "exactly the groups they lost: {report}");
+    assert!(back[1] > 0 && back[0] == back[1], "every returner gets groups back: {report}");
+    assert_eq!(back[2], back[1], "every returner gets exactly the groups they lost: {report}");
     assert_eq!(number_after(&report, "access given back:")[0], accounts(&|r| applied(r) && &r[rule] == "reactivation"));
     assert_eq!(number_after(&report, "suspended:")[0], accounts(&|r| applied(r) && &r[action] == "suspend"));
     assert_eq!(number_after(&report, "deactivated:")[0], accounts(&|r| applied(r) && &r[action] == "deactivate"));
@@ -375,6 +375,53 @@ fn demo_runs_from_anywhere_quietly_and_its_report_matches_its_audit_trail() {
     let again =
         bin().current_dir(cwd.path()).args(["demo", "--once", "--users", "400", "--days", "24"]).output().unwrap();
     assert_eq!(number_after(&text(&again.stdout), "notices sent:"), number_after(&report, "notices sent:"));
+}
+
+/// Two directories (the demo's default) with shared accounts and same-named groups: every person
+/// who comes back gets exactly the groups seatwarden took, in the directory it took them from — by
+/// the simulator's event log and end state, and by seatwarden's audit trail.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_returner_gets_exactly_the_groups_it_lost_in_the_directory_it_lost_them_from() {
+    use std::collections::{BTreeMap, BTreeSet};
+    seatwarden::tls::install_crypto_provider();
+    let out = tempfile::tempdir().unwrap();
+    let opts =
+        seatwarden::demo::DemoOptions { users: 600, days: 30, out: out.path().to_path_buf(), ..Default::default() };
+    let report = seatwarden::demo::run(&opts, &seatwarden::metrics::Metrics::new()).await.unwrap();
+    assert!(report.returned >= 10, "enough returners to mean something: {}", report.returned);
+    assert_eq!(report.returners.len(), report.returned);
+    // Some returner is in both directories, and some lost the group that was their only license
+    // (they can only come back through the opt-in group).
+    let directories: BTreeSet<&str> =
+        report.returners.iter().flat_map(|r| r.removed.iter().map(|(d, _)| d.as_str())).collect();
+    assert_eq!(directories.len(), 2, "returners in both directories: {:?}", report.returners);
+
+    let mut csv = csv::Reader::from_path(&report.audit_csv).unwrap();
+    let header = csv.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let (action, rule, outcome, account, group) =
+        (col("action"), col("rule"), col("outcome"), col("accountId"), col("groupId"));
+    let (mut taken, mut given): (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, BTreeSet<String>>) =
+        Default::default();
+    for r in csv.records().map(Result::unwrap).filter(|r| &r[outcome] == "applied") {
+        let giving = &r[rule] == "reactivation" || r[rule].starts_with("onboarding/");
+        match (&r[action], giving) {
+            ("remove-group", false) => taken.entry(r[account].to_owned()).or_default().insert(r[group].to_owned()),
+            ("add-group", true) if &r[rule] == "reactivation" => {
+                given.entry(r[account].to_owned()).or_default().insert(r[group].to_owned())
+            }
+            _ => false,
+        };
+    }
+    for r in &report.returners {
+        let removed: BTreeSet<String> = r.removed.iter().map(|(_, g)| g.clone()).collect();
+        assert!(!removed.is_empty(), "{} came back without losing a group", r.account_id);
+        assert_eq!(r.added_after, r.removed, "{}: given back what was taken, nothing else", r.account_id);
+        assert_eq!(r.holds_at_end, r.removed, "{}: holds every removed group at the end", r.account_id);
+        assert_eq!(taken.get(&r.account_id), Some(&removed), "{}: the audit trail's removals", r.account_id);
+        assert_eq!(given.get(&r.account_id), Some(&removed), "{}: the audit trail's restorations", r.account_id);
+    }
+    assert_eq!((report.restored, report.restored_exactly), (report.returned, report.returned));
 }
 
 #[test]
