@@ -96,6 +96,12 @@ fn detailed_exit_codes_gate_halts_warnings_and_changes() {
         || json["policies"].as_array().unwrap().iter().any(|p| !p["conditions"].as_array().unwrap().is_empty());
     let expected = if halted || warned { 4 } else { 5 };
     assert_eq!(clean.status.code(), Some(expected), "{}", text(&clean.stderr));
+    // The examples plan changes with no warning: the schedule outlook is no condition to gate on,
+    // and every output gates the same.
+    assert_eq!(expected, 5, "{json}");
+    for output in ["text", "markdown"] {
+        assert_eq!(plan(&ex, &["--detailed-exitcode", "-o", output]).status.code(), Some(5), "{output}");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     halting_examples(dir.path());

@@ -51,7 +51,9 @@ use crate::snapshot::{DirectorySnapshot, GroupIdx};
 
 pub use context::PlanInput;
 pub use recheck::{Recheck, recheck};
-pub use render::{DEFAULT_MARKDOWN_CHARS, MarkdownOptions, to_json, to_markdown, to_markdown_with, to_text};
+pub use render::{
+    DEFAULT_MARKDOWN_CHARS, MarkdownOptions, to_json, to_markdown, to_markdown_with, to_text, to_text_with,
+};
 pub use safety::{IMPLAUSIBLE_ACCOUNT_SHARE_PER_MILLE, IMPLAUSIBLE_PRODUCT_SHARE_PER_MILLE, MIN_POPULATION_FOR_SHARE};
 pub use types::*;
 
