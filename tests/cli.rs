@@ -279,6 +279,59 @@ async fn csv_errors_name_the_editors_line_and_the_email_before_any_call() {
     let _ = sim.shutdown().await;
 }
 
+/// On a terminal (a pty, through `script`), the progress bar says when the client's own request
+/// budget holds requests back, and for how long; off a terminal, standard error stays empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_the_progress_bar_says_when_requests_wait_for_the_request_budget() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "`script` (util-linux) is needed to give the binary a terminal");
+        eprintln!("skipped: no `script` to give the binary a terminal");
+        return;
+    }
+    let sim = sim(30).await;
+    // 150 requests a minute: 0.4 s apart, so with four in flight the last waits 1.2 s or more.
+    let list = |c: &mut Command| {
+        c.args(["users", "list", "--org-url", &sim.base_url(), "--org-id", &sim.org_id()])
+            .args(["--requests-per-minute", "150"])
+            .env("ATLASSIAN_ORG_API_KEY", KEY);
+    };
+    let command = format!(
+        "{} users list --org-url {} --org-id {} --requests-per-minute 150 >/dev/null",
+        env!("CARGO_BIN_EXE_seatwarden"),
+        sim.base_url(),
+        sim.org_id()
+    );
+    let on_terminal = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("ATLASSIAN_ORG_API_KEY", KEY)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(on_terminal.status.success(), "{}", text(&on_terminal.stderr));
+    let screen = text(&on_terminal.stdout);
+    let waits: Vec<u64> = screen
+        .match_indices("s for the request budget")
+        .filter_map(|(at, _)| screen[..at].rsplit_once("waiting ").and_then(|(_, n)| n.parse().ok()))
+        .collect();
+    assert!(!waits.is_empty(), "the bar says the budget holds requests: {screen:?}");
+    assert!(waits.iter().all(|n| (1..=5).contains(n)), "whole seconds, as long as the budget makes it: {waits:?}");
+    assert!(screen.contains("pages of users read"), "{screen:?}");
+
+    // The same at the same budget into a pipe: no bar, no message.
+    let mut piped = bin();
+    list(&mut piped);
+    let piped = piped.output().unwrap();
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    let err = text(&piped.stderr);
+    assert!(!err.contains("request budget") && !err.contains("pages of users read"), "no bar off a terminal: {err}");
+    assert!(!err.contains('\r') && !err.contains('\u{1b}'), "no drawing off a terminal: {err:?}");
+    assert_eq!(err.lines().count(), 1, "only the summary: {err}");
+    assert!(text(&piped.stdout).lines().count() > 1);
+    let _ = sim.shutdown().await;
+}
+
 #[test]
 fn a_wrong_port_is_reported_once_with_the_url_and_the_cause() {
     // Port 9 (discard): nothing listens there on a test machine.
