@@ -332,6 +332,53 @@ async fn on_a_terminal_the_progress_bar_says_when_requests_wait_for_the_request_
     let _ = sim.shutdown().await;
 }
 
+/// `plan` against an organization reads it with a bar on a terminal (pages, requests, waits for
+/// the request budget), and with none into a pipe or a CI log.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_reads_the_organization_with_a_progress_bar_on_a_terminal_only() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "`script` (util-linux) is needed to give the binary a terminal");
+        eprintln!("skipped: no `script` to give the binary a terminal");
+        return;
+    }
+    let sim = sim(30).await;
+    // The examples at 150 requests a minute, so the budget holds requests back.
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(examples()).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            let t =
+                std::fs::read_to_string(&p).unwrap().replace("orgRequestsPerMinute: 600", "orgRequestsPerMinute: 150");
+            std::fs::write(dir.path().join(p.file_name().unwrap()), t).unwrap();
+        }
+    }
+    let args = format!(
+        "plan -f {} --org-url {} --org-id {} --api-key-env ATLASSIAN_ORG_API_KEY --now {NOW}",
+        dir.path().display(),
+        sim.base_url(),
+        sim.org_id()
+    );
+    let command = format!("{} {args} >/dev/null", env!("CARGO_BIN_EXE_seatwarden"));
+    let on_terminal = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("ATLASSIAN_ORG_API_KEY", KEY)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(on_terminal.status.success(), "{}", text(&on_terminal.stdout));
+    let screen = text(&on_terminal.stdout);
+    assert!(screen.contains("pages of users read") && screen.contains(" requests"), "{screen:?}");
+    assert!(screen.contains("s for the request budget"), "{screen:?}");
+
+    let piped = bin().args(args.split(' ')).env("ATLASSIAN_ORG_API_KEY", KEY).output().unwrap();
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert_eq!(text(&piped.stderr), "", "no bar off a terminal");
+    assert!(text(&piped.stdout).starts_with("Plan for organization"), "{}", text(&piped.stdout));
+    let _ = sim.shutdown().await;
+}
+
 #[test]
 fn a_wrong_port_is_reported_once_with_the_url_and_the_cause() {
     // Port 9 (discard): nothing listens there on a test machine.

@@ -369,9 +369,20 @@ async fn real_snapshot(
     let mut config = ClientConfig::from_spec(&org.spec).map_err(|e| usage(format!("AtlassianOrganization: {e}")))?;
     config.api_key_owner = org.spec.credentials.api_key_owner_account_id.clone();
     let credentials = Credentials { org_api_key: Secret::new(key), site_user: None };
-    let client = AtlassianClient::new(config, &credentials)
+    // Reading a large organization at its request budget takes minutes: a bar on a terminal says
+    // what the client is doing (pages, retries, rate-limit and budget waits); none in CI logs.
+    let progress = super::users::ClientProgress::default();
+    let client = AtlassianClient::with_observer(config, &credentials, std::sync::Arc::new(progress.clone()))
         .map_err(|e| PlanFailure { code: exit::UNREACHABLE, message: format!("cannot set up the client: {e}") })?;
-    client.snapshot(now).await.map_err(|e| PlanFailure {
+    let bar = super::users::progress_bar(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        &progress,
+        None,
+        "pages of users read",
+    );
+    let snapshot = client.snapshot(now).await;
+    bar.finish_and_clear();
+    snapshot.map_err(|e| PlanFailure {
         code: exit::UNREACHABLE,
         message: format!("the organization {} could not be read: {e}", org.spec.org_id),
     })

@@ -451,10 +451,15 @@ impl ClientObserver for ClientProgress {
 
 /// A bar on standard error when it is a terminal, hidden otherwise (pipes, files, CI logs).
 fn bar(io: &Io<'_>, len: Option<u64>, what: &'static str) -> ProgressBar {
-    if !io.progress {
-        // Drawn nowhere; it still holds the counts and the message (tests read them).
+    progress_bar(io.progress, &io.client_progress, len, what)
+}
+
+/// A bar `client` reports to: drawn on standard error when `drawn`, else hidden (it still holds
+/// the counts and the message, which tests read). `len`: a bar of that length, else a spinner.
+pub fn progress_bar(drawn: bool, client: &ClientProgress, len: Option<u64>, what: &'static str) -> ProgressBar {
+    if !drawn {
         let pb = ProgressBar::hidden();
-        io.client_progress.attach(&pb);
+        client.attach(&pb);
         return pb;
     }
     let pb = match len {
@@ -469,7 +474,7 @@ fn bar(io: &Io<'_>, len: Option<u64>, what: &'static str) -> ProgressBar {
         ),
     };
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
-    io.client_progress.attach(&pb);
+    client.attach(&pb);
     pb
 }
 
