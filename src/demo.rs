@@ -94,8 +94,11 @@ pub struct DemoReport {
     pub restored: usize,
     /// Accounts given access back by reactivation in all (returners and others active again).
     pub reactivated: usize,
-    /// Of those, how many have exactly the groups they lost back.
+    /// Of the people who came back, how many have exactly the groups they lost back, in the
+    /// directories they lost them from (see [`Returner::exactly`]).
     pub restored_exactly: usize,
+    /// The people who came back, as the simulator saw them.
+    pub returners: Vec<Returner>,
     /// People who came back after losing groups (the simulation made them active again).
     pub returned: usize,
     /// Warned people who used the product again before the deadline and were spared.
@@ -131,6 +134,30 @@ pub struct DemoReport {
     /// Per product at its user limit, from the audit trail's rows: (adds Atlassian refused, adds
     /// held back without a write), and the seats in use when Atlassian refused (the ledger's).
     pub user_limits: BTreeMap<Product, (usize, usize, Option<u32>)>,
+}
+
+/// A group of one directory: (directory id, group id). Group ids are unique per directory only.
+pub type DirectoryGroup = (String, String);
+
+/// A person who came back after seatwarden removed groups, as the simulator saw it: its event log
+/// (the writes Atlassian received) and its state at the end, not seatwarden's own records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Returner {
+    pub account_id: String,
+    /// Groups taken from the account (applied membership removals).
+    pub removed: std::collections::BTreeSet<DirectoryGroup>,
+    /// Groups given to the account after its first removal (applied membership additions).
+    pub added_after: std::collections::BTreeSet<DirectoryGroup>,
+    /// Of the removed groups, those the account is a member of at the end, in that directory.
+    pub holds_at_end: std::collections::BTreeSet<DirectoryGroup>,
+}
+
+impl Returner {
+    /// Got back exactly what was taken: every removed group added again and held at the end, in
+    /// the directory it was removed from, and nothing else given.
+    pub fn exactly(&self) -> bool {
+        !self.removed.is_empty() && self.added_after == self.removed && self.holds_at_end == self.removed
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,7 +252,9 @@ pub async fn run_with_progress(
 
     let mut report = DemoReport { days: opts.days, forced_enforce: forced, ..Default::default() };
     report.users_evaluated = sim.with_state(distinct_accounts);
-    let mut life = Life::new(opts.seed);
+    let opt_in_group =
+        policies.iter().filter_map(|p| p.spec.reactivation.as_ref()).find_map(|r| r.opt_in_groups.first().cloned());
+    let mut life = Life::new(opts.seed, opt_in_group);
     let mut price: BTreeMap<Product, f64> = BTreeMap::new();
     if let Some(b) = &org.spec.billing {
         report.currency = b.currency.clone();
@@ -324,7 +353,9 @@ pub async fn run_with_progress(
     life.tally(&records, &mut report);
     let ledger = crate::execute::load_ledger(&ledger_store, &org.spec.org_id).await.map_err(|e| setup("ledger", &e))?;
     report.user_limits = user_limit_tally(&records, &ledger);
-    sim.with_state(|s| report.restored_exactly = life.restored_exactly(s, &records));
+    let events = sim.events();
+    report.returners = sim.with_state(|s| life.returners(s, &events));
+    report.restored_exactly = report.returners.iter().filter(|r| r.exactly()).count();
     report.audit_csv = opts.out.join("audit.csv");
     let file =
         std::fs::File::create(&report.audit_csv).map_err(|e| setup(&report.audit_csv.display().to_string(), &e))?;
@@ -362,7 +393,11 @@ pub fn render(r: &DemoReport) -> String {
         "  came back:           {} of {} who lost groups got them back ({} exactly the groups they lost)",
         r.restored, r.returned, r.restored_exactly
     );
-    let _ = writeln!(s, "  access given back:   {} in all (reactivation on renewed activity)", r.reactivated);
+    let _ = writeln!(
+        s,
+        "  access given back:   {} in all (reactivation: activity again, or an access request)",
+        r.reactivated
+    );
     let _ = writeln!(s, "  license groups removed: {}", r.groups_removed);
     let _ = writeln!(s, "  suspended:           {}", r.suspended);
     let _ = writeln!(
@@ -449,8 +484,11 @@ struct Life {
     wake_warned: Vec<(u32, String)>,
     /// Warned people made active again, and when.
     warned_active: BTreeMap<String, Timestamp>,
-    /// People whose groups were removed who come back: (day, account).
-    wake_returners: Vec<(u32, String)>,
+    /// People whose groups were removed who come back: (day, account, a group id removed).
+    wake_returners: Vec<(u32, String, String)>,
+    /// The policies' opt-in group (an access-request workflow fills it): a returner left without
+    /// any product cannot show activity, so they ask for their access back there.
+    opt_in_group: Option<String>,
     returned: std::collections::BTreeSet<String>,
     chosen: std::collections::BTreeSet<String>,
 }
@@ -464,13 +502,14 @@ const WARNED_WHO_RETURN: u64 = 6;
 const REMOVED_WHO_RETURN: u64 = 5;
 
 impl Life {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, opt_in_group: Option<String>) -> Self {
         Self {
             rng: seed ^ 0x9E37_79B9_7F4A_7C15,
             hires: vec![],
             wake_warned: vec![],
             warned_active: BTreeMap::new(),
             wake_returners: vec![],
+            opt_in_group,
             returned: Default::default(),
             chosen: Default::default(),
         }
@@ -521,12 +560,26 @@ impl Life {
             (0..s.products.len()).map(|i| i as crate::sim::state::InstanceIdx).collect();
         let wake_warned: Vec<String> =
             self.wake_warned.iter().filter(|(d, _)| *d == day).map(|(_, a)| a.clone()).collect();
-        let wake_returners: Vec<String> =
-            self.wake_returners.iter().filter(|(d, _)| *d == day).map(|(_, a)| a.clone()).collect();
+        let wake_returners: Vec<(String, String)> =
+            self.wake_returners.iter().filter(|(d, _, _)| *d == day).map(|(_, a, g)| (a.clone(), g.clone())).collect();
         for a in &wake_warned {
             self.warned_active.insert(a.clone(), now);
         }
-        self.returned.extend(wake_returners.iter().cloned());
+        for (account, group_id) in &wake_returners {
+            self.returned.insert(account.clone());
+            // Someone whose removed group was their only license has nothing to be active on
+            // (Atlassian shows no activity for a product one has no access to): they ask for
+            // their access back through the opt-in group of the directory it was removed from.
+            let has_product = s.entries_of(account).any(|i| {
+                let u = &s.users[i];
+                u.account_status == AccountStatus::Active
+                    && u.membership == Membership::Active
+                    && !s.access_of(u).is_empty()
+            });
+            if !has_product && let Some(opt_in) = self.opt_in_group.as_deref() {
+                ask_for_access(s, account, group_id, opt_in);
+            }
+        }
         let active: Vec<String> =
             self.hires.iter().chain(self.warned_active.keys()).chain(self.returned.iter()).cloned().collect();
         let seen = now - SignedDuration::from_hours(1);
@@ -555,9 +608,10 @@ impl Life {
                     .is_multiple_of(WARNED_WHO_RETURN)
                     .then(|| self.wake_warned.push((day + 2, a.account_id.clone())))
             } else if a.action == "remove-group" && !is_giving_rule(&a.rule) {
-                self.next()
-                    .is_multiple_of(REMOVED_WHO_RETURN)
-                    .then(|| self.wake_returners.push((day + 3, a.account_id.clone())))
+                self.next().is_multiple_of(REMOVED_WHO_RETURN).then(|| {
+                    let group = a.group.clone().unwrap_or_default();
+                    self.wake_returners.push((day + 3, a.account_id.clone(), group))
+                })
             } else {
                 None
             };
@@ -634,31 +688,59 @@ impl Life {
             .count();
     }
 
-    /// Of the people given groups back, those whose groups now are exactly the ones they lost.
-    fn restored_exactly(&self, s: &crate::sim::state::SimState, records: &[crate::record::RunRecord]) -> usize {
-        use std::collections::{BTreeMap, BTreeSet};
-        let rows = crate::record::audit::final_outcomes(records);
-        let mut lost: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        let mut given: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for row in rows.iter().filter(|r| r.action.outcome == ActionOutcome::Applied) {
-            let a = row.action;
-            let Some(g) = a.group.as_deref() else { continue };
-            if a.action == "remove-group" && !is_giving_rule(&a.rule) {
-                lost.entry(&a.account_id).or_default().insert(g);
-            } else if a.action == "add-group" && a.rule == "reactivation" {
-                given.entry(&a.account_id).or_default().insert(g);
-            }
-        }
-        given
+    /// The people who came back, from the simulator's event log and its state at the end.
+    fn returners(&self, s: &crate::sim::state::SimState, events: &[crate::sim::state::SimEvent]) -> Vec<Returner> {
+        use crate::sim::SimOutcome;
+        let of = |group_id: &str| -> Option<DirectoryGroup> {
+            let g = &s.groups[s.group_idx(group_id)? as usize];
+            Some((s.directories[g.directory as usize].id.clone(), g.id.clone()))
+        };
+        self.returned
             .iter()
-            .filter(|(account, _)| self.returned.contains(**account))
-            .filter(|(account, groups)| {
-                let holds = s
-                    .entries_of(account)
-                    .any(|i| groups.iter().all(|g| s.group_idx(g).is_some_and(|gi| s.users[i].groups.contains(&gi))));
-                lost.get(*account) == Some(*groups) && holds
+            .map(|account| {
+                let mut r = Returner { account_id: account.clone(), ..Default::default() };
+                let mine = events
+                    .iter()
+                    .filter(|e| e.outcome == SimOutcome::Applied && e.account_id.as_deref() == Some(account.as_str()));
+                for e in mine {
+                    let Some(group) = e.group_id.as_deref().and_then(of) else { continue };
+                    match e.operation.as_str() {
+                        "group.membership.remove" => {
+                            r.removed.insert(group);
+                        }
+                        "group.membership.add" if !r.removed.is_empty() => {
+                            r.added_after.insert(group);
+                        }
+                        _ => {}
+                    }
+                }
+                r.holds_at_end = r
+                    .removed
+                    .iter()
+                    .filter(|(directory, group_id)| {
+                        let (Some(d), Some(g)) = (s.directory_idx(directory), s.group_idx(group_id)) else {
+                            return false;
+                        };
+                        s.entry_in(account, d).is_some_and(|i| s.users[i].groups.contains(&g))
+                    })
+                    .cloned()
+                    .collect();
+                r
             })
-            .count()
+            .collect()
+    }
+}
+
+/// A returner asks for access back: joins the opt-in group of the directory `group_id` was
+/// removed from (an access-request workflow would put them there).
+fn ask_for_access(s: &mut crate::sim::state::SimState, account: &str, group_id: &str, opt_in: &str) {
+    let Some(directory) = s.group_idx(group_id).map(|g| s.groups[g as usize].directory) else { return };
+    let group = s.groups.iter().position(|g| g.directory == directory && g.name.eq_ignore_ascii_case(opt_in));
+    if let (Some(entry), Some(group)) = (s.entry_in(account, directory), group) {
+        let group = group as crate::sim::state::SimGroupIdx;
+        if !s.users[entry].groups.contains(&group) {
+            s.users[entry].groups.push(group);
+        }
     }
 }
 

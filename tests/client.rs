@@ -216,6 +216,28 @@ async fn storms_of_429_5xx_and_cut_bodies_are_retried_to_a_whole_snapshot() {
     assert_eq!(seen.requests as u64, snap.report.calls, "one on_request per attempt");
 }
 
+/// At a low request budget the observer hears of the waits for it (a progress bar says them), as
+/// long as the budget explains and no shorter than worth telling; at a generous one, of none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_the_request_budget_reach_the_observer() {
+    let sim = sim(30, 1, |_| {}).await;
+    let mut config = config_for(&sim);
+    config.budget.org_requests_per_minute = 150; // 0.4 s apart; four in flight: up to 1.6 s each
+    let observer = Arc::new(Recorder::default());
+    let client = AtlassianClient::with_observer(config, &credentials(KEY), observer.clone()).unwrap();
+    let snap = client.snapshot(taken_at()).await.expect("snapshot");
+    let seen = std::mem::take(&mut *observer.seen.lock().unwrap());
+    assert!(!seen.budget_waits.is_empty(), "{} calls at 150 a minute, none waited: {seen:?}", snap.report.calls);
+    let most = Duration::from_millis(400) * 4 + Duration::from_millis(100);
+    assert!(seen.budget_waits.iter().all(|w| *w >= Duration::from_secs(1) && *w <= most), "{:?}", seen.budget_waits);
+    assert_eq!(seen.rate_limit_waits, 0, "waiting for our own budget is no rate limit");
+
+    let observer = Arc::new(Recorder::default());
+    let client = AtlassianClient::with_observer(config_for(&sim), &credentials(KEY), observer.clone()).unwrap();
+    client.snapshot(taken_at()).await.expect("snapshot");
+    assert!(observer.seen.lock().unwrap().budget_waits.is_empty());
+}
+
 #[tokio::test]
 async fn a_page_failing_mid_listing_fails_the_whole_snapshot_naming_call_and_page() {
     let sim = sim(1_000, 1, |c| c.faults = Faults { fail_page: Some(3), ..Faults::default() }).await;
@@ -618,6 +640,7 @@ struct Seen {
     requests: usize,
     retries: usize,
     rate_limit_waits: usize,
+    budget_waits: Vec<Duration>,
     labels: Vec<String>,
 }
 
@@ -637,6 +660,10 @@ impl ClientObserver for Recorder {
     fn on_rate_limit_wait(&self, family: &'static str, _duration: Duration) {
         assert!(["org", "site", "bitbucket"].contains(&family));
         self.seen.lock().unwrap().rate_limit_waits += 1;
+    }
+    fn on_budget_wait(&self, family: &'static str, duration: Duration) {
+        assert_eq!(family, "org", "only the Organizations API is read here");
+        self.seen.lock().unwrap().budget_waits.push(duration);
     }
 }
 

@@ -9,100 +9,13 @@ mod openapi;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::OnceLock,
     time::Duration,
 };
 
-use openapi::Spec;
+use openapi::{Spec, admin, confluence, jira, user_management};
 use reqwest::Method;
 use seatwarden::sim::{Faults, SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
-
-// ------------------------------------------------------------------ the documents, with API.md overlays
-
-/// The admin document, with what API.md says its July-2025 models lack written in (each overlay
-/// names its section) and one defect corrected.
-fn admin() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| {
-        let mut spec = Spec::load("admin-organization.swagger.v3.json");
-        // Defect: role-assignment `roles` is `items: $ref RoleIds` where RoleIds is itself an array;
-        // the document's own examples and API.md §2.3(f) show an array of strings.
-        for model in ["MultiDirectoryGroupRoleAssignment", "MultiDirectoryUserRoleAssignment"] {
-            let roles = &mut spec.component_mut(model)["properties"]["roles"];
-            assert_eq!(roles["items"]["$ref"], "#/components/schemas/RoleIds", "the defect is still there");
-            roles["items"] = json!({"type": "string"});
-        }
-        // §2.3(b)/(d) and §2.11: the v2 directory user's newer fields.
-        let user = spec.component_mut("MultiDirectoryUser");
-        let props = user["properties"].as_object_mut().unwrap();
-        for (name, schema) in [
-            ("managementSource", json!({"type": "string", "enum": ["invited", "synced"], "nullable": true})),
-            ("deactivatedOn", json!({"type": "string", "format": "date-time", "nullable": true})),
-            ("forDeletion", json!({"type": "boolean"})),
-            ("mfaEnabled", json!({"type": "boolean"})),
-            ("jobTitle", json!({"type": "string"})),
-            ("department", json!({"type": "string"})),
-            ("organization", json!({"type": "string"})),
-            ("location", json!({"type": "string"})),
-            ("timeZone", json!({"type": "string"})),
-            (
-                "productAccess",
-                json!({"type": "array", "items": {"type": "object", "required": ["key", "id"], "properties": {
-                    "key": {"type": "string"},
-                    "id": {"type": "string"},
-                    "lastActiveTimestamp": {"type": "string", "format": "date-time", "nullable": true}}}}),
-            ),
-            (
-                "groups",
-                json!({"type": "array", "items": {"type": "object", "required": ["id", "name"], "properties": {
-                    "id": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"}}}}),
-            ),
-        ] {
-            props.insert(name.to_string(), schema);
-        }
-        // §2.6 and §2.11: the v2 group's management fields; `managementAccess` is an object.
-        let group = spec.component_mut("MultiDirectoryGroup");
-        let props = group["properties"].as_object_mut().unwrap();
-        props.insert(
-            "managementAccess".into(),
-            json!({"type": "object", "additionalProperties": false, "properties": {
-                "deletable": {"type": "boolean"}, "modifiable": {"type": "boolean"}, "readable": {"type": "boolean"}}}),
-        );
-        props.insert("externalSynced".into(), json!({"type": "boolean"}));
-        props.insert(
-            "managedBy".into(),
-            json!({"type": "string", "enum": ["external", "admins", "team-members", "open"]}),
-        );
-        // §2.11: `GET …/groups/{id}` carries the same management fields (and the group's counts,
-        // as groups/search does).
-        let listed = spec.component("MultiDirectoryGroup")["properties"].clone();
-        let details = &mut spec.component_mut("MultiDirectoryGroupDetails")["properties"]["data"]["properties"];
-        for name in ["counts", "managementAccess", "externalSynced", "managedBy"] {
-            details[name] = listed[name].clone();
-        }
-        // §2.11: product keys beyond the document's enum (loom, townsquare, rovo, jira-align, ...).
-        for model in ["Product", "UserProductLastActive"] {
-            spec.component_mut(model)["properties"]["key"] = json!({"type": "string"});
-        }
-        spec
-    })
-}
-
-fn user_management() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| Spec::load("admin-user-management.swagger.v3.json"))
-}
-
-fn jira() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| Spec::load("jira-platform.swagger-v3.v3.json"))
-}
-
-fn confluence() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| Spec::load("confluence-v1.swagger.v3.json"))
-}
 
 // ------------------------------------------------------------------ schemas written from API.md
 

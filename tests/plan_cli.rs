@@ -93,8 +93,19 @@ fn each_policy_says_whether_it_runs_now_and_when_next() {
     assert_eq!(policy(&v, "report-inactive")["schedule"]["runsNow"], true);
     let out = plan(&["-f", ex.to_str().unwrap(), "--simulate", "--users", "300", "--now", "2026-11-28T10:00:00Z"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("! Waiting: waits: outside its window 08:00–18:00 Europe/Berlin"), "{text}");
-    assert!(text.contains("next run 2026-11-30T07:00:00Z"), "{text}");
+    // The schedule has a line of its own under each policy's header, and is no condition.
+    let section = text.split("\n== ").find(|s| s.starts_with("policy reclaim-inactive")).expect("its section");
+    let line = section.lines().nth(1).unwrap_or_default();
+    assert!(line.starts_with("schedule: waits: outside its window 08:00–18:00 Europe/Berlin"), "{section}");
+    assert!(line.ends_with("next run 2026-11-30T07:00:00Z"), "{line}");
+    let dry = text.split("\n== ").find(|s| s.starts_with("policy report-inactive")).expect("its section");
+    assert!(dry.lines().nth(1).unwrap_or_default().starts_with("schedule: runs now (first run; no window)"), "{dry}");
+    for reason in ["RunsNow", "Waiting", "NeverRuns"] {
+        assert!(!text.contains(&format!("! {reason}:")), "{text}");
+        for p in v["policies"].as_array().unwrap() {
+            assert!(p["conditions"].as_array().unwrap().iter().all(|c| c["reason"] != reason), "{p}");
+        }
+    }
 }
 
 #[test]

@@ -213,6 +213,13 @@ async fn the_operator_writes_exactly_what_plan_showed() {
     assert!(policy(ENFORCE)["deferred"].as_u64().unwrap() > 0);
     assert!(policy(DRY_RUN)["heldBack"].as_u64().unwrap() > 0, "the DryRun policy competes for the same users");
     assert_eq!(policy(CLOSED)["schedule"]["runsNow"], false);
+    assert_eq!(policy(CLOSED)["schedule"]["nextRun"], "2026-11-03T01:00:00Z", "20:00 EST");
+    // When a policy runs is its schedule, not a condition of its plan (consumers count those).
+    for p in plan["policies"].as_array().unwrap() {
+        let reasons: Vec<&str> =
+            p["conditions"].as_array().unwrap().iter().filter_map(|c| c["reason"].as_str()).collect();
+        assert!(!reasons.iter().any(|r| ["RunsNow", "Waiting", "NeverRuns"].contains(r)), "{}: {reasons:?}", p["name"]);
+    }
     assert!(actions.iter().any(|a| a["policy"] == CLOSED), "the closed-window policy plans (for later)");
     assert!(actions.iter().filter(|a| a["policy"] != ENFORCE).all(|a| a["appliesNow"] == false));
 

@@ -4,8 +4,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -21,194 +19,24 @@ use seatwarden::{
 };
 use serde_json::{Value, json};
 
-// ------------------------------------------------------------------ a small OpenAPI schema check
+// ------------------------------------------------------------------ the documents
 
-/// The subset of OpenAPI 3 schema keywords Atlassian's documents use for response bodies:
-/// `$ref`, `type`, `properties`, `required`, `additionalProperties`, `items`, `enum`, `nullable`,
-/// `allOf`, `oneOf`, `anyOf`, `minItems`, `minProperties`, and the `date`/`date-time` formats.
-struct Spec {
-    name: &'static str,
-    doc: Value,
-}
+#[path = "openapi/mod.rs"]
+mod openapi;
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("SEATWARDEN_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
-
-impl Spec {
-    fn load(name: &'static str) -> Spec {
-        let path = shared_dir().join("atlassian/specs").join(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading spec {}: {e}", path.display()));
-        Spec { name, doc: serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {name}: {e}")) }
-    }
-
-    fn pointer(&self, reference: &str) -> &Value {
-        let ptr = reference.strip_prefix('#').unwrap_or_else(|| panic!("{}: external $ref {reference}", self.name));
-        self.doc.pointer(ptr).unwrap_or_else(|| panic!("{}: dangling $ref {reference}", self.name))
-    }
-
-    /// The JSON schema of an operation's response, or `None` when the document names no body.
-    fn response_schema(&self, path: &str, method: &str, status: u16) -> Option<&Value> {
-        let op = self
-            .doc
-            .pointer(&format!("/paths/{}/{method}", path.replace('~', "~0").replace('/', "~1")))
-            .unwrap_or_else(|| panic!("{}: no operation {method} {path}", self.name));
-        let mut response = op["responses"]
-            .get(status.to_string())
-            .unwrap_or_else(|| panic!("{}: {method} {path} documents no {status} response", self.name));
-        if let Some(r) = response.get("$ref").and_then(Value::as_str) {
-            response = self.pointer(r);
-        }
-        response.pointer("/content/application~1json/schema")
-    }
-
-    fn component(&self, name: &str) -> &Value {
-        self.pointer(&format!("#/components/schemas/{name}"))
-    }
-
-    /// Validates `body` as the documented response; panics with every violation.
-    fn check(&self, path: &str, method: &str, status: u16, body: &Value) {
-        let schema = self
-            .response_schema(path, method, status)
-            .unwrap_or_else(|| panic!("{}: {method} {path} {status} documents no JSON body", self.name));
-        self.check_schema(schema, body, &format!("{method} {path} {status}"));
-    }
-
-    fn check_schema(&self, schema: &Value, body: &Value, what: &str) {
-        let mut errors = Vec::new();
-        self.validate(schema, body, "$", &mut errors);
-        assert!(errors.is_empty(), "{what} does not match {}:\n{}\nbody: {body:#}", self.name, errors.join("\n"));
-    }
-
-    fn validate(&self, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
-        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-            return self.validate(self.pointer(r), v, at, errors);
-        }
-        if v.is_null() {
-            let typed = schema.get("type").is_some() || schema.get("properties").is_some();
-            if typed && schema.get("nullable") != Some(&Value::Bool(true)) {
-                errors.push(format!("{at}: null where the schema does not allow it"));
-            }
-            return;
-        }
-        for sub in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
-            self.validate(sub, v, at, errors);
-        }
-        for (keyword, exactly_one) in [("oneOf", true), ("anyOf", false)] {
-            if let Some(alternatives) = schema.get(keyword).and_then(Value::as_array) {
-                let passing = alternatives
-                    .iter()
-                    .filter(|alt| {
-                        let mut e = Vec::new();
-                        self.validate(alt, v, at, &mut e);
-                        e.is_empty()
-                    })
-                    .count();
-                if passing == 0 || (exactly_one && passing > 1) {
-                    errors.push(format!("{at}: {passing} of the {keyword} alternatives match"));
-                }
-            }
-        }
-        if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-            && !allowed.contains(v)
-        {
-            errors.push(format!("{at}: {v} is not one of {}", Value::Array(allowed.clone())));
-        }
-        let ty = schema.get("type").and_then(Value::as_str);
-        let type_ok = match ty {
-            Some("object") => v.is_object(),
-            Some("array") => v.is_array(),
-            Some("string") => v.is_string(),
-            Some("integer") => v.is_i64() || v.is_u64(),
-            Some("number") => v.is_number(),
-            Some("boolean") => v.is_boolean(),
-            _ => true,
-        };
-        if !type_ok {
-            errors.push(format!("{at}: expected {}, found {v}", ty.unwrap_or("?")));
-            return;
-        }
-        if let (Some(format), Some(s)) = (schema.get("format").and_then(Value::as_str), v.as_str()) {
-            let ok = match format {
-                "date-time" => s.parse::<Timestamp>().is_ok(),
-                "date" => s.parse::<jiff::civil::Date>().is_ok(),
-                _ => true,
-            };
-            if !ok {
-                errors.push(format!("{at}: {s:?} is not a valid {format}"));
-            }
-        }
-        if let Some(obj) = v.as_object() {
-            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(name) = req.as_str()
-                    && !obj.contains_key(name)
-                {
-                    errors.push(format!("{at}: missing required property {name:?}"));
-                }
-            }
-            if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
-                && (obj.len() as u64) < min
-            {
-                errors.push(format!("{at}: fewer than {min} properties"));
-            }
-            let props = schema.get("properties").and_then(Value::as_object);
-            for (k, val) in obj {
-                match props.and_then(|p| p.get(k)) {
-                    Some(sub) => self.validate(sub, val, &format!("{at}.{k}"), errors),
-                    None => match schema.get("additionalProperties") {
-                        Some(Value::Bool(false)) => errors.push(format!("{at}: property {k:?} is not allowed")),
-                        Some(sub @ Value::Object(_)) => self.validate(sub, val, &format!("{at}.{k}"), errors),
-                        _ => {}
-                    },
-                }
-            }
-        }
-        if let Some(items) = v.as_array() {
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-                && (items.len() as u64) < min
-            {
-                errors.push(format!("{at}: fewer than {min} items"));
-            }
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    self.validate(item_schema, item, &format!("{at}[{i}]"), errors);
-                }
-            }
-        }
-    }
-}
+use openapi::Spec;
 
 fn admin_spec() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| {
-        let mut spec = Spec::load("admin-organization.swagger.v3.json");
-        // A defect of the 2025 document: role-assignment `roles` has `items: $ref RoleIds`, and
-        // RoleIds is itself an array, so the schema asks for an array of arrays; its own examples
-        // and API.md show `"roles": ["atlassian/user"]`. Checked present, then read as strings.
-        for model in ["MultiDirectoryGroupRoleAssignment", "MultiDirectoryUserRoleAssignment"] {
-            let items = spec
-                .doc
-                .pointer_mut(&format!("/components/schemas/{model}/properties/roles/items"))
-                .expect("role assignment roles");
-            assert_eq!(items["$ref"], "#/components/schemas/RoleIds", "the spec defect is still there");
-            *items = json!({"type": "string"});
-        }
-        spec
-    })
+    openapi::admin()
 }
 fn user_management_spec() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| Spec::load("admin-user-management.swagger.v3.json"))
+    openapi::user_management()
 }
 fn jira_spec() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| Spec::load("jira-platform.swagger-v3.v3.json"))
+    openapi::jira()
 }
 fn confluence_spec() -> &'static Spec {
-    static S: OnceLock<Spec> = OnceLock::new();
-    S.get_or_init(|| Spec::load("confluence-v1.swagger.v3.json"))
+    openapi::confluence()
 }
 
 #[test]
@@ -216,25 +44,22 @@ fn the_schema_check_rejects_what_a_schema_forbids() {
     let spec = admin_spec();
     let good = json!({"data": [{"directoryId": "d", "name": "n"}], "links": {"self": "c"}});
     spec.check("/v2/orgs/{orgId}/directories", "get", 200, &good);
-    let mut errors = Vec::new();
     let schema = spec.component("MultiDirectoryUser");
-    spec.validate(schema, &json!({"accountId": 7, "status": "asleep", "addedToOrg": "yesterday"}), "$", &mut errors);
+    let errors = spec.errors(schema, &json!({"accountId": 7, "status": "asleep", "addedToOrg": "yesterday"}));
     assert_eq!(errors.len(), 2, "{errors:?}"); // accountId type and status enum
-    let mut errors = Vec::new();
-    spec.validate(spec.component("OrgModel"), &json!({"id": "o", "type": "orgs"}), "$", &mut errors);
+    let errors = spec.errors(spec.component("OrgModel"), &json!({"id": "o", "type": "orgs"}));
     assert!(errors.iter().any(|e| e.contains("attributes")), "{errors:?}");
-    let mut errors = Vec::new();
     let jira = jira_spec();
-    jira.validate(jira.component("UserDetails"), &json!({"accountId": "a", "locale": "en"}), "$", &mut errors);
+    let errors = jira.errors(jira.component("UserDetails"), &json!({"accountId": "a", "locale": "en"}));
     assert!(errors.iter().any(|e| e.contains("locale")), "additionalProperties false: {errors:?}");
-    let mut errors = Vec::new();
-    spec.validate(
+    let errors = spec.errors(
         spec.component("UserProductLastActive"),
         &json!({"id": "i", "key": "confluence", "last_active": "2025-13-40"}),
-        "$",
-        &mut errors,
     );
     assert!(errors.iter().any(|e| e.contains("date")), "{errors:?}");
+    // Strict: a property no schema names is an error, not "anything goes".
+    let errors = spec.errors(schema, &json!({"accountId": "a", "color": "teal"}));
+    assert!(errors.iter().any(|e| e.contains("\"color\" is documented nowhere")), "{errors:?}");
 }
 
 // ------------------------------------------------------------------ client helpers

@@ -189,8 +189,13 @@ impl Http {
     async fn attempt(&self, req: &Request, stats: Option<&CallStats>) -> Result<Attempt, AtlassianError> {
         let auth = self.auth(req.family, &req.call)?.clone();
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        let slot = self.pacers[req.family.index()].lock().expect("pacer lock").reserve(Instant::now());
-        tokio::time::sleep_until(slot).await;
+        let now = Instant::now();
+        let slot = self.pacers[req.family.index()].lock().expect("pacer lock").reserve_slot(now);
+        let wait = slot.at.saturating_duration_since(now);
+        if slot.held_by == Some(super::pacing::Hold::Budget) && wait >= super::observer::BUDGET_WAIT_WORTH_TELLING {
+            self.observer.on_budget_wait(req.family.label(), wait);
+        }
+        tokio::time::sleep_until(slot.at).await;
         if let Some(stats) = stats {
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }

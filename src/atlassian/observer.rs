@@ -211,11 +211,20 @@ pub trait ClientObserver: Send + Sync {
     fn on_rate_limit_wait(&self, family: &'static str, duration: Duration) {
         let _ = (family, duration);
     }
+    /// A request waits `duration` for its slot in the client's own request budget (only waits
+    /// of [`BUDGET_WAIT_WORTH_TELLING`] or more are reported; a rate-limit pause is reported by
+    /// [`ClientObserver::on_rate_limit_wait`] when it begins).
+    fn on_budget_wait(&self, family: &'static str, duration: Duration) {
+        let _ = (family, duration);
+    }
     /// A `Retry-After` or reset longer than the configured cap was cut to the cap.
     fn on_wait_capped(&self, operation: &'static str, requested: Duration, capped_to: Duration) {
         let _ = (operation, requested, capped_to);
     }
 }
+
+/// Budget waits shorter than this are the ordinary spacing of requests, not worth telling anyone.
+pub const BUDGET_WAIT_WORTH_TELLING: Duration = Duration::from_secs(1);
 
 /// The default observer: does nothing.
 #[derive(Clone, Copy, Debug, Default)]

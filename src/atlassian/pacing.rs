@@ -51,14 +51,25 @@ impl Pacer {
 
     /// Takes the next slot: the instant at which a request may be sent (never before `now`).
     pub fn reserve(&mut self, now: Instant) -> Instant {
-        let mut slot = now;
-        if let Some(next) = self.next_slot {
-            slot = slot.max(next);
+        self.reserve_slot(now).at
+    }
+
+    /// [`Pacer::reserve`], saying what holds the request until its slot: the client's own budget
+    /// (the slots before it), or a pause Atlassian asked for (reported when it began).
+    pub fn reserve_slot(&mut self, now: Instant) -> Slot {
+        let mut slot = Slot { at: now, held_by: None };
+        if let Some(next) = self.next_slot
+            && next > slot.at
+        {
+            slot = Slot { at: next, held_by: Some(Hold::Budget) };
         }
-        if let Some(paused) = self.paused_until {
-            slot = slot.max(paused);
+        if let Some(paused) = self.paused_until
+            && paused >= slot.at
+            && paused > now
+        {
+            slot = Slot { at: paused, held_by: Some(Hold::RateLimit) };
         }
-        self.next_slot = Some(slot + self.interval(slot));
+        self.next_slot = Some(slot.at + self.interval(slot.at));
         slot
     }
 
@@ -89,6 +100,22 @@ impl Pacer {
         }
         None
     }
+}
+
+/// A request's slot, and what holds it until then (None: it goes at once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub at: Instant,
+    pub held_by: Option<Hold>,
+}
+
+/// What a request waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// The client's request budget (`requestBudget`, `--requests-per-minute`): earlier slots.
+    Budget,
+    /// A pause after a 429/503 or an exhausted allowance.
+    RateLimit,
 }
 
 /// The rate-limit headers of one response, as durations.
@@ -206,6 +233,24 @@ mod tests {
             let in_window = slots[i..].iter().take_while(|t| **t < *s + Duration::from_secs(60)).count();
             assert!(in_window <= 120, "window at slot {i} holds {in_window}");
         }
+    }
+
+    #[test]
+    fn a_slot_says_whether_the_budget_or_a_pause_holds_it() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(60, 1); // 1 s
+        assert_eq!(p.reserve_slot(t0), Slot { at: t0, held_by: None });
+        let second = p.reserve_slot(t0);
+        assert_eq!(second, Slot { at: t0 + Duration::from_secs(1), held_by: Some(Hold::Budget) });
+        p.pause_until(t0 + Duration::from_secs(5));
+        let third = p.reserve_slot(t0);
+        assert_eq!(third, Slot { at: t0 + Duration::from_secs(5), held_by: Some(Hold::RateLimit) });
+        // After the pause, the budget holds the next one again.
+        let fourth = p.reserve_slot(t0);
+        assert_eq!(fourth, Slot { at: t0 + Duration::from_secs(6), held_by: Some(Hold::Budget) });
+        // Idle long enough and nothing holds a request.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(p.reserve_slot(later).held_by, None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::{
     crd::{AtlassianOrganization, AtlassianOrganizationSpec},
     ledger::Ledger,
     manifests::Manifests,
-    policy::{self, PlanCondition, PlanInput},
+    policy::{self, PlanInput},
     record::FolderLedgerStore,
     sim::{SimConfig, Simulator},
     snapshot::DirectorySnapshot,
@@ -189,45 +189,42 @@ pub async fn plan_output(args: &PlanArgs) -> Result<PlanOutput, PlanFailure> {
         now,
         daily_actions_remaining: policy::daily_remaining(&org, now),
     };
-    let mut plan = policy::plan(&input);
-    // Gated on what the planner found, before the schedule's notes join the conditions.
+    let plan = policy::plan(&input);
+    // The gate counts what the planner found; the schedule outlook is no condition of the plan.
     let code = if args.detailed_exitcode { detailed_exit_code(&plan) } else { exit::OK };
     let outlooks: HashMap<String, Outlook> = manifests
         .policies
         .iter()
         .map(|p| (p.metadata.name.clone().unwrap_or_default(), schedule::outlook(p, now)))
         .collect();
-    if args.format == Format::Markdown {
-        // The preview says when each policy applies in its summary row, not as a warning.
-        let schedule = outlooks
-            .iter()
-            .map(|(name, o)| {
-                let when = match (o.runs_now, o.next_run) {
-                    (Some(_), _) => "runs now".to_owned(),
-                    (None, Some(t)) => format!("next run {}", t.strftime("%Y-%m-%d %H:%M UTC")),
-                    (None, None) => "never runs".to_owned(),
-                };
-                (name.clone(), when)
-            })
-            .collect();
-        let text = policy::to_markdown_with(
-            &plan,
-            &policy::MarkdownOptions {
-                max_chars: args.max_chars,
-                schedule,
-                group_names: snapshot.groups.iter().map(|g| (g.id.clone(), g.name.clone())).collect(),
-            },
-        );
-        return Ok(PlanOutput { text, code });
-    }
-    // Said first in each policy's section: whether the operator would run it at this instant.
-    for pp in &mut plan.policies {
-        if let Some(o) = outlooks.get(&pp.policy) {
-            pp.conditions.insert(0, outlook_condition(o));
-        }
-    }
     let text = match args.format {
-        Format::Text | Format::Markdown => policy::to_text(&plan),
+        Format::Markdown => {
+            // The preview says when each policy applies in its summary row, not as a warning.
+            let schedule = outlooks
+                .iter()
+                .map(|(name, o)| {
+                    let when = match (o.runs_now, o.next_run) {
+                        (Some(_), _) => "runs now".to_owned(),
+                        (None, Some(t)) => format!("next run {}", t.strftime("%Y-%m-%d %H:%M UTC")),
+                        (None, None) => "never runs".to_owned(),
+                    };
+                    (name.clone(), when)
+                })
+                .collect();
+            policy::to_markdown_with(
+                &plan,
+                &policy::MarkdownOptions {
+                    max_chars: args.max_chars,
+                    schedule,
+                    group_names: snapshot.groups.iter().map(|g| (g.id.clone(), g.name.clone())).collect(),
+                },
+            )
+        }
+        // Said first in each policy's section, on a line of its own: whether the operator would
+        // run it at this instant, and when it runs next.
+        Format::Text => {
+            policy::to_text_with(&plan, &outlooks.iter().map(|(name, o)| (name.clone(), schedule_line(o))).collect())
+        }
         Format::Json => {
             let mut json = policy::to_json(&plan);
             add_outlooks(&mut json, &outlooks);
@@ -236,21 +233,14 @@ pub async fn plan_output(args: &PlanArgs) -> Result<PlanOutput, PlanFailure> {
             s
         }
     };
-    let code = if args.detailed_exitcode { detailed_exit_code(&plan) } else { exit::OK };
     Ok(PlanOutput { text, code })
 }
 
-fn outlook_condition(o: &Outlook) -> PlanCondition {
+/// `runs now (first run; no window); next run 2026-11-26T07:00:00Z`, `waits: outside its window
+/// ...; next run ...`, `never runs: ...`.
+fn schedule_line(o: &Outlook) -> String {
     let next = o.next_run.map(|t| format!("; next run {t}")).unwrap_or_default();
-    PlanCondition {
-        reason: match (o.runs_now, o.next_run) {
-            (Some(_), _) => "RunsNow",
-            (None, Some(_)) => "Waiting",
-            (None, None) => "NeverRuns",
-        }
-        .into(),
-        message: format!("{}{next}", o.explanation),
-    }
+    format!("{}{next}", o.explanation)
 }
 
 /// Each policy gets `schedule` (runs now? why? next run), and each action and notice `runsNow`
@@ -379,9 +369,20 @@ async fn real_snapshot(
     let mut config = ClientConfig::from_spec(&org.spec).map_err(|e| usage(format!("AtlassianOrganization: {e}")))?;
     config.api_key_owner = org.spec.credentials.api_key_owner_account_id.clone();
     let credentials = Credentials { org_api_key: Secret::new(key), site_user: None };
-    let client = AtlassianClient::new(config, &credentials)
+    // Reading a large organization at its request budget takes minutes: a bar on a terminal says
+    // what the client is doing (pages, retries, rate-limit and budget waits); none in CI logs.
+    let progress = super::users::ClientProgress::default();
+    let client = AtlassianClient::with_observer(config, &credentials, std::sync::Arc::new(progress.clone()))
         .map_err(|e| PlanFailure { code: exit::UNREACHABLE, message: format!("cannot set up the client: {e}") })?;
-    client.snapshot(now).await.map_err(|e| PlanFailure {
+    let bar = super::users::progress_bar(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        &progress,
+        None,
+        "pages of users read",
+    );
+    let snapshot = client.snapshot(now).await;
+    bar.finish_and_clear();
+    snapshot.map_err(|e| PlanFailure {
         code: exit::UNREACHABLE,
         message: format!("the organization {} could not be read: {e}", org.spec.org_id),
     })

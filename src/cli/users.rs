@@ -375,24 +375,43 @@ fn flag(e: crate::atlassian::ConfigError) -> String {
     format!("invalid {name}: {}", e.message)
 }
 
-/// What the client is doing, for the progress bar: requests made, pages of users read, retries
-/// and rate-limit waits (an export under 429s or a low budget is slow, never silent). The bar it
-/// draws on is swapped as the command moves from reading to writing.
+/// What the client is doing, for the progress bar: requests made, pages of users read, retries,
+/// rate-limit waits and waits for the client's own request budget (an export under 429s or at a
+/// low budget is slow, never silent). The bar it draws on is swapped as the command moves from
+/// reading to writing.
 #[derive(Clone, Default)]
 pub struct ClientProgress {
     bar: Arc<std::sync::Mutex<Option<ProgressBar>>>,
     requests: Arc<std::sync::atomic::AtomicU64>,
     retries: Arc<std::sync::atomic::AtomicU64>,
     waits: Arc<std::sync::atomic::AtomicU64>,
+    /// The longest wait in progress: what for, and until when. Said until it is over, whatever
+    /// requests finish meanwhile (with concurrency, others may).
+    waiting: Arc<std::sync::Mutex<Option<(Waiting, std::time::Instant)>>>,
 }
 
 impl ClientProgress {
     fn attach(&self, bar: &ProgressBar) {
         *self.bar.lock().expect("progress lock") = Some(bar.clone());
-        self.refresh(None);
+        self.refresh();
     }
 
-    fn refresh(&self, waiting: Option<std::time::Duration>) {
+    /// The bar's message, as it stands (what a terminal shows after the counts).
+    pub fn message(&self) -> Option<String> {
+        self.bar.lock().expect("progress lock").as_ref().map(|b| b.message())
+    }
+
+    fn wait(&self, what: Waiting, duration: std::time::Duration) {
+        let until = std::time::Instant::now() + duration;
+        let mut waiting = self.waiting.lock().expect("progress lock");
+        if waiting.is_none_or(|(_, current)| current <= until) {
+            *waiting = Some((what, until));
+        }
+        drop(waiting);
+        self.refresh();
+    }
+
+    fn refresh(&self) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(bar) = self.bar.lock().expect("progress lock").clone() else { return };
         let mut note = format!("{} requests", self.requests.load(Relaxed));
@@ -404,11 +423,28 @@ impl ClientProgress {
         if waits > 0 {
             note.push_str(&format!(", {waits} rate-limit wait(s)"));
         }
-        if let Some(w) = waiting {
-            note.push_str(&format!(", rate-limited: waiting {}s", w.as_secs().max(1)));
+        let now = std::time::Instant::now();
+        if let Some((what, until)) = *self.waiting.lock().expect("progress lock")
+            && until > now
+        {
+            // Whole seconds, rounded up: "waiting 0s" would say nothing.
+            let secs = (until - now).as_secs_f64().ceil().max(1.0) as u64;
+            note.push_str(&match what {
+                Waiting::RateLimit => format!(", rate-limited: waiting {secs}s"),
+                Waiting::Budget => format!(", waiting {secs}s for the request budget"),
+            });
         }
         bar.set_message(note);
     }
+}
+
+/// What the client waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// Atlassian said to (a 429/503, or the rate-limit headers).
+    RateLimit,
+    /// The client's own request budget (`--requests-per-minute`, the manifest's requestBudget).
+    Budget,
 }
 
 impl ClientObserver for ClientProgress {
@@ -421,24 +457,36 @@ impl ClientObserver for ClientProgress {
         {
             bar.inc(1);
         }
-        self.refresh(None);
+        self.refresh();
     }
 
     fn on_retry(&self, _operation: &'static str) {
         self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.refresh(None);
+        self.refresh();
     }
 
     fn on_rate_limit_wait(&self, _family: &'static str, duration: std::time::Duration) {
         self.waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.refresh(Some(duration));
+        self.wait(Waiting::RateLimit, duration);
+    }
+
+    fn on_budget_wait(&self, _family: &'static str, duration: std::time::Duration) {
+        self.wait(Waiting::Budget, duration);
     }
 }
 
 /// A bar on standard error when it is a terminal, hidden otherwise (pipes, files, CI logs).
 fn bar(io: &Io<'_>, len: Option<u64>, what: &'static str) -> ProgressBar {
-    if !io.progress {
-        return ProgressBar::hidden();
+    progress_bar(io.progress, &io.client_progress, len, what)
+}
+
+/// A bar `client` reports to: drawn on standard error when `drawn`, else hidden (it still holds
+/// the counts and the message, which tests read). `len`: a bar of that length, else a spinner.
+pub fn progress_bar(drawn: bool, client: &ClientProgress, len: Option<u64>, what: &'static str) -> ProgressBar {
+    if !drawn {
+        let pb = ProgressBar::hidden();
+        client.attach(&pb);
+        return pb;
     }
     let pb = match len {
         Some(n) => ProgressBar::new(n).with_style(
@@ -452,7 +500,7 @@ fn bar(io: &Io<'_>, len: Option<u64>, what: &'static str) -> ProgressBar {
         ),
     };
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
-    io.client_progress.attach(&pb);
+    client.attach(&pb);
     pb
 }
 

@@ -56,7 +56,9 @@ pub use limits::{ProductSeats, group_grants, licensed_accounts};
 pub use mapping::{MappingProblem, MappingResolution, resolve_mapping};
 pub use onboarding::USER_LIMIT_REACHED;
 pub use recheck::{Recheck, recheck};
-pub use render::{DEFAULT_MARKDOWN_CHARS, MarkdownOptions, to_json, to_markdown, to_markdown_with, to_text};
+pub use render::{
+    DEFAULT_MARKDOWN_CHARS, MarkdownOptions, to_json, to_markdown, to_markdown_with, to_text, to_text_with,
+};
 pub use safety::{IMPLAUSIBLE_ACCOUNT_SHARE_PER_MILLE, IMPLAUSIBLE_PRODUCT_SHARE_PER_MILLE, MIN_POPULATION_FOR_SHARE};
 pub use types::*;
 

@@ -117,6 +117,13 @@ fn policy_header(p: &PolicyPlan) -> String {
 
 /// The plan as plain text, grouped by policy and rule.
 pub fn to_text(plan: &Plan) -> String {
+    to_text_with(plan, &Default::default())
+}
+
+/// [`to_text`], with each policy's schedule outlook (`seatwarden plan` knows it; the planner does
+/// not) on a `schedule:` line of its own under the policy's header: when a policy runs is no
+/// condition of its plan, and consumers that count conditions must not count it.
+pub fn to_text_with(plan: &Plan, schedule: &std::collections::BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let _ =
         writeln!(out, "Plan for organization {} at {} (snapshot {})", plan.org_id, plan.now, plan.snapshot_taken_at);
@@ -128,6 +135,9 @@ pub fn to_text(plan: &Plan) -> String {
     }
     for p in &plan.policies {
         let _ = writeln!(out, "\n== {}", policy_header(p));
+        if let Some(when) = schedule.get(&p.policy) {
+            let _ = writeln!(out, "schedule: {when}");
+        }
         if let Some(h) = &p.halt {
             let _ = writeln!(out, "! {}: {}", h.reason, h.message);
         }
