@@ -362,12 +362,13 @@ mod tests {
             fx.ledger.users.insert(
                 id.into(),
                 UserRecord {
-                    suspension: Some(Suspension { since: ago(30), by_seatwarden: true }),
+                    suspension: Some(Suspension { since: ago(30), by_seatwarden: true, directory_ids: vec![] }),
                     taken_out: vec![TakenOut {
                         kind: TakenOutKind::Suspended,
                         policy: "idle".into(),
                         rule: "idle-90".into(),
                         at: ago(30),
+                        directory_id: String::new(),
                     }],
                     ..Default::default()
                 },
