@@ -487,15 +487,9 @@ async fn a_percentage_cap_halts_the_run_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_run_the_restarted_operator_finishes_without_double_action_or_lost_record() {
     let Some((client, ns, sim, mailbox)) = scenario("e2e-crash", 400, 9).await else { return };
-    let mut objects = organization(&sim);
-    objects.push(policy(
-        "sweep",
-        "Enforce",
-        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
-        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
-    ));
+    let objects = sweep_objects(&sim);
     apply(&client, &ns, objects).await;
-    let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"));
+    let expected = sweep_targets(&sim).await;
     assert!(expected.len() >= 30, "need enough targets to crash mid-run, found {}", expected.len());
     // Slow Atlassian down so the run is long enough to be killed in the middle.
     sim.faults("latency=150ms").await;
@@ -942,6 +936,24 @@ async fn the_ledger_of_100000_users_is_sharded_well_under_the_object_limit() {
     assert_eq!(back, ledger, "the ledger reads back as written");
 }
 
+/// The organization and one Enforce policy that suspends everyone idle for 60 days, uncapped: the
+/// scenario of the crash, pause and shutdown tests.
+fn sweep_objects(sim: &SimProc) -> Vec<Value> {
+    let mut objects = organization(sim);
+    objects.push(policy(
+        "sweep",
+        "Enforce",
+        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
+        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
+    ));
+    objects
+}
+
+/// Whom [`sweep_objects`]' policy suspends: idle for 60 days, outside the protected department.
+async fn sweep_targets(sim: &SimProc) -> BTreeSet<String> {
+    expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"))
+}
+
 /// After a scenario: the simulator's event log, the ledger and the audit trail agree exactly on
 /// `expected` — each suspended once, recorded Applied once, its suspension in the ledger once,
 /// nothing left open. Returns the figures (writes, records, open actions).
@@ -989,15 +1001,9 @@ async fn assert_log_ledger_audit_agree(client: &Client, ns: &str, sim: &SimProc,
 /// finishes, and the event log, the ledger and the audit trail agree exactly.
 async fn crash_point_end_to_end(prefix: &str, point: &str) {
     let Some((client, ns, sim, mailbox)) = scenario(prefix, 400, 9).await else { return };
-    let mut objects = organization(&sim);
-    objects.push(policy(
-        "sweep",
-        "Enforce",
-        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
-        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
-    ));
+    let objects = sweep_objects(&sim);
     apply(&client, &ns, objects).await;
-    let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"));
+    let expected = sweep_targets(&sim).await;
     assert!(expected.len() > 50, "targets for more than two batches: {}", expected.len());
     let mut op = OperatorProc::start_env(&ns, &sim, mailbox.path(), &[], &[("SEATWARDEN_FAIL_AT", point)]);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -1087,14 +1093,8 @@ async fn a_write_whose_answer_never_came_is_unknown_then_settled_by_the_next_run
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_mid_run_stops_before_the_next_batch_and_the_next_process_finishes() {
     let Some((client, ns, sim, mailbox)) = scenario("e2e-sigterm", 400, 9).await else { return };
-    let mut objects = organization(&sim);
-    objects.push(policy(
-        "sweep",
-        "Enforce",
-        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
-        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
-    ));
-    let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"));
+    let objects = sweep_objects(&sim);
+    let expected = sweep_targets(&sim).await;
     assert!(expected.len() > 50, "targets for more than two batches: {}", expected.len());
     // Slow Atlassian down so the run is mid-way when the signal comes.
     sim.faults("latency=150ms").await;
@@ -1155,14 +1155,8 @@ async fn a_sigterm_mid_run_stops_before_the_next_batch_and_the_next_process_fini
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_its_lease_writes_nothing_after_it_resumes() {
     let Some((client, ns, sim, mailbox)) = scenario("e2e-pause", 400, 9).await else { return };
-    let mut objects = organization(&sim);
-    objects.push(policy(
-        "sweep",
-        "Enforce",
-        json!({"name": "suspend-idle", "accountInactivity": {"inactiveFor": "60d"}, "action": "Suspend"}),
-        json!({"maxActionsPerRun": 10000, "maxActionPercent": 100}),
-    ));
-    let expected = expected_inactive(&sim.snapshot(T0).await, T0.parse().unwrap(), 60, Some("dept-finance"));
+    let objects = sweep_objects(&sim);
+    let expected = sweep_targets(&sim).await;
     let lease = ["--leader-election", "--lease-namespace", &ns, "--lease-name", "seatwarden"];
     let a = OperatorProc::start(&ns, &sim, mailbox.path(), &lease);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -111,12 +111,9 @@ async fn operate(args: RunArgs) -> Result<(), String> {
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutting_down = Arc::new(AtomicBool::new(false));
-    let flag = shutting_down.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
-        flag.store(true, Ordering::SeqCst);
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -179,7 +176,7 @@ async fn operate(args: RunArgs) -> Result<(), String> {
 
     let settings = Settings {
         process_dry_run: args.dry_run,
-        shutting_down,
+        shutting_down: stop_rx.clone(),
         run_retention_count: args.run_retention_count,
         run_retention_age: args.run_retention_age.to_signed(),
         mailbox_dir: args.mailbox_dir.clone(),

@@ -51,10 +51,10 @@ pub const FIELD_MANAGER: &str = "seatwarden";
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub process_dry_run: bool,
-    /// Set when the process was asked to stop (SIGTERM: a `helm upgrade` that sets `dryRun`, a
+    /// True once the process was asked to stop (SIGTERM: a `helm upgrade` that sets `dryRun`, a
     /// rollout, a node drain): a run in progress stops before its next batch of writes and records
     /// the rest Deferred, instead of going on until the grace period kills it.
-    pub shutting_down: Arc<AtomicBool>,
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
     pub run_retention_count: usize,
     pub run_retention_age: jiff::SignedDuration,
     /// Where mail goes when an organization has no SMTP settings (a local mailbox folder).

@@ -343,7 +343,7 @@ struct ClusterPremises {
     client: kube::Client,
     namespace: String,
     process_dry_run: bool,
-    shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    shutting_down: tokio::sync::watch::Receiver<bool>,
 }
 
 impl crate::engine::PremiseSource for ClusterPremises {
@@ -364,7 +364,7 @@ impl crate::engine::PremiseSource for ClusterPremises {
                 policy,
                 protections,
                 process_dry_run: self.process_dry_run,
-                shutting_down: self.shutting_down.load(std::sync::atomic::Ordering::SeqCst),
+                shutting_down: *self.shutting_down.borrow(),
             })
         })
     }
