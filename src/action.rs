@@ -128,8 +128,9 @@ pub struct PlannedAction {
 pub struct PlannedNotice {
     pub account_id: String,
     pub email: Option<String>,
-    pub policy: String,
-    pub rule: String,
+    /// Shared by every notice of the policy (a plan can hold hundreds of thousands).
+    pub policy: std::sync::Arc<str>,
+    pub rule: std::sync::Arc<str>,
     /// Which of the rule's lead times this notice stands for.
     pub lead_time: Duration,
     /// The earliest instant the action may happen if this notice is delivered now.

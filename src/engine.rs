@@ -202,7 +202,7 @@ where
         let settings = inputs
             .policies
             .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(n.policy.as_str()))
+            .find(|p| p.metadata.name.as_deref() == Some(&*n.policy))
             .and_then(|p| p.spec.notices.clone());
         notice_for(n, snapshot, &org_name, inputs).map(|notice| (notice, settings))
     };
@@ -559,15 +559,15 @@ fn notice_for(
         policy::ActionKind::RemoveGroup { .. } => inputs
             .policies
             .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(n.policy.as_str()))
-            .and_then(|p| p.spec.rules.iter().find(|r| r.name == n.rule))
+            .find(|p| p.metadata.name.as_deref() == Some(&*n.policy))
+            .and_then(|p| p.spec.rules.iter().find(|r| *r.name == *n.rule))
             .and_then(|r| r.product_inactivity.as_ref().map(|pi| pi.product)),
         _ => None,
     };
     let reply_to = inputs
         .policies
         .iter()
-        .find(|p| p.metadata.name.as_deref() == Some(n.policy.as_str()))
+        .find(|p| p.metadata.name.as_deref() == Some(&*n.policy))
         .and_then(|p| p.spec.notices.as_ref().and_then(|s| s.reply_to.clone()))
         .or_else(|| inputs.organization.spec.mail.as_ref().and_then(|m| m.reply_to.clone()));
     Some(Notice {
@@ -575,8 +575,8 @@ fn notice_for(
         email,
         display_name: user.map(|u| u.name.clone()).unwrap_or_default(),
         organization: org_name.to_owned(),
-        policy: n.policy.clone(),
-        rule: n.rule.clone(),
+        policy: n.policy.to_string(),
+        rule: n.rule.to_string(),
         action: crate::execute::describe_for_person(&n.action, product),
         reason: n.reason.clone(),
         due_at: n.action_due,

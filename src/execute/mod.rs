@@ -737,7 +737,7 @@ pub fn notice_action(
         group: None,
         group_name: None,
         directory: None,
-        rule: notice.rule.clone(),
+        rule: notice.rule.to_string(),
         reason: format!("{} (action due {})", notice.reason, notice.action_due.strftime("%Y-%m-%d")),
         outcome,
         error,

@@ -497,8 +497,8 @@ impl Ledger {
             rec.email.clone_from(&notice.email);
         }
         rec.notices.push(NoticeRecord {
-            policy: notice.policy.clone(),
-            rule: notice.rule.clone(),
+            policy: notice.policy.to_string(),
+            rule: notice.rule.to_string(),
             lead_time: notice.lead_time,
             action: announced(&notice.action),
             product: notice.product,

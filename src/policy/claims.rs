@@ -31,6 +31,8 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
     let mut d = Draft {
         policy,
         name: name.clone(),
+        shared_name: name.as_str().into(),
+        rule_names: spec.rules.iter().map(|r| r.name.as_str().into()).collect(),
         mode: spec.mode,
         in_scope: 0,
         claims: Vec::new(),
@@ -60,10 +62,10 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
     let scope = CompiledScope::new(ctx.snapshot, &spec.scope);
     // What a later rule's hold-back says, per rule that claimed first: formatted once per policy,
     // not once per account.
-    let comes_first: Vec<String> = spec
+    let comes_first: Vec<std::sync::Arc<str>> = spec
         .rules
         .iter()
-        .map(|r| format!("rule {} of this policy comes first (rules are evaluated in order)", r.name))
+        .map(|r| format!("rule {} of this policy comes first (rules are evaluated in order)", r.name).into())
         .collect();
     policy_conditions(ctx, policy, &scope, &mut d);
     // Invariant 4: a notice nobody can receive counts for nothing, so rules that need notices act
@@ -197,8 +199,8 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                     d.held_back.push(HeldBack {
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),
-                        policy: name.clone(),
-                        rule: rule.name.clone(),
+                        policy: d.shared_name.clone(),
+                        rule: d.rule_names[ri].clone(),
                         kind: rule_kind(ctx, rule.action, &trigger),
                         why: comes_first[*first].clone(),
                     });
@@ -386,10 +388,10 @@ pub(super) fn materialize(
                     held_back.push(HeldBack {
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),
-                        policy: d.name.clone(),
-                        rule: claim.rule.to_owned(),
+                        policy: d.shared_name.clone(),
+                        rule: d.rule_names[claim.rule_idx].clone(),
                         kind: rule_kind(ctx, claim.action, &claim.trigger),
-                        why,
+                        why: why.into(),
                     });
                 }
             }
@@ -458,8 +460,8 @@ pub(super) fn materialize(
                 notices.push(PlannedNotice {
                     account_id: user.account_id.clone(),
                     email: user.email.clone(),
-                    policy: d.name.clone(),
-                    rule: claim.rule.to_owned(),
+                    policy: d.shared_name.clone(),
+                    rule: d.rule_names[claim.rule_idx].clone(),
                     lead_time: *lead,
                     action_due: Timestamp::from_second(*due).unwrap_or(Timestamp::MAX),
                     action: kind,

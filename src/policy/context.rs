@@ -57,6 +57,9 @@ pub(super) struct Ctx<'a> {
 pub(super) struct Draft<'a> {
     pub(super) policy: &'a LifecyclePolicy,
     pub(super) name: String,
+    /// `name` and the rules' names (by rule index), shared by every notice and held-back entry.
+    pub(super) shared_name: std::sync::Arc<str>,
+    pub(super) rule_names: Vec<std::sync::Arc<str>>,
     pub(super) mode: PolicyMode,
     pub(super) in_scope: u32,
     pub(super) claims: Vec<Claim<'a>>,

@@ -145,7 +145,7 @@ pub fn to_text_with(plan: &Plan, schedule: &std::collections::BTreeMap<String, S
             let _ = writeln!(out, "! {}: {}", c.reason, c.message);
         }
         let mut rules: Vec<&str> = p.actions.iter().map(|a| a.rule.as_str()).collect();
-        rules.extend(p.notices.iter().map(|n| n.rule.as_str()));
+        rules.extend(p.notices.iter().map(|n| &*n.rule));
         let mut seen = Vec::new();
         for r in rules {
             if !seen.contains(&r) {
@@ -166,7 +166,7 @@ pub fn to_text_with(plan: &Plan, schedule: &std::collections::BTreeMap<String, S
                     a.reason
                 );
             }
-            for n in p.notices.iter().filter(|n| n.rule == rule) {
+            for n in p.notices.iter().filter(|n| &*n.rule == rule) {
                 let _ = writeln!(
                     out,
                     "   notice ({} ahead) {} <{}>: {}",

@@ -695,7 +695,7 @@ mod plan_tests {
         assert_eq!(acts(&plan, "two"), vec![pair("alice", "remove-group:g-jira")]);
         let held = &plan.policy("two").unwrap().held_back;
         assert_eq!(held.len(), 1);
-        assert_eq!(held[0].rule, "idle-90");
+        assert_eq!(&*held[0].rule, "idle-90");
         assert!(held[0].why.contains("rule jira-60 of this policy comes first"), "{}", held[0].why);
     }
 

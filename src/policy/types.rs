@@ -12,6 +12,7 @@
 //! Deferred, held back, skipped and IdP items are for people: they are never applied.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -36,11 +37,13 @@ pub struct DeferredAction {
 pub struct HeldBack {
     pub account_id: String,
     pub email: Option<String>,
-    pub policy: String,
-    pub rule: String,
+    /// Names and reasons are shared across the entries of a policy (a plan can hold hundreds of
+    /// thousands of them).
+    pub policy: Arc<str>,
+    pub rule: Arc<str>,
     pub kind: ActionKind,
     /// Which policy and rule won, and why.
-    pub why: String,
+    pub why: Arc<str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
