@@ -30,8 +30,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
     let namespace = policy.metadata.namespace.as_deref();
     let mut d = Draft {
         policy,
-        name: name.clone(),
-        shared_name: name.as_str().into(),
+        name: name.as_str().into(),
         rule_names: spec.rules.iter().map(|r| r.name.as_str().into()).collect(),
         mode: spec.mode,
         in_scope: 0,
@@ -199,7 +198,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                     d.held_back.push(HeldBack {
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),
-                        policy: d.shared_name.clone(),
+                        policy: d.name.clone(),
                         rule: d.rule_names[ri].clone(),
                         kind: rule_kind(ctx, rule.action, &trigger),
                         why: comes_first[*first].clone(),
@@ -388,7 +387,7 @@ pub(super) fn materialize(
                     held_back.push(HeldBack {
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),
-                        policy: d.shared_name.clone(),
+                        policy: d.name.clone(),
                         rule: d.rule_names[claim.rule_idx].clone(),
                         kind: rule_kind(ctx, claim.action, &claim.trigger),
                         why: why.into(),
@@ -460,7 +459,7 @@ pub(super) fn materialize(
                 notices.push(PlannedNotice {
                     account_id: user.account_id.clone(),
                     email: user.email.clone(),
-                    policy: d.shared_name.clone(),
+                    policy: d.name.clone(),
                     rule: d.rule_names[claim.rule_idx].clone(),
                     lead_time: *lead,
                     action_due: Timestamp::from_second(*due).unwrap_or(Timestamp::MAX),
@@ -483,7 +482,7 @@ pub(super) fn materialize(
     let waiting = d.claims.iter().filter(|c| matches!(c.schedule, Schedule::Wait { .. })).count() as u32;
     let totals = Totals { waiting, ..Totals::default() };
     PolicyPlan {
-        policy: d.name,
+        policy: d.name.to_string(),
         mode: d.mode,
         applies: spec.mode == PolicyMode::Enforce && !halted && !ctx.incomplete,
         in_scope: d.in_scope,

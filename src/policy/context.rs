@@ -56,9 +56,9 @@ pub(super) struct Ctx<'a> {
 /// One policy's decisions before cross-policy resolution and caps.
 pub(super) struct Draft<'a> {
     pub(super) policy: &'a LifecyclePolicy,
-    pub(super) name: String,
-    /// `name` and the rules' names (by rule index), shared by every notice and held-back entry.
-    pub(super) shared_name: std::sync::Arc<str>,
+    /// The policy's name and its rules' names (by rule index), shared by every notice and
+    /// held-back entry.
+    pub(super) name: std::sync::Arc<str>,
     pub(super) rule_names: Vec<std::sync::Arc<str>>,
     pub(super) mode: PolicyMode,
     pub(super) in_scope: u32,

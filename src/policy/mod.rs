@@ -230,7 +230,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     };
     // A user restored this run by any policy is left alone by every other policy's rules.
     let restored_by: HashMap<u32, String> =
-        drafts.iter().flat_map(|d| d.restored.iter().map(|u| (*u, d.name.clone()))).collect();
+        drafts.iter().flat_map(|d| d.restored.iter().map(|u| (*u, d.name.to_string()))).collect();
 
     let mut daily = input.daily_actions_remaining;
     let mut busy: Vec<bool> = vec![false; snapshot.accounts.len()];
