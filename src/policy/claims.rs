@@ -23,81 +23,151 @@ use super::savings;
 use super::triggers::{self, Eval, Schedule, Trigger};
 use super::types::*;
 
-/// One policy, every user: guards, reactivation, scope, rules. Produces claims, not yet actions.
-pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Draft<'a> {
-    let spec = &policy.spec;
-    let name = name_of(policy);
-    let namespace = policy.metadata.namespace.as_deref();
-    let mut d = Draft {
-        policy,
-        name: name.as_str().into(),
-        rule_names: spec.rules.iter().map(|r| r.name.as_str().into()).collect(),
-        mode: spec.mode,
-        in_scope: 0,
-        claims: Vec::new(),
-        held_back: Vec::new(),
-        restorations: Vec::new(),
-        restored: Vec::new(),
-        skipped: Vec::new(),
-        skipped_counts: BTreeMap::new(),
-        idp: Vec::new(),
-        conditions: Vec::new(),
-        halt: None,
-        ledger_updates: Vec::new(),
-    };
-    if spec.mode == PolicyMode::Paused {
-        d.conditions.push(PlanCondition {
-            reason: "Paused".into(),
-            message: "the policy is paused: nothing is evaluated".into(),
-        });
-        return d;
-    }
-    if ctx.incomplete {
-        d.conditions.push(PlanCondition {
-            reason: "IncompleteListing".into(),
-            message: "the listing is incomplete: nothing destructive is planned and no notice sent".into(),
-        });
-    }
-    let scope = CompiledScope::new(ctx.snapshot, &spec.scope);
-    // What a later rule's hold-back says, per rule that claimed first: formatted once per policy,
-    // not once per account.
-    let comes_first: Vec<std::sync::Arc<str>> = spec
-        .rules
-        .iter()
-        .map(|r| format!("rule {} of this policy comes first (rules are evaluated in order)", r.name).into())
-        .collect();
-    policy_conditions(ctx, policy, &scope, &mut d);
-    // Invariant 4: a notice nobody can receive counts for nothing, so rules that need notices act
-    // on no one until the organization has a way to deliver them.
-    let notices_undeliverable = ctx.notice_delivery == NoticeDelivery::Unavailable;
-    if notices_undeliverable {
-        for rule in spec.rules.iter().filter(|r| !r.notice_lead_times.is_empty()) {
-            d.conditions.push(PlanCondition {
-                reason: "NoticeDeliveryUnavailable".into(),
-                message: format!("rule {} acts on no one: {NO_NOTICE_DELIVERY}", rule.name),
-            });
+/// Every policy, every user: guards, reactivation, scope, rules. Produces each policy's claims,
+/// not yet actions.
+///
+/// Account-major: each account is judged by every policy in turn, so its directories, groups and
+/// product activity are read from memory once per plan rather than once per policy (with a million
+/// accounts, fetching them is most of the cost of judging them).
+pub(super) fn evaluate_policies<'a>(ctx: &Ctx<'a>, policies: &[&'a LifecyclePolicy]) -> Vec<Draft<'a>> {
+    let mut evals: Vec<PolicyEval<'a>> = Vec::with_capacity(policies.len());
+    let mut drafts: Vec<Option<Draft<'a>>> = Vec::with_capacity(policies.len());
+    for p in policies {
+        match PolicyEval::new(ctx, p) {
+            Ok(e) => {
+                evals.push(e);
+                drafts.push(None);
+            }
+            // Paused: nothing to evaluate.
+            Err(d) => drafts.push(Some(d)),
         }
     }
-    let default_reactivation = Reactivation::default();
-    let reactivation = spec.reactivation.as_ref();
-    let opt_in = ResolvedGroups::resolve(ctx.snapshot, &reactivation.unwrap_or(&default_reactivation).opt_in_groups);
-    for g in &opt_in.unresolved {
-        d.conditions.push(PlanCondition {
-            reason: "UnresolvedGroup".into(),
-            message: format!("reactivation.optInGroups names group {g}, which is not in the organization"),
-        });
-    }
-    let named: HashSet<&str> =
-        reactivation.map(|r| r.account_ids.iter().map(String::as_str).collect()).unwrap_or_default();
-    let grace = spec.new_account_grace_period.as_secs().max(0);
-    let now = ctx.now;
-
     for (i, user) in ctx.snapshot.accounts.iter().enumerate() {
+        for e in &mut evals {
+            e.account(ctx, i, user);
+        }
+    }
+    let mut finished = evals.into_iter().map(|e| e.finish(ctx));
+    drafts
+        .into_iter()
+        .map(|d| d.unwrap_or_else(|| finished.next().expect("one evaluation per unpaused policy")))
+        .collect()
+}
+
+/// One policy's evaluation in progress: what it compiled once (scope, opt-in groups, words) and
+/// its draft.
+struct PolicyEval<'a> {
+    policy: &'a LifecyclePolicy,
+    name: String,
+    namespace: Option<&'a str>,
+    scope: CompiledScope,
+    opt_in: ResolvedGroups,
+    /// What a later rule's hold-back says, per rule that claimed first: formatted once per policy,
+    /// not once per account.
+    comes_first: Vec<std::sync::Arc<str>>,
+    named: HashSet<&'a str>,
+    grace: i64,
+    notices_undeliverable: bool,
+    reactivation: Option<&'a Reactivation>,
+    d: Draft<'a>,
+}
+
+impl<'a> PolicyEval<'a> {
+    /// The policy compiled, or its finished draft when it is paused.
+    fn new(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Result<Self, Draft<'a>> {
+        let spec = &policy.spec;
+        let name = name_of(policy);
+        let namespace = policy.metadata.namespace.as_deref();
+        let mut d = Draft {
+            policy,
+            name: name.as_str().into(),
+            rule_names: spec.rules.iter().map(|r| r.name.as_str().into()).collect(),
+            mode: spec.mode,
+            in_scope: 0,
+            claims: Vec::new(),
+            held_back: Vec::new(),
+            restorations: Vec::new(),
+            restored: Vec::new(),
+            skipped: Vec::new(),
+            skipped_counts: BTreeMap::new(),
+            idp: Vec::new(),
+            conditions: Vec::new(),
+            halt: None,
+            ledger_updates: Vec::new(),
+        };
+        if spec.mode == PolicyMode::Paused {
+            d.conditions.push(PlanCondition {
+                reason: "Paused".into(),
+                message: "the policy is paused: nothing is evaluated".into(),
+            });
+            return Err(d);
+        }
+        if ctx.incomplete {
+            d.conditions.push(PlanCondition {
+                reason: "IncompleteListing".into(),
+                message: "the listing is incomplete: nothing destructive is planned and no notice sent".into(),
+            });
+        }
+        let scope = CompiledScope::new(ctx.snapshot, &spec.scope);
+        let comes_first: Vec<std::sync::Arc<str>> = spec
+            .rules
+            .iter()
+            .map(|r| format!("rule {} of this policy comes first (rules are evaluated in order)", r.name).into())
+            .collect();
+        policy_conditions(ctx, policy, &scope, &mut d);
+        // Invariant 4: a notice nobody can receive counts for nothing, so rules that need notices act
+        // on no one until the organization has a way to deliver them.
+        let notices_undeliverable = ctx.notice_delivery == NoticeDelivery::Unavailable;
+        if notices_undeliverable {
+            for rule in spec.rules.iter().filter(|r| !r.notice_lead_times.is_empty()) {
+                d.conditions.push(PlanCondition {
+                    reason: "NoticeDeliveryUnavailable".into(),
+                    message: format!("rule {} acts on no one: {NO_NOTICE_DELIVERY}", rule.name),
+                });
+            }
+        }
+        let default_reactivation = Reactivation::default();
+        let reactivation = spec.reactivation.as_ref();
+        let opt_in =
+            ResolvedGroups::resolve(ctx.snapshot, &reactivation.unwrap_or(&default_reactivation).opt_in_groups);
+        for g in &opt_in.unresolved {
+            d.conditions.push(PlanCondition {
+                reason: "UnresolvedGroup".into(),
+                message: format!("reactivation.optInGroups names group {g}, which is not in the organization"),
+            });
+        }
+        let named: HashSet<&str> =
+            reactivation.map(|r| r.account_ids.iter().map(String::as_str).collect()).unwrap_or_default();
+        let grace = spec.new_account_grace_period.as_secs().max(0);
+        Ok(PolicyEval {
+            policy,
+            name,
+            namespace,
+            scope,
+            opt_in,
+            comes_first,
+            named,
+            grace,
+            notices_undeliverable,
+            reactivation,
+            d,
+        })
+    }
+
+    /// One account, judged by this policy.
+    fn account(&mut self, ctx: &Ctx<'a>, i: usize, user: &Account) {
+        let policy: &'a LifecyclePolicy = self.policy;
+        let spec = &policy.spec;
+        let (grace, notices_undeliverable, reactivation, namespace) =
+            (self.grace, self.notices_undeliverable, self.reactivation, self.namespace);
+        let now = ctx.now;
+        let PolicyEval { name, scope, opt_in, comes_first, named, d, .. } = self;
+        let name: &str = name;
         let ui = i as u32;
         if !is_human(user) {
             if scope.matches(user) {
                 count(
-                    &mut d,
+                    d,
                     match user.account_type {
                         crate::snapshot::AccountType::App => SkipKind::AppAccount,
                         crate::snapshot::AccountType::Customer => SkipKind::CustomerAccount,
@@ -105,7 +175,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                     },
                 );
             }
-            continue;
+            return;
         }
         let rec = ctx.recs[i];
         let guard = ctx.guard(ui, &name, namespace);
@@ -117,8 +187,8 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
         {
             match &guard {
                 Some((kind, why)) => {
-                    count(&mut d, *kind);
-                    skip(&mut d, user, *kind, Some("reactivation"), why.clone());
+                    count(d, *kind);
+                    skip(d, user, *kind, Some("reactivation"), why.clone());
                 }
                 None => {
                     d.restorations.extend(actions);
@@ -126,20 +196,20 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                     d.restored.push(ui);
                 }
             }
-            continue;
+            return;
         }
 
         if !scope.matches(user) {
-            continue;
+            return;
         }
         d.in_scope += 1;
         if let Some((kind, _)) = &guard {
-            count(&mut d, *kind);
+            count(d, *kind);
         }
         let added = triggers::added_at(user, rec).unwrap_or(now);
         let in_grace = now < added.saturating_add(grace);
         if guard.is_none() && in_grace {
-            count(&mut d, SkipKind::GracePeriod);
+            count(d, SkipKind::GracePeriod);
         }
         let opted_in = named
             .contains(user.account_id.as_str())
@@ -159,32 +229,32 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                 Eval::NoData => {
                     if claimed.is_none() && !no_data_counted {
                         no_data_counted = true;
-                        count(&mut d, SkipKind::NoActivityData);
+                        count(d, SkipKind::NoActivityData);
                     }
                     continue;
                 }
                 Eval::SavedByToken(at) => {
                     if claimed.is_none() && guard.is_none() {
-                        count(&mut d, SkipKind::ApiTokenActive);
+                        count(d, SkipKind::ApiTokenActive);
                         let why = format!(
                             "no product activity past the threshold, but an API token of the account was used {}: \
                              working through the API is activity",
                             date(at)
                         );
-                        skip(&mut d, user, SkipKind::ApiTokenActive, Some(&rule.name), why);
+                        skip(d, user, SkipKind::ApiTokenActive, Some(&rule.name), why);
                     }
                     continue;
                 }
                 Eval::SavedByUnmodelled(key, at) => {
                     if claimed.is_none() && guard.is_none() {
-                        count(&mut d, SkipKind::UnmodelledProductActive);
+                        count(d, SkipKind::UnmodelledProductActive);
                         let why = format!(
                             "no activity past the threshold on the products seatwarden models, but active on {} {}: \
                              activity on any product counts",
                             key.label(),
                             date(at)
                         );
-                        skip(&mut d, user, SkipKind::UnmodelledProductActive, Some(&rule.name), why);
+                        skip(d, user, SkipKind::UnmodelledProductActive, Some(&rule.name), why);
                     }
                     continue;
                 }
@@ -213,18 +283,18 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
             {
                 d.ledger_updates.push(LedgerUpdate::NoticesStale {
                     account_id: user.account_id.clone(),
-                    policy: name.clone(),
+                    policy: name.to_owned(),
                     rule: rule.name.clone(),
                     before: Timestamp::from_second(trigger.episode_start).unwrap_or(Timestamp::MIN),
                 });
             }
             if let Some((kind, why)) = &guard {
-                skip(&mut d, user, *kind, Some(&rule.name), why.clone());
+                skip(d, user, *kind, Some(&rule.name), why.clone());
                 break;
             }
             if let Some(why) = &opted_in {
-                count(&mut d, SkipKind::OptedIn);
-                skip(&mut d, user, SkipKind::OptedIn, Some(&rule.name), why.clone());
+                count(d, SkipKind::OptedIn);
+                skip(d, user, SkipKind::OptedIn, Some(&rule.name), why.clone());
                 break;
             }
             if in_grace {
@@ -234,7 +304,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                     spec.new_account_grace_period,
                     date(added.saturating_add(grace))
                 );
-                skip(&mut d, user, SkipKind::GracePeriod, Some(&rule.name), why);
+                skip(d, user, SkipKind::GracePeriod, Some(&rule.name), why);
                 break;
             }
             if ctx.incomplete {
@@ -242,9 +312,9 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
             }
             // Someone who can't be warned can't be acted on by a rule that promises a warning.
             if !rule.notice_lead_times.is_empty() && user.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
-                count(&mut d, SkipKind::NoEmail);
+                count(d, SkipKind::NoEmail);
                 skip(
-                    &mut d,
+                    d,
                     user,
                     SkipKind::NoEmail,
                     Some(&rule.name),
@@ -253,8 +323,8 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                 break;
             }
             if let Some(why) = triggers::not_applicable(rule, user) {
-                count(&mut d, SkipKind::NotApplicable);
-                skip(&mut d, user, SkipKind::NotApplicable, Some(&rule.name), why);
+                count(d, SkipKind::NotApplicable);
+                skip(d, user, SkipKind::NotApplicable, Some(&rule.name), why);
                 continue;
             }
             // Synced from an identity provider: the next sync would revert our change (invariant 7).
@@ -263,7 +333,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
             let user_synced =
                 rule.action != RuleAction::RemoveLicensedGroups && user.management_source == ManagementSource::Synced;
             if user_synced || !synced_groups.is_empty() {
-                count(&mut d, SkipKind::IdpSynced);
+                count(d, SkipKind::IdpSynced);
                 if now >= trigger.threshold_at {
                     if user_synced {
                         d.idp.push(IdpAction {
@@ -314,7 +384,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                 still.sort_unstable();
                 still.dedup();
                 if !still.is_empty() {
-                    count(&mut d, SkipKind::StillGranted);
+                    count(d, SkipKind::StillGranted);
                     let why = format!(
                         "{}; but group(s) {} still grant {}, and no GroupLicenseMapping names them: removing the mapped \
                          groups would free no seat. Add them to a GroupLicenseMapping of {product}, or set \
@@ -323,7 +393,7 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
                         still.join(", "),
                         product.display_name()
                     );
-                    skip(&mut d, user, SkipKind::StillGranted, Some(&rule.name), why);
+                    skip(d, user, SkipKind::StillGranted, Some(&rule.name), why);
                     continue;
                 }
             }
@@ -333,18 +403,22 @@ pub(super) fn evaluate_policy<'a>(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) ->
         }
     }
 
-    if let Some(r) = reactivation {
-        reactivation::plan_reinvitations(ctx, &name, namespace, r, &mut d);
+    /// The policy's draft, once every account has been judged.
+    fn finish(self, ctx: &Ctx<'a>) -> Draft<'a> {
+        let PolicyEval { name, namespace, reactivation, mut d, .. } = self;
+        if let Some(r) = reactivation {
+            reactivation::plan_reinvitations(ctx, &name, namespace, r, &mut d);
+        }
+        if let Some(n) = d.skipped_counts.get(&SkipKind::NoEmail).copied().filter(|n| *n > 0) {
+            d.conditions.push(PlanCondition {
+                reason: "UsersWithoutEmail".into(),
+                message: format!(
+                    "{n} user(s) have no email address and can't be warned: rules with notice lead times don't act on them"
+                ),
+            });
+        }
+        d
     }
-    if let Some(n) = d.skipped_counts.get(&SkipKind::NoEmail).copied().filter(|n| *n > 0) {
-        d.conditions.push(PlanCondition {
-            reason: "UsersWithoutEmail".into(),
-            message: format!(
-                "{n} user(s) have no email address and can't be warned: rules with notice lead times don't act on them"
-            ),
-        });
-    }
-    d
 }
 
 /// The ActionKind a rule's decision leads to (the first group, for group removals).
@@ -376,8 +450,8 @@ pub(super) fn materialize(
     for (claim, loss) in d.claims.iter().zip(losses) {
         let user = &ctx.snapshot.accounts[claim.user as usize];
         let restored = if restored_by.is_empty() { None } else { restored_by.get(&claim.user) };
-        let lost_why = match (loss, restored) {
-            (_, Some(p)) => Some(format!("being restored by policy {p} this run")),
+        let lost_why: Option<std::sync::Arc<str>> = match (loss, restored) {
+            (_, Some(p)) => Some(format!("being restored by policy {p} this run").into()),
             (Some(l), None) => Some(l.why),
             (None, None) => None,
         };
@@ -390,7 +464,7 @@ pub(super) fn materialize(
                         policy: d.name.clone(),
                         rule: d.rule_names[claim.rule_idx].clone(),
                         kind: rule_kind(ctx, claim.action, &claim.trigger),
-                        why: why.into(),
+                        why,
                     });
                 }
             }
@@ -546,7 +620,7 @@ pub(super) fn claim_actions(
     };
     match claim.action {
         RuleAction::RemoveLicensedGroups => {
-            let mut groups = claim.trigger.groups.clone();
+            let mut groups = claim.trigger.groups.to_vec();
             groups.sort_unstable();
             let freed = savings::seats_for_group_removals(&ctx.licensing, user, &groups);
             groups

@@ -2,7 +2,7 @@
 //! admins, the API-key owner, non-human accounts: invariant 1), and group/domain/glob matching, each
 //! compiled once per plan so the per-account checks are cheap.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 
@@ -249,7 +249,8 @@ impl Protections {
         let mut account_ids: HashMap<&str, Vec<u16>> = HashMap::new();
         let mut emails: HashMap<String, Vec<u16>> = HashMap::new();
         let mut patterns: Vec<(String, u16)> = Vec::new();
-        let mut by_group: HashMap<GroupIdx, Vec<u16>> = HashMap::new();
+        // By group index (no hashing in the per-account loop); empty when no protection names a group.
+        let mut by_group: Vec<Vec<u16>> = Vec::new();
         // By namespace and name, so the protection a skip names doesn't depend on input order.
         let mut sorted: Vec<&ProtectedUser> = protections.iter().collect();
         sorted
@@ -273,7 +274,10 @@ impl Protections {
             }
             let groups = ResolvedGroups::resolve(snapshot, &p.spec.groups);
             for g in &groups.idx {
-                by_group.entry(*g).or_default().push(i);
+                if by_group.is_empty() {
+                    by_group = vec![Vec::new(); snapshot.groups.len()];
+                }
+                by_group[*g as usize].push(i);
             }
             out.active.push(CompiledProtection {
                 name,
@@ -292,7 +296,7 @@ impl Protections {
         }
         let needs_email = !emails.is_empty() || !patterns.is_empty();
         // Account ids: look the few protected ids up, rather than hash a million.
-        let mut by_account: HashMap<u32, Vec<u16>> = HashMap::new();
+        let mut by_account: Vec<(u32, &[u16])> = Vec::new();
         for (id, idx) in &account_ids {
             let hit = if users_sorted {
                 snapshot.account_index(id)
@@ -300,15 +304,18 @@ impl Protections {
                 snapshot.accounts.iter().position(|u| u.account_id == *id)
             };
             if let Some(i) = hit {
-                by_account.entry(i as u32).or_default().extend_from_slice(idx);
+                by_account.push((i as u32, idx));
             }
         }
+        // In account order, walked beside the accounts (no lookup per account).
+        by_account.sort_unstable_by_key(|(i, _)| *i);
+        let mut next_by_account = by_account.iter().peekable();
         let mut found: Vec<u16> = Vec::new();
         let mut lower = String::new();
         for (ui, user) in snapshot.accounts.iter().enumerate() {
             found.clear();
-            if let Some(v) = by_account.get(&(ui as u32)) {
-                found.extend_from_slice(v);
+            while let Some((_, idx)) = next_by_account.next_if(|(i, _)| *i as usize == ui) {
+                found.extend_from_slice(idx);
             }
             if needs_email && let Some(email) = &user.email {
                 let email = email.trim();
@@ -341,7 +348,7 @@ impl Protections {
             if !by_group.is_empty() {
                 // Membership of a protected group in any of the account's directories.
                 for g in user.groups() {
-                    if let Some(v) = by_group.get(&g) {
+                    if let Some(v) = by_group.get(g as usize) {
                         found.extend_from_slice(v);
                     }
                 }
@@ -381,24 +388,34 @@ pub(crate) struct AccountGuards {
 impl AccountGuards {
     /// `key_owner` is the organization spec's API-key owner, in case the snapshot lacks it.
     pub fn compute(snapshot: &DirectorySnapshot, key_owner: Option<&str>) -> Vec<AccountGuards> {
-        let admin_groups: HashSet<GroupIdx> =
-            snapshot.groups.iter().enumerate().filter(|(_, g)| g.site_admin).map(|(i, _)| i as GroupIdx).collect();
+        // By group index: a hash lookup per group of a million accounts costs more than the rest.
+        let admin_groups: Vec<bool> = snapshot.groups.iter().map(|g| g.site_admin).collect();
+        let any_admin_group = admin_groups.contains(&true);
         snapshot
             .accounts
             .iter()
-            .map(|u| AccountGuards::of(u, &admin_groups, snapshot.api_key_owner.as_deref(), key_owner))
+            .map(|u| {
+                AccountGuards::of(
+                    u,
+                    any_admin_group.then_some(&admin_groups[..]),
+                    snapshot.api_key_owner.as_deref(),
+                    key_owner,
+                )
+            })
             .collect()
     }
 
+    /// `admin_groups`: per group index, whether it grants site admin (None: no group does).
     pub fn of(
         u: &Account,
-        admin_groups: &HashSet<GroupIdx>,
+        admin_groups: Option<&[bool]>,
         snapshot_owner: Option<&str>,
         key_owner: Option<&str>,
     ) -> AccountGuards {
         AccountGuards {
             org_admin: u.org_admin,
-            site_admin: u.site_admin || (!admin_groups.is_empty() && u.groups().any(|g| admin_groups.contains(&g))),
+            site_admin: u.site_admin
+                || admin_groups.is_some_and(|a| u.groups().any(|g| a.get(g as usize).copied().unwrap_or(false))),
             api_key_owner: snapshot_owner == Some(u.account_id.as_str()) || key_owner == Some(u.account_id.as_str()),
         }
     }

@@ -62,7 +62,7 @@ pub use render::{
 pub use safety::{IMPLAUSIBLE_ACCOUNT_SHARE_PER_MILLE, IMPLAUSIBLE_PRODUCT_SHARE_PER_MILLE, MIN_POPULATION_FOR_SHARE};
 pub use types::*;
 
-use claims::{evaluate_policy, materialize};
+use claims::{evaluate_policies, materialize};
 use context::{Ctx, Draft, belongs, name_of};
 use eligibility::{AccountGuards, Protections};
 use observation::{observe, settle_in_flight};
@@ -198,7 +198,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
     policies.sort_by_key(|p| name_of(*p));
 
-    let mut drafts: Vec<Draft<'_>> = policies.iter().map(|p| evaluate_policy(&ctx, p)).collect();
+    let mut drafts: Vec<Draft<'_>> = evaluate_policies(&ctx, &policies);
 
     // maxActionPercent, on each policy's own claims: a halted policy applies nothing and doesn't compete.
     for d in &mut drafts {

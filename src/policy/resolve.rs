@@ -8,6 +8,7 @@
 //! 3. the policy name, then the rule's position, as the final tie-break.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::crd::{PolicyMode, RuleAction};
 
@@ -59,10 +60,10 @@ pub(crate) struct Contender<'a> {
     pub claims: &'a [Claim<'a>],
 }
 
-/// Why a claim lost.
+/// Why a claim lost (shared: the same winner and reason explain many losses).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Loss {
-    pub why: String,
+    pub why: Arc<str>,
 }
 
 /// For each contender, for each claim: None if it won, Some(loss) if another claim won.
@@ -91,7 +92,7 @@ pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
         }
     }
     // The same winner and reason explain many losses: word each once.
-    let mut words: HashMap<(usize, usize, u8), String> = HashMap::new();
+    let mut words: HashMap<(usize, usize, u8), Arc<str>> = HashMap::new();
     let mut out = Vec::with_capacity(contenders.len());
     for (ci, c) in contenders.iter().enumerate() {
         let mut losses = Vec::with_capacity(c.claims.len());
@@ -113,7 +114,7 @@ pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
                         .or_insert_with(|| {
                             let head =
                                 format!("policy {} rule {} ({}) wins", w.policy, wc.rule, action_words(wc.action));
-                            match case {
+                            let why = match case {
                                 0 => format!("{head}: an Enforce policy goes before a {} one", c.mode.label()),
                                 1 => format!(
                                     "{head}: one destructive decision per user per run, the gentler action first"
@@ -121,7 +122,8 @@ pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
                                 _ => format!(
                                     "{head}: one destructive decision per user per run, equal actions go by policy name"
                                 ),
-                            }
+                            };
+                            Arc::from(why)
                         })
                         .clone();
                     Some(Loss { why })

@@ -28,7 +28,50 @@ pub(crate) struct Trigger {
     /// The product of a per-product rule.
     pub product: Option<Product>,
     /// For per-product rules: the user's licensed groups of the product, to remove.
-    pub groups: Vec<GroupIdx>,
+    pub groups: GroupList,
+}
+
+/// A few group indices, kept inline: an account is in one or two licensed groups of a product,
+/// and a large plan holds hundreds of thousands of claims (one allocation each otherwise).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GroupList {
+    Inline { len: u8, groups: [GroupIdx; 3] },
+    Spilled(Vec<GroupIdx>),
+}
+
+impl GroupList {
+    pub const EMPTY: GroupList = GroupList::Inline { len: 0, groups: [0; 3] };
+}
+
+impl std::ops::Deref for GroupList {
+    type Target = [GroupIdx];
+    fn deref(&self) -> &[GroupIdx] {
+        match self {
+            GroupList::Inline { len, groups } => &groups[..usize::from(*len)],
+            GroupList::Spilled(v) => v,
+        }
+    }
+}
+
+impl FromIterator<GroupIdx> for GroupList {
+    fn from_iter<I: IntoIterator<Item = GroupIdx>>(iter: I) -> Self {
+        let mut out = GroupList::EMPTY;
+        for g in iter {
+            match &mut out {
+                GroupList::Inline { len, groups } if usize::from(*len) < groups.len() => {
+                    groups[usize::from(*len)] = g;
+                    *len += 1;
+                }
+                GroupList::Inline { groups, .. } => {
+                    let mut v = groups.to_vec();
+                    v.push(g);
+                    out = GroupList::Spilled(v);
+                }
+                GroupList::Spilled(v) => v.push(g),
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -274,7 +317,7 @@ pub(crate) fn evaluate(
             inactive_days: days(now - since),
             what,
             product: None,
-            groups: vec![],
+            groups: GroupList::EMPTY,
         });
     }
 
@@ -309,7 +352,7 @@ pub(crate) fn evaluate(
             inactive_days: days(now - added),
             what: Facts::Never { product: None, since: added, threshold: na.added_for, restored },
             product: None,
-            groups: vec![],
+            groups: GroupList::EMPTY,
         });
     }
 
@@ -333,7 +376,7 @@ pub(crate) fn evaluate(
             inactive_days: days(now - since),
             what: Facts::Suspended { since, by_seatwarden: susp.by_seatwarden, threshold: sf.duration },
             product: None,
-            groups: vec![],
+            groups: GroupList::EMPTY,
         });
     }
     Eval::Not
@@ -426,7 +469,24 @@ mod tests {
     }
 
     fn trig(threshold_at: i64) -> Trigger {
-        Trigger { threshold_at, episode_start: 0, inactive_days: 0, what: Facts::None, product: None, groups: vec![] }
+        Trigger {
+            threshold_at,
+            episode_start: 0,
+            inactive_days: 0,
+            what: Facts::None,
+            product: None,
+            groups: GroupList::EMPTY,
+        }
+    }
+
+    #[test]
+    fn a_group_list_keeps_every_group_in_order_inline_or_spilled() {
+        for n in 0..6u32 {
+            let groups: GroupList = (10..10 + n).collect();
+            assert_eq!(&*groups, (10..10 + n).collect::<Vec<_>>().as_slice(), "{n} groups");
+            assert_eq!(matches!(groups, GroupList::Spilled(_)), n > 3, "{n} groups");
+        }
+        assert!(GroupList::EMPTY.is_empty());
     }
 
     fn delivered(lead_days: i64, at: i64) -> NoticeRecord {
