@@ -245,6 +245,19 @@ impl Protections {
         now: Timestamp,
         users_sorted: bool,
     ) -> Self {
+        Self::compile_visiting(snapshot, protections, now, users_sorted, |_, _| {})
+    }
+
+    /// [`Protections::compile`], calling `visit` with every account in the same pass (the
+    /// planner computes the account guards there: each pass over a million accounts' groups costs
+    /// as much in memory reads as the work done on them).
+    pub fn compile_visiting(
+        snapshot: &DirectorySnapshot,
+        protections: &[ProtectedUser],
+        now: Timestamp,
+        users_sorted: bool,
+        mut visit: impl FnMut(usize, &Account),
+    ) -> Self {
         let mut out = Protections::default();
         let mut account_ids: HashMap<&str, Vec<u16>> = HashMap::new();
         let mut emails: HashMap<String, Vec<u16>> = HashMap::new();
@@ -292,6 +305,9 @@ impl Protections {
             });
         }
         if out.active.is_empty() {
+            for (ui, user) in snapshot.accounts.iter().enumerate() {
+                visit(ui, user);
+            }
             return out;
         }
         let needs_email = !emails.is_empty() || !patterns.is_empty();
@@ -313,6 +329,7 @@ impl Protections {
         let mut found: Vec<u16> = Vec::new();
         let mut lower = String::new();
         for (ui, user) in snapshot.accounts.iter().enumerate() {
+            visit(ui, user);
             found.clear();
             while let Some((_, idx)) = next_by_account.next_if(|(i, _)| *i as usize == ui) {
                 found.extend_from_slice(idx);
@@ -388,21 +405,19 @@ pub(crate) struct AccountGuards {
 impl AccountGuards {
     /// `key_owner` is the organization spec's API-key owner, in case the snapshot lacks it.
     pub fn compute(snapshot: &DirectorySnapshot, key_owner: Option<&str>) -> Vec<AccountGuards> {
-        // By group index: a hash lookup per group of a million accounts costs more than the rest.
-        let admin_groups: Vec<bool> = snapshot.groups.iter().map(|g| g.site_admin).collect();
-        let any_admin_group = admin_groups.contains(&true);
+        let admin_groups = AccountGuards::admin_groups(snapshot);
         snapshot
             .accounts
             .iter()
-            .map(|u| {
-                AccountGuards::of(
-                    u,
-                    any_admin_group.then_some(&admin_groups[..]),
-                    snapshot.api_key_owner.as_deref(),
-                    key_owner,
-                )
-            })
+            .map(|u| AccountGuards::of(u, admin_groups.as_deref(), snapshot.api_key_owner.as_deref(), key_owner))
             .collect()
+    }
+
+    /// Per group index, whether it grants site admin; None when no group does. By index: a hash
+    /// lookup per group of a million accounts costs more than the rest.
+    pub fn admin_groups(snapshot: &DirectorySnapshot) -> Option<Vec<bool>> {
+        let admin: Vec<bool> = snapshot.groups.iter().map(|g| g.site_admin).collect();
+        admin.contains(&true).then_some(admin)
     }
 
     /// `admin_groups`: per group index, whether it grants site admin (None: no group does).

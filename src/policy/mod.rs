@@ -68,7 +68,7 @@ use eligibility::{AccountGuards, Protections};
 use observation::{observe, settle_in_flight};
 use onboarding::onboard;
 use resolve::Contender;
-use safety::ActivityHealth;
+use safety::HealthTally;
 use savings::Licensing;
 
 /// What is left of the organization's daily cap at `now`, from its spec and status.
@@ -112,29 +112,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         settled = l;
         &settled
     };
-    let sorted = snapshot.accounts.is_sorted_by(|a, b| a.account_id <= b.account_id);
-    let recs: Vec<Option<&UserRecord>> = if ledger.users.is_empty() {
-        vec![None; snapshot.accounts.len()]
-    } else {
-        // Both are sorted by account id: one merge pass, no hashing of a million ids. (Should the
-        // snapshot not be sorted as documented, look each user up instead of missing a record.)
-        if sorted {
-            let mut out = Vec::with_capacity(snapshot.accounts.len());
-            let mut records = ledger.users.iter().peekable();
-            for u in &snapshot.accounts {
-                while records.peek().is_some_and(|(id, _)| id.as_str() < u.account_id.as_str()) {
-                    records.next();
-                }
-                out.push(records.peek().filter(|(id, _)| id.as_str() == u.account_id).map(|(_, r)| *r));
-            }
-            out
-        } else {
-            snapshot.accounts.iter().map(|u| ledger.users.get(&u.account_id)).collect()
-        }
-    };
+    let (recs, sorted) = ledger_records(snapshot, ledger);
     ledger_updates.extend(observe(snapshot, ledger, &recs, incomplete));
-
-    let (health, health_conditions) = ActivityHealth::assess(snapshot, &recs);
+    // One pass over the accounts for what holds for every policy: the account guards, the
+    // protections and the activity data's health (each reads the accounts' groups or activity).
+    let admin_groups = AccountGuards::admin_groups(snapshot);
+    let key_owner = input.organization.spec.credentials.api_key_owner_account_id.as_deref();
+    let mut guards = Vec::with_capacity(snapshot.accounts.len());
+    let mut health = HealthTally::default();
+    let protections = Protections::compile_visiting(snapshot, input.protections, input.now, sorted, |ui, u| {
+        guards.push(AccountGuards::of(u, admin_groups.as_deref(), snapshot.api_key_owner.as_deref(), key_owner));
+        health.add(u, recs[ui]);
+    });
+    let (health, health_conditions) = health.finish(snapshot);
     conditions.extend(health_conditions);
 
     let mut mappings: Vec<&GroupLicenseMapping> =
@@ -150,7 +140,6 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let (user_limits, lifted) =
         limits::product_seats(snapshot, &licensing, &input.organization.spec.declared_user_limits(), ledger);
     ledger_updates.extend(lifted);
-    let protections = Protections::compile(snapshot, input.protections, input.now, sorted);
     for p in &protections.active {
         for g in &p.groups.unresolved {
             conditions.push(PlanCondition {
@@ -168,10 +157,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         now,
         health,
         licensing,
-        guards: AccountGuards::compute(
-            snapshot,
-            input.organization.spec.credentials.api_key_owner_account_id.as_deref(),
-        ),
+        guards,
         protections,
         recs,
         ledger,
@@ -289,6 +275,32 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 }
 
+/// The ledger record of each account (by index), and whether the accounts are sorted by id as
+/// documented. Both are sorted by account id: one merge pass, which checks the order as it goes,
+/// rather than a million hash lookups and a second pass over the ids. (Should the snapshot not be
+/// sorted, each account is looked up instead, so no record is missed.)
+fn ledger_records<'a>(snapshot: &DirectorySnapshot, ledger: &'a Ledger) -> (Vec<Option<&'a UserRecord>>, bool) {
+    let accounts = &snapshot.accounts;
+    if ledger.users.is_empty() {
+        return (vec![None; accounts.len()], accounts.is_sorted_by(|a, b| a.account_id <= b.account_id));
+    }
+    let mut out = Vec::with_capacity(accounts.len());
+    let mut records = ledger.users.iter().peekable();
+    let mut previous: Option<&str> = None;
+    for u in accounts {
+        let id = u.account_id.as_str();
+        if previous.is_some_and(|p| p > id) {
+            return (accounts.iter().map(|u| ledger.users.get(&u.account_id)).collect(), false);
+        }
+        previous = Some(id);
+        while records.peek().is_some_and(|(rid, _)| rid.as_str() < id) {
+            records.next();
+        }
+        out.push(records.peek().filter(|(rid, _)| rid.as_str() == id).map(|(_, r)| *r));
+    }
+    (out, true)
+}
+
 /// Totals of one policy's plan. Prices come from the mapping of the group involved, else billing.
 fn policy_totals(ctx: &Ctx<'_>, pp: &PolicyPlan) -> Totals {
     let mut t = Totals { waiting: pp.totals.waiting, ..Totals::default() };
@@ -365,4 +377,61 @@ pub fn protection_matches(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::*;
+    use super::*;
+    use crate::crd::{Duration, RuleAction};
+    use crate::ledger::NoticeRecord;
+
+    #[test]
+    fn ledger_records_are_found_whether_or_not_the_accounts_are_sorted() {
+        // Carol was warned 20 days ago (14-day lead time): she is acted on, the others are warned.
+        let users: Vec<_> = ["alice", "bob", "carol", "dave"].iter().map(|id| idle(id, 200)).collect();
+        let mut fx = Fx::new(users, vec![warn_policy()]);
+        fx.ledger.users.insert(
+            "carol".into(),
+            UserRecord {
+                notices: vec![NoticeRecord {
+                    policy: "warn".into(),
+                    rule: "idle-90".into(),
+                    lead_time: Duration::from_days(14),
+                    action: Some(RuleAction::Suspend),
+                    product: None,
+                    delivered_at: ago(20),
+                }],
+                ..Default::default()
+            },
+        );
+        let (recs, sorted) = ledger_records(&fx.snapshot, &fx.ledger);
+        assert!(sorted);
+        assert_eq!(recs.iter().map(Option::is_some).collect::<Vec<_>>(), [false, false, true, false]);
+        let in_order = fx.plan();
+        assert_eq!(acts(&in_order, "warn"), vec![pair("carol", "suspend")]);
+
+        // A snapshot not sorted as documented: each account is looked up, no record is missed.
+        fx.snapshot.accounts.swap(0, 3);
+        let (recs, sorted) = ledger_records(&fx.snapshot, &fx.ledger);
+        assert!(!sorted);
+        let found: Vec<&str> = fx
+            .snapshot
+            .accounts
+            .iter()
+            .zip(&recs)
+            .filter(|(_, r)| r.is_some())
+            .map(|(a, _)| a.account_id.as_str())
+            .collect();
+        assert_eq!(found, ["carol"]);
+        let shuffled = fx.plan();
+        assert_eq!(acts(&shuffled, "warn"), vec![pair("carol", "suspend")]);
+        let warned = |p: &Plan| {
+            let mut w: Vec<String> = p.policy("warn").unwrap().notices.iter().map(|n| n.account_id.clone()).collect();
+            w.sort();
+            w
+        };
+        assert_eq!(warned(&shuffled), ["alice", "bob", "dave"]);
+        assert_eq!(warned(&shuffled), warned(&in_order));
+    }
 }

@@ -35,48 +35,57 @@ pub(crate) struct ActivityHealth {
     any_off: Option<String>,
 }
 
-impl ActivityHealth {
-    /// `recs` are the users' ledger records: users seatwarden just granted a product (onboarding,
-    /// restoration) are left out of the shares, since they can't have used it yet.
-    pub fn assess(snapshot: &DirectorySnapshot, recs: &[Option<&UserRecord>]) -> (Self, Vec<PlanCondition>) {
-        let mut health = ActivityHealth::default();
-        let mut conditions = Vec::new();
-        // Per product (indexed by the enum, no map in the hot loop): (users with access, of whom
-        // never active on it), among active or suspended humans.
-        let mut counts = [(0u64, 0u64); Product::ALL.len()];
-        let mut held = [false; Product::ALL.len()];
-        let (mut active_accounts, mut no_activity) = (0u64, 0u64);
-        for (user, rec) in snapshot.accounts.iter().zip(recs) {
-            if !is_human(user) {
-                continue;
-            }
-            for pa in user.product_access() {
-                if let ProductKey::Known(p) = pa.product {
-                    held[p as usize] = true;
-                }
-            }
-            // Suspended users keep their activity dates (and are mostly the inactive ones seatwarden
-            // suspended): leaving them out would make each suspension skew the share.
-            let judged = matches!(user.status(), UserStatus::Active | UserStatus::Suspended)
-                && rec.is_none_or(|r| r.restored_at.is_none());
-            if !judged {
-                continue;
-            }
-            active_accounts += 1;
-            let mut any = user.api_token_last_active.is_some();
-            for pa in user.product_access() {
-                any |= pa.last_active.is_some();
-                let ProductKey::Known(p) = pa.product else { continue };
-                let e = &mut counts[p as usize];
-                e.0 += 1;
-                if pa.last_active.is_none() {
-                    e.1 += 1;
-                }
-            }
-            if !any {
-                no_activity += 1;
+/// The counts [`ActivityHealth`] is judged from, one account at a time (the planner counts in its
+/// one pass over the accounts for guards and protections). `recs` are the users' ledger records:
+/// users seatwarden just granted a product (onboarding, restoration) are left out of the shares,
+/// since they can't have used it yet.
+#[derive(Debug, Default)]
+pub(crate) struct HealthTally {
+    /// Per product (indexed by the enum, no map in the hot loop): (users with access, of whom
+    /// never active on it), among active or suspended humans.
+    counts: [(u64, u64); Product::ALL.len()],
+    held: [bool; Product::ALL.len()],
+    active_accounts: u64,
+    no_activity: u64,
+}
+
+impl HealthTally {
+    pub fn add(&mut self, user: &Account, rec: Option<&UserRecord>) {
+        if !is_human(user) {
+            return;
+        }
+        for pa in user.product_access() {
+            if let ProductKey::Known(p) = pa.product {
+                self.held[p as usize] = true;
             }
         }
+        // Suspended users keep their activity dates (and are mostly the inactive ones seatwarden
+        // suspended): leaving them out would make each suspension skew the share.
+        let judged = matches!(user.status(), UserStatus::Active | UserStatus::Suspended)
+            && rec.is_none_or(|r| r.restored_at.is_none());
+        if !judged {
+            return;
+        }
+        self.active_accounts += 1;
+        let mut any = user.api_token_last_active.is_some();
+        for pa in user.product_access() {
+            any |= pa.last_active.is_some();
+            let ProductKey::Known(p) = pa.product else { continue };
+            let e = &mut self.counts[p as usize];
+            e.0 += 1;
+            if pa.last_active.is_none() {
+                e.1 += 1;
+            }
+        }
+        if !any {
+            self.no_activity += 1;
+        }
+    }
+
+    pub fn finish(self, snapshot: &DirectorySnapshot) -> (ActivityHealth, Vec<PlanCondition>) {
+        let HealthTally { counts, held, active_accounts, no_activity } = self;
+        let mut health = ActivityHealth::default();
+        let mut conditions = Vec::new();
         let per_product = Product::ALL.iter().filter(|p| held[**p as usize]).map(|p| (*p, counts[*p as usize]));
         for (product, (with_access, never)) in per_product {
             if !snapshot.activity_products.contains(&ProductKey::Known(product)) {
@@ -110,7 +119,9 @@ impl ActivityHealth {
         }
         (health, conditions)
     }
+}
 
+impl ActivityHealth {
     /// Why account-level rules (inactivity, never active) are off for everyone, if they are.
     pub fn any_off(&self) -> Option<&str> {
         self.any_off.as_deref()
