@@ -33,13 +33,16 @@ pub(super) fn evaluate_policies<'a>(ctx: &Ctx<'a>, policies: &[&'a LifecyclePoli
     let mut evals: Vec<PolicyEval<'a>> = Vec::with_capacity(policies.len());
     let mut drafts: Vec<Option<Draft<'a>>> = Vec::with_capacity(policies.len());
     for p in policies {
-        match PolicyEval::new(ctx, p) {
-            Ok(e) => {
-                evals.push(e);
-                drafts.push(None);
-            }
-            // Paused: nothing to evaluate.
-            Err(d) => drafts.push(Some(d)),
+        if p.spec.mode == PolicyMode::Paused {
+            let mut d = empty_draft(p);
+            d.conditions.push(PlanCondition {
+                reason: "Paused".into(),
+                message: "the policy is paused: nothing is evaluated".into(),
+            });
+            drafts.push(Some(d));
+        } else {
+            evals.push(PolicyEval::new(ctx, p));
+            drafts.push(None);
         }
     }
     for (i, user) in ctx.snapshot.accounts.iter().enumerate() {
@@ -52,6 +55,28 @@ pub(super) fn evaluate_policies<'a>(ctx: &Ctx<'a>, policies: &[&'a LifecyclePoli
         .into_iter()
         .map(|d| d.unwrap_or_else(|| finished.next().expect("one evaluation per unpaused policy")))
         .collect()
+}
+
+/// A policy's draft before anything is decided.
+fn empty_draft(policy: &LifecyclePolicy) -> Draft<'_> {
+    let spec = &policy.spec;
+    Draft {
+        policy,
+        name: name_of(policy).into(),
+        rule_names: spec.rules.iter().map(|r| r.name.as_str().into()).collect(),
+        mode: spec.mode,
+        in_scope: 0,
+        claims: Vec::new(),
+        held_back: Vec::new(),
+        restorations: Vec::new(),
+        restored: Vec::new(),
+        skipped: Vec::new(),
+        skipped_counts: BTreeMap::new(),
+        idp: Vec::new(),
+        conditions: Vec::new(),
+        halt: None,
+        ledger_updates: Vec::new(),
+    }
 }
 
 /// One policy's evaluation in progress: what it compiled once (scope, opt-in groups, words) and
@@ -73,35 +98,12 @@ struct PolicyEval<'a> {
 }
 
 impl<'a> PolicyEval<'a> {
-    /// The policy compiled, or its finished draft when it is paused.
-    fn new(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Result<Self, Draft<'a>> {
+    /// The policy compiled (not paused: a paused policy evaluates nothing).
+    fn new(ctx: &Ctx<'a>, policy: &'a LifecyclePolicy) -> Self {
         let spec = &policy.spec;
         let name = name_of(policy);
         let namespace = policy.metadata.namespace.as_deref();
-        let mut d = Draft {
-            policy,
-            name: name.as_str().into(),
-            rule_names: spec.rules.iter().map(|r| r.name.as_str().into()).collect(),
-            mode: spec.mode,
-            in_scope: 0,
-            claims: Vec::new(),
-            held_back: Vec::new(),
-            restorations: Vec::new(),
-            restored: Vec::new(),
-            skipped: Vec::new(),
-            skipped_counts: BTreeMap::new(),
-            idp: Vec::new(),
-            conditions: Vec::new(),
-            halt: None,
-            ledger_updates: Vec::new(),
-        };
-        if spec.mode == PolicyMode::Paused {
-            d.conditions.push(PlanCondition {
-                reason: "Paused".into(),
-                message: "the policy is paused: nothing is evaluated".into(),
-            });
-            return Err(d);
-        }
+        let mut d = empty_draft(policy);
         if ctx.incomplete {
             d.conditions.push(PlanCondition {
                 reason: "IncompleteListing".into(),
@@ -139,7 +141,7 @@ impl<'a> PolicyEval<'a> {
         let named: HashSet<&str> =
             reactivation.map(|r| r.account_ids.iter().map(String::as_str).collect()).unwrap_or_default();
         let grace = spec.new_account_grace_period.as_secs().max(0);
-        Ok(PolicyEval {
+        PolicyEval {
             policy,
             name,
             namespace,
@@ -151,7 +153,7 @@ impl<'a> PolicyEval<'a> {
             notices_undeliverable,
             reactivation,
             d,
-        })
+        }
     }
 
     /// One account, judged by this policy.
@@ -178,12 +180,12 @@ impl<'a> PolicyEval<'a> {
             return;
         }
         let rec = ctx.recs[i];
-        let guard = ctx.guard(ui, &name, namespace);
+        let guard = ctx.guard(ui, name, namespace);
 
         // Reactivation of what this policy took comes first and ignores the scope: the scope may
         // well have depended on the very groups that were removed.
         if let (Some(r), Some(rec)) = (reactivation, rec)
-            && let Some((actions, idp)) = reactivation::plan_reactivation(ctx, &name, r, &opt_in, user, rec)
+            && let Some((actions, idp)) = reactivation::plan_reactivation(ctx, name, r, opt_in, user, rec)
         {
             match &guard {
                 Some((kind, why)) => {
@@ -266,7 +268,7 @@ impl<'a> PolicyEval<'a> {
             if let Some(first) = &claimed {
                 // Later rules that would act now are held back, not lost: they return next run.
                 if guard.is_none()
-                    && let Schedule::Act { .. } = triggers::schedule(&name, rule, rec, &trigger, now)
+                    && let Schedule::Act { .. } = triggers::schedule(name, rule, rec, &trigger, now)
                 {
                     d.held_back.push(HeldBack {
                         account_id: user.account_id.clone(),
@@ -400,7 +402,7 @@ impl<'a> PolicyEval<'a> {
                     continue;
                 }
             }
-            let schedule = triggers::schedule(&name, rule, rec, &trigger, now);
+            let schedule = triggers::schedule(name, rule, rec, &trigger, now);
             d.claims.push(Claim { user: ui, rule_idx: ri, rule: &rule.name, action: rule.action, trigger, schedule });
             claimed = Some(ri);
         }
