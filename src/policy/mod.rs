@@ -65,7 +65,7 @@ pub use types::*;
 use claims::{evaluate_policies, materialize};
 use context::{Ctx, Draft, belongs, name_of};
 use eligibility::{AccountGuards, Protections};
-use observation::{observe, settle_in_flight};
+use observation::{observe_account, settle_in_flight};
 use onboarding::onboard;
 use resolve::Contender;
 use safety::HealthTally;
@@ -113,15 +113,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         &settled
     };
     let (recs, sorted) = ledger_records(snapshot, ledger);
-    ledger_updates.extend(observe(snapshot, ledger, &recs, incomplete));
-    // One pass over the accounts for what holds for every policy: the account guards, the
-    // protections and the activity data's health (each reads the accounts' groups or activity).
+    // One pass over the accounts for what holds for every policy: what the ledger should remember,
+    // the account guards, the protections and the activity data's health (each reads the
+    // accounts' directories, groups or activity).
     let admin_groups = AccountGuards::admin_groups(snapshot);
     let key_owner = input.organization.spec.credentials.api_key_owner_account_id.as_deref();
     let mut guards = Vec::with_capacity(snapshot.accounts.len());
     let mut health = HealthTally::default();
     let protections = Protections::compile_visiting(snapshot, input.protections, input.now, sorted, |ui, u| {
         guards.push(AccountGuards::of(u, admin_groups.as_deref(), snapshot.api_key_owner.as_deref(), key_owner));
+        observe_account(snapshot, u, recs[ui], &mut ledger_updates);
         health.add(u, recs[ui]);
     });
     let (health, health_conditions) = health.finish(snapshot);

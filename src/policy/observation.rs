@@ -102,71 +102,64 @@ fn suspension_directories(snapshot: &DirectorySnapshot, user: &Account, recorded
     (recorded.is_empty() || now != was).then_some(now)
 }
 
-/// Observations the ledger should remember (or forget), independent of any policy.
-pub(super) fn observe(
+/// What the snapshot shows of one account that the ledger should remember (or settle),
+/// independent of any policy; appended to `out`. (The planner asks it in its one pass over the
+/// accounts.)
+///
+/// No record is forgotten because a snapshot lacks the account: a narrowed `spec.directories` or a
+/// listing that quietly came back short must not wipe what seatwarden took and must give back.
+/// Records end when Atlassian shows the account gone positively (the executor's confirmed removal,
+/// or a lookup answering 404), never here.
+pub(super) fn observe_account(
     snapshot: &DirectorySnapshot,
-    ledger: &Ledger,
-    recs: &[Option<&UserRecord>],
-    incomplete: bool,
-) -> Vec<LedgerUpdate> {
-    let mut out = Vec::new();
+    user: &Account,
+    rec: Option<&UserRecord>,
+    out: &mut Vec<LedgerUpdate>,
+) {
     let at = snapshot.taken_at;
-    for (i, user) in snapshot.accounts.iter().enumerate() {
-        let rec = recs[i];
-        let id = || user.account_id.clone();
-        if user.added_to_org.is_none() && rec.is_none_or(|r| r.first_seen.is_none()) {
-            out.push(LedgerUpdate::FirstSeen { account_id: id(), at });
+    let id = || user.account_id.clone();
+    if user.added_to_org.is_none() && rec.is_none_or(|r| r.first_seen.is_none()) {
+        out.push(LedgerUpdate::FirstSeen { account_id: id(), at });
+    }
+    // A suspension is per directory: the record follows each directory's status, and ends
+    // only when no directory (read or not) is left suspended.
+    match rec.and_then(|r| r.suspension.as_ref()) {
+        None if user.memberships.iter().any(|m| m.status == UserStatus::Suspended) => {
+            let directory_ids = suspension_directories(snapshot, user, &[]).unwrap_or_default();
+            out.push(LedgerUpdate::SuspensionSeen { account_id: id(), at, directory_ids });
         }
-        // A suspension is per directory: the record follows each directory's status, and ends
-        // only when no directory (read or not) is left suspended.
-        match rec.and_then(|r| r.suspension.as_ref()) {
-            None if user.memberships.iter().any(|m| m.status == UserStatus::Suspended) => {
-                let directory_ids = suspension_directories(snapshot, user, &[]).unwrap_or_default();
-                out.push(LedgerUpdate::SuspensionSeen { account_id: id(), at, directory_ids });
-            }
+        None => {}
+        Some(s) => match suspension_directories(snapshot, user, &s.directory_ids) {
+            Some(dirs) if dirs.is_empty() => out.push(LedgerUpdate::SuspensionEnded { account_id: id() }),
+            Some(directory_ids) => out.push(LedgerUpdate::SuspensionDirectories { account_id: id(), directory_ids }),
             None => {}
-            Some(s) => match suspension_directories(snapshot, user, &s.directory_ids) {
-                Some(dirs) if dirs.is_empty() => out.push(LedgerUpdate::SuspensionEnded { account_id: id() }),
-                Some(directory_ids) => {
-                    out.push(LedgerUpdate::SuspensionDirectories { account_id: id(), directory_ids })
-                }
-                None => {}
+        },
+    }
+    let Some(rec) = rec else { return };
+    // The restoration stops mattering once every product the user holds shows activity since.
+    if let Some(r) = rec.restored_at
+        && user.product_access().next().is_some()
+        && user.product_access().all(|p| p.last_active.is_some_and(|l| l >= r))
+    {
+        out.push(LedgerUpdate::ReturnSuperseded { account_id: id() });
+    }
+    if rec.holds_removals() {
+        // A directory not read this run shows nothing: what was taken there stays in force.
+        let groups_back =
+            rec.removed_groups.iter().all(|g| is_member(snapshot, user, &g.directory_id, &g.group_id) == Some(true));
+        let nothing_in_force = rec.taken_out.iter().all(|t| match t.kind {
+            TakenOutKind::Suspended => match membership_in(snapshot, user, &t.directory_id) {
+                Err(()) => false,
+                Ok(m) if !t.directory_id.is_empty() => m.is_none_or(|m| m.status != UserStatus::Suspended),
+                Ok(_) => user.memberships.iter().all(|m| m.status != UserStatus::Suspended),
             },
-        }
-        let Some(rec) = rec else { continue };
-        // The restoration stops mattering once every product the user holds shows activity since.
-        if let Some(r) = rec.restored_at
-            && user.product_access().next().is_some()
-            && user.product_access().all(|p| p.last_active.is_some_and(|l| l >= r))
-        {
-            out.push(LedgerUpdate::ReturnSuperseded { account_id: id() });
-        }
-        if rec.holds_removals() {
-            // A directory not read this run shows nothing: what was taken there stays in force.
-            let groups_back = rec
-                .removed_groups
-                .iter()
-                .all(|g| is_member(snapshot, user, &g.directory_id, &g.group_id) == Some(true));
-            let nothing_in_force = rec.taken_out.iter().all(|t| match t.kind {
-                TakenOutKind::Suspended => match membership_in(snapshot, user, &t.directory_id) {
-                    Err(()) => false,
-                    Ok(m) if !t.directory_id.is_empty() => m.is_none_or(|m| m.status != UserStatus::Suspended),
-                    Ok(_) => user.memberships.iter().all(|m| m.status != UserStatus::Suspended),
-                },
-                TakenOutKind::Deactivated => user.status() != UserStatus::Deactivated,
-                TakenOutKind::RemovedFromDirectory => rec.removed_groups.is_empty(),
-            });
-            if groups_back && nothing_in_force {
-                out.push(LedgerUpdate::RemovalsSettled { account_id: id() });
-            }
+            TakenOutKind::Deactivated => user.status() != UserStatus::Deactivated,
+            TakenOutKind::RemovedFromDirectory => rec.removed_groups.is_empty(),
+        });
+        if groups_back && nothing_in_force {
+            out.push(LedgerUpdate::RemovalsSettled { account_id: id() });
         }
     }
-    // No record is forgotten because a snapshot lacks the account: a narrowed `spec.directories`
-    // or a listing that quietly came back short must not wipe what seatwarden took and must give
-    // back. Records end when Atlassian shows the account gone positively (the executor's confirmed
-    // removal, or a lookup answering 404), never here.
-    let _ = (ledger, incomplete);
-    out
 }
 
 /// Whole plans exercising what this module decides.

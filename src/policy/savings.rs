@@ -18,8 +18,9 @@ use super::types::{PlannedAction, Savings, Totals};
 pub(crate) struct Licensing {
     /// Licensed groups per product (the groups a per-product rule removes).
     pub licensed: BTreeMap<Product, Vec<GroupIdx>>,
-    /// Products each group grants: from the mappings (primary), completed by the snapshot's grants.
-    pub grants: HashMap<GroupIdx, Vec<Product>>,
+    /// Products each group grants, by group index: from the mappings (primary), completed by the
+    /// snapshot's grants. (Indexed, not hashed: asked of every group of every targeted account.)
+    pub grants: Vec<Vec<Product>>,
     /// Seat price overrides by group (from the mapping listing the group).
     pub group_price: HashMap<GroupIdx, f64>,
     /// Seat prices from the organization's billing.
@@ -36,7 +37,7 @@ impl Licensing {
         org: &AtlassianOrganizationSpec,
         mappings: &[&GroupLicenseMapping],
     ) -> Self {
-        let mut out = Licensing::default();
+        let mut out = Licensing { grants: vec![Vec::new(); snapshot.groups.len()], ..Licensing::default() };
         if let Some(billing) = &org.billing {
             out.currency = Some(billing.currency.clone());
             for sp in &billing.seat_prices {
@@ -54,7 +55,7 @@ impl Licensing {
                 if !groups.contains(&i) {
                     groups.push(i);
                 }
-                let g = out.grants.entry(i).or_default();
+                let g = &mut out.grants[i as usize];
                 if !g.contains(&m.spec.product) {
                     g.push(m.spec.product);
                 }
@@ -67,7 +68,7 @@ impl Licensing {
         // mappings don't list may still grant a product, and then keeps the user's seat.
         for (i, g) in snapshot.groups.iter().enumerate() {
             for product in &g.grants {
-                let list = out.grants.entry(i as GroupIdx).or_default();
+                let list = &mut out.grants[i];
                 if !list.contains(product) {
                     list.push(*product);
                 }
@@ -81,7 +82,7 @@ impl Licensing {
     }
 
     pub fn grants(&self, group: GroupIdx) -> &[Product] {
-        self.grants.get(&group).map(Vec::as_slice).unwrap_or(&[])
+        self.grants.get(group as usize).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Monthly price of one seat of `product` for this user: the override of a mapping group the
