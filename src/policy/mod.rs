@@ -17,6 +17,13 @@
 //! 6. maxActionPercent halts a policy; maxActionsPerRun and the organization's daily cap throttle it,
 //!    longest-inactive first;
 //! 7. onboarding, within its seat cap, never for someone seatwarden took out and who hasn't returned.
+//!
+//! Passes over the accounts (a million accounts' directories, groups and activity cost more to
+//! fetch from memory than to judge, so each pass reads them once for every use): the ledger merge
+//! (`ledger_records`, checking the order as it goes); one pass for what holds for every policy
+//! (ledger observation, account guards, protections, the activity data's health); one in which
+//! every policy judges each account in turn (`claims::evaluate_policies`); then each policy's
+//! own claims only (conflicts, caps, notices).
 
 mod claims;
 mod context;
