@@ -403,7 +403,7 @@ impl<'a> PolicyEval<'a> {
                 }
             }
             let schedule = triggers::schedule(name, rule, rec, &trigger, now);
-            d.claims.push(Claim { user: ui, rule_idx: ri, rule: &rule.name, action: rule.action, trigger, schedule });
+            d.claims.push(Claim { user: ui, rule_idx: ri as u32, action: rule.action, trigger, schedule });
             claimed = Some(ri);
         }
     }
@@ -471,7 +471,7 @@ pub(super) fn materialize(
                         account_id: user.account_id.clone(),
                         email: user.email.clone(),
                         policy: d.name.clone(),
-                        rule: d.rule_names[claim.rule_idx].clone(),
+                        rule: d.rule_names[claim.rule_idx as usize].clone(),
                         kind: rule_kind(ctx, claim.action, &claim.trigger),
                         why,
                     });
@@ -506,7 +506,7 @@ pub(super) fn materialize(
         busy[claim.user as usize] = true;
         match &claim.schedule {
             Schedule::Act { notices: sent } => {
-                let acts = claim_actions(ctx, &d.name, claim, user, sent);
+                let acts = claim_actions(ctx, &d.name, &d.rule_names[claim.rule_idx as usize], claim, user, sent);
                 if used < budget {
                     used += 1;
                     actions.extend(acts);
@@ -554,7 +554,7 @@ pub(super) fn materialize(
                     account_id,
                     email,
                     policy: d.name.clone(),
-                    rule: d.rule_names[claim.rule_idx].clone(),
+                    rule: d.rule_names[claim.rule_idx as usize].clone(),
                     lead_time: *lead,
                     action_due: Timestamp::from_second(*due).unwrap_or(Timestamp::MAX),
                     action: kind,
@@ -597,6 +597,7 @@ pub(super) fn materialize(
 pub(super) fn claim_actions(
     ctx: &Ctx<'_>,
     policy: &str,
+    rule: &str,
     claim: &Claim,
     user: &Account,
     sent: &[(crate::crd::Duration, i64)],
@@ -613,7 +614,7 @@ pub(super) fn claim_actions(
         directory_id: directory_id(ctx, directory),
         kind,
         policy: policy.to_owned(),
-        rule: claim.rule.to_owned(),
+        rule: rule.to_owned(),
         reason,
         seats,
         destructive: true,

@@ -62,7 +62,7 @@ pub(super) struct Draft<'a> {
     pub(super) rule_names: Vec<std::sync::Arc<str>>,
     pub(super) mode: PolicyMode,
     pub(super) in_scope: u32,
-    pub(super) claims: Vec<Claim<'a>>,
+    pub(super) claims: Vec<Claim>,
     pub(super) held_back: Vec<HeldBack>,
     pub(super) restorations: Vec<PlannedAction>,
     pub(super) restored: Vec<u32>,

@@ -218,7 +218,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let losses = {
         let contenders: Vec<Contender<'_>> = drafts
             .iter()
-            .map(|d| Contender { policy: &d.name, mode: d.mode, halted: d.halt.is_some(), claims: &d.claims })
+            .map(|d| Contender {
+                policy: &d.name,
+                mode: d.mode,
+                halted: d.halt.is_some(),
+                rule_names: &d.rule_names,
+                claims: &d.claims,
+            })
             .collect();
         resolve::resolve(&contenders)
     };

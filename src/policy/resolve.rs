@@ -16,17 +16,17 @@ use super::triggers::{Schedule, Trigger};
 
 /// One rule's claim on one user (directory entry) in one policy.
 #[derive(Clone, Debug)]
-pub(crate) struct Claim<'a> {
+pub(crate) struct Claim {
     pub user: u32,
-    pub rule_idx: usize,
-    /// Borrowed from the policy: there can be hundreds of thousands of claims.
-    pub rule: &'a str,
+    /// The rule's position in its policy (its name is the policy's to say: there can be hundreds
+    /// of thousands of claims, each written once).
+    pub rule_idx: u32,
     pub action: RuleAction,
     pub trigger: Trigger,
     pub schedule: Schedule,
 }
 
-impl Claim<'_> {
+impl Claim {
     /// Touches the user this run (counts toward maxActionPercent): an action or a notice.
     pub fn touches(&self) -> bool {
         matches!(self.schedule, Schedule::Act { .. } | Schedule::Notify { .. })
@@ -57,7 +57,9 @@ pub(crate) struct Contender<'a> {
     pub mode: PolicyMode,
     /// Halted policies apply nothing, so they don't compete.
     pub halted: bool,
-    pub claims: &'a [Claim<'a>],
+    /// The policy's rule names, by rule index.
+    pub rule_names: &'a [Arc<str>],
+    pub claims: &'a [Claim],
 }
 
 /// Why a claim lost (shared: the same winner and reason explain many losses).
@@ -68,7 +70,7 @@ pub(crate) struct Loss {
 
 /// For each contender, for each claim: None if it won, Some(loss) if another claim won.
 pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
-    fn rank<'a>(c: &Contender<'a>, claim: &Claim<'_>) -> (u8, u8, &'a str, usize) {
+    fn rank<'a>(c: &Contender<'a>, claim: &Claim) -> (u8, u8, &'a str, u32) {
         let mode_rank = if c.mode == PolicyMode::Enforce { 0u8 } else { 1 };
         (mode_rank, severity(claim.action), c.policy, claim.rule_idx)
     }
@@ -92,7 +94,7 @@ pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
         }
     }
     // The same winner and reason explain many losses: word each once.
-    let mut words: HashMap<(usize, usize, u8), Arc<str>> = HashMap::new();
+    let mut words: HashMap<(usize, u32, u8), Arc<str>> = HashMap::new();
     let mut out = Vec::with_capacity(contenders.len());
     for (ci, c) in contenders.iter().enumerate() {
         let mut losses = Vec::with_capacity(c.claims.len());
@@ -112,8 +114,12 @@ pub(crate) fn resolve(contenders: &[Contender<'_>]) -> Vec<Vec<Option<Loss>>> {
                     let why = words
                         .entry((bc, wc.rule_idx, case))
                         .or_insert_with(|| {
-                            let head =
-                                format!("policy {} rule {} ({}) wins", w.policy, wc.rule, action_words(wc.action));
+                            let head = format!(
+                                "policy {} rule {} ({}) wins",
+                                w.policy,
+                                w.rule_names[wc.rule_idx as usize],
+                                action_words(wc.action)
+                            );
                             let why = match case {
                                 0 => format!("{head}: an Enforce policy goes before a {} one", c.mode.label()),
                                 1 => format!(
