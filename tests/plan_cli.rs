@@ -195,3 +195,40 @@ fn a_ledger_folder_with_a_delivered_notice_moves_the_user_to_the_next_notice() {
     // Read only: the folder is untouched.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn a_simulated_organization_of_two_directories_names_the_directory_of_every_write() {
+    let ex = examples();
+    let ex = ex.to_str().unwrap();
+    let shape = ["--directories", "2", "--shared-accounts", "0.2", "--unmodelled-products"];
+    let base = ["-f", ex, "--simulate", "--users", "800", "--now", NOW, "--format", "json"];
+    let two = json(&plan(&[&base[..], &shape[..]].concat()));
+    let actions = two["actions"].as_array().unwrap();
+    let directories: std::collections::BTreeSet<&str> =
+        actions.iter().map(|a| a["directory"].as_str().expect("every write names its directory")).collect();
+    assert_eq!(directories.len(), 2, "writes in both directories: {directories:?}");
+    // Per account and action: once per directory at most, and a deactivation once per account.
+    let mut writes: std::collections::HashMap<(&str, &str), Vec<&str>> = std::collections::HashMap::new();
+    for a in actions {
+        let key = (a["accountId"].as_str().unwrap(), a["action"].as_str().unwrap());
+        writes.entry(key).or_default().push(a["directory"].as_str().unwrap());
+    }
+    for ((account, action), dirs) in &writes {
+        let mut unique = dirs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), dirs.len(), "{action} of {account} twice in one directory: {dirs:?}");
+        if *action == "deactivate" {
+            assert_eq!(dirs.len(), 1, "deactivation is account-wide: {account} {dirs:?}");
+        }
+    }
+    // One directory (the default): every write goes to it.
+    let one = json(&plan(&base));
+    let directories: std::collections::BTreeSet<&str> =
+        one["actions"].as_array().unwrap().iter().map(|a| a["directory"].as_str().unwrap()).collect();
+    assert_eq!(directories.len(), 1, "{directories:?}");
+    // The simulated organization's shape needs --simulate: said, not ignored.
+    let out = plan(&["-f", ex, "--org-id", "x", "--org-url", "http://127.0.0.1:9", "--directories", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--directories shapes the simulated organization"));
+}

@@ -49,6 +49,15 @@ pub struct PlanArgs {
     /// Users in the simulated organization.
     #[arg(long, default_value_t = 5000)]
     pub users: u32,
+    /// Directories (user bases) in the simulated organization (with --simulate).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub directories: u16,
+    /// Share (0 to 1) of the first directory's people also in another directory (with --directories 2 or more).
+    #[arg(long, default_value_t = 0.0, value_parser = super::sim::parse_share)]
+    pub shared_accounts: f64,
+    /// Also generate activity on products seatwarden does not model (Loom, Atlas, Rovo, Jira Align).
+    #[arg(long)]
+    pub unmodelled_products: bool,
     /// API base URL (overrides the AtlassianOrganization's apiBaseUrl), e.g. https://api.atlassian.com.
     #[arg(long, value_name = "URL")]
     pub org_url: Option<String>,
@@ -154,6 +163,18 @@ pub async fn plan_output(args: &PlanArgs) -> Result<PlanOutput, PlanFailure> {
             .map_err(|e| usage(format!("--now {s:?} is not an RFC 3339 instant (e.g. 2026-11-25T09:00:00Z): {e}")))?,
         None => Timestamp::now(),
     };
+    // The simulated organization's shape means nothing for a real one: say so, don't ignore it.
+    if !args.simulate {
+        for (flag, given) in [
+            ("--directories", args.directories != 1),
+            ("--shared-accounts", args.shared_accounts != 0.0),
+            ("--unmodelled-products", args.unmodelled_products),
+        ] {
+            if given {
+                return Err(usage(format!("{flag} shapes the simulated organization: it needs --simulate")));
+            }
+        }
+    }
     let mut org = choose_organization(&manifests, args)?;
     if !args.simulate {
         if let Some(url) = &args.org_url {
@@ -335,7 +356,16 @@ async fn simulated_snapshot(
         message: format!("the simulated organization could not be read ({what}): {e}"),
     };
     let sim = Simulator::start(
-        SimConfig { users: args.users, seed: args.seed, now, frozen: true, ..SimConfig::default() },
+        SimConfig {
+            users: args.users,
+            seed: args.seed,
+            directories: args.directories,
+            shared_accounts: args.shared_accounts,
+            unmodelled_products: args.unmodelled_products,
+            now,
+            frozen: true,
+            ..SimConfig::default()
+        },
         "127.0.0.1:0",
     )
     .await

@@ -72,7 +72,7 @@ fn parse_rate_limit(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("--rate-limit {s:?}: expected a number of requests per minute, such as 600/min"))
 }
 
-fn parse_share(s: &str) -> Result<f64, String> {
+pub(super) fn parse_share(s: &str) -> Result<f64, String> {
     s.trim()
         .parse::<f64>()
         .ok()

@@ -530,8 +530,8 @@ pub fn to_markdown(plan: &Plan) -> String {
 }
 
 /// The plan as JSON for machines (`seatwarden plan --format json`): `actions` (each with
-/// `accountId`, `email`, `action`, `group`, `rule`, `policy`, `mode`, `applies`, `reason`,
-/// `seats`), `notices`, `policies` (mode, in scope, halt, conditions, counts) and `totals`.
+/// `accountId`, `email`, `action`, `directory`, `group`, `rule`, `policy`, `mode`, `applies`,
+/// `reason`, `seats`), `notices`, `policies` (mode, in scope, halt, conditions, counts) and `totals`.
 pub fn to_json(plan: &Plan) -> serde_json::Value {
     use serde_json::{Map, Value, json};
     let seats = |m: &std::collections::BTreeMap<crate::product::Product, i32>| -> Value {
@@ -546,6 +546,9 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
                 "accountId": a.account_id,
                 "email": a.email,
                 "action": a.kind.label(),
+                // The directory the write goes to (a suspension, a removal and a group are per
+                // directory; a group id alone is ambiguous across directories).
+                "directory": a.directory_id,
                 "group": a.kind.group_id(),
                 "rule": a.rule,
                 "policy": a.policy,
@@ -714,5 +717,21 @@ mod plan_tests {
         assert_eq!(a["seats"]["jira-software"], 1);
         assert_eq!(a["reason"], "no activity on any product for 200 days (threshold 90)");
         assert_eq!(json["totals"]["seatsFreed"]["jira-software"], 1);
+        assert_eq!(a["directory"], "dir-1");
+    }
+
+    #[test]
+    fn json_names_the_directory_of_every_write() {
+        // Idle in both directories: suspended in each, and the JSON says where.
+        let mut fx = Fx::new(vec![], vec![suspend_idle()]);
+        fx.snapshot = two_directories(vec![idle("alice", 200), in_dir2(idle("alice", 200)), user("bob")]);
+        let json = to_json(&fx.plan());
+        let writes: Vec<(&str, &str)> = json["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["action"].as_str().unwrap(), a["directory"].as_str().unwrap()))
+            .collect();
+        assert_eq!(writes, [("suspend", "dir-1"), ("suspend", "dir-2")]);
     }
 }
