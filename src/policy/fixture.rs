@@ -321,6 +321,21 @@ pub(crate) fn warn_policy() -> LifecyclePolicy {
     policy("warn", vec![with_leads(account_rule("idle-90", 90, RuleAction::Suspend), &[14])])
 }
 
+/// A ledger record: warned by [`warn_policy`]'s rule (14 days ahead, of a suspension) `days_ago`.
+pub(crate) fn warned(days_ago: i64) -> crate::ledger::UserRecord {
+    crate::ledger::UserRecord {
+        notices: vec![crate::ledger::NoticeRecord {
+            policy: "warn".into(),
+            rule: "idle-90".into(),
+            lead_time: Duration::from_days(14),
+            action: Some(RuleAction::Suspend),
+            product: None,
+            delivered_at: ago(days_ago),
+        }],
+        ..Default::default()
+    }
+}
+
 pub(crate) fn reactivating(mut p: LifecyclePolicy) -> LifecyclePolicy {
     p.spec.reactivation = Some(Reactivation {
         on_activity: true,
@@ -382,7 +397,7 @@ pub(crate) mod prelude {
     pub(crate) use super::*;
     pub(crate) use crate::crd::*;
     pub(crate) use crate::ledger::{
-        Ledger, LedgerUpdate, NoticeRecord, Outcome, RemovedGroup, Suspension, TakenOut, TakenOutKind, UserRecord,
+        Ledger, LedgerUpdate, Outcome, RemovedGroup, Suspension, TakenOut, TakenOutKind, UserRecord,
     };
     pub(crate) use crate::policy::*;
     pub(crate) use crate::product::Product;

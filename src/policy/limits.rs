@@ -159,8 +159,7 @@ pub fn group_grants(
     mappings: &[GroupLicenseMapping],
 ) -> Vec<Vec<Product>> {
     let mappings: Vec<&GroupLicenseMapping> = mappings.iter().collect();
-    let licensing = Licensing::new(snapshot, organization, &mappings);
-    (0..snapshot.groups.len()).map(|g| licensing.grants(g as u32).to_vec()).collect()
+    Licensing::new(snapshot, organization, &mappings).grants
 }
 
 #[cfg(test)]

@@ -397,28 +397,13 @@ pub fn protection_matches(
 mod tests {
     use super::fixture::*;
     use super::*;
-    use crate::crd::{Duration, RuleAction};
-    use crate::ledger::NoticeRecord;
 
     #[test]
     fn ledger_records_are_found_whether_or_not_the_accounts_are_sorted() {
         // Carol was warned 20 days ago (14-day lead time): she is acted on, the others are warned.
         let users: Vec<_> = ["alice", "bob", "carol", "dave"].iter().map(|id| idle(id, 200)).collect();
         let mut fx = Fx::new(users, vec![warn_policy()]);
-        fx.ledger.users.insert(
-            "carol".into(),
-            UserRecord {
-                notices: vec![NoticeRecord {
-                    policy: "warn".into(),
-                    rule: "idle-90".into(),
-                    lead_time: Duration::from_days(14),
-                    action: Some(RuleAction::Suspend),
-                    product: None,
-                    delivered_at: ago(20),
-                }],
-                ..Default::default()
-            },
-        );
+        fx.ledger.users.insert("carol".into(), warned(20));
         let (recs, sorted) = ledger_records(&fx.snapshot, &fx.ledger);
         assert!(sorted);
         assert_eq!(recs.iter().map(Option::is_some).collect::<Vec<_>>(), [false, false, true, false]);

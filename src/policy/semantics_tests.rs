@@ -19,20 +19,7 @@ fn changing_a_rules_action_starts_a_new_notice_cycle_and_the_plan_says_why() {
     // Alice was told "suspend" 20 days ago (14-day lead time); the rule now deactivates.
     let rule = with_leads(account_rule("idle-90", 90, RuleAction::Deactivate), &[14]);
     let mut fx = Fx::new(vec![idle("alice", 200), user("bob")], vec![policy("warn", vec![rule])]);
-    fx.ledger.users.insert(
-        "alice".into(),
-        UserRecord {
-            notices: vec![NoticeRecord {
-                policy: "warn".into(),
-                rule: "idle-90".into(),
-                lead_time: Duration::from_days(14),
-                action: Some(RuleAction::Suspend),
-                product: None,
-                delivered_at: ago(20),
-            }],
-            ..Default::default()
-        },
-    );
+    fx.ledger.users.insert("alice".into(), warned(20));
     let plan = fx.plan();
     let p = plan.policy("warn").unwrap();
     assert!(p.actions.is_empty(), "not deactivated on the strength of a suspend notice: {:?}", p.actions);

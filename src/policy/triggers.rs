@@ -820,20 +820,7 @@ mod plan_tests {
     #[test]
     fn activity_after_a_notice_makes_it_stale() {
         let mut fx = Fx::new(vec![idle("alice", 100), user("bob")], vec![warn_policy()]);
-        fx.ledger.users.insert(
-            "alice".into(),
-            UserRecord {
-                notices: vec![NoticeRecord {
-                    policy: "warn".into(),
-                    rule: "idle-90".into(),
-                    lead_time: Duration::from_days(14),
-                    action: Some(RuleAction::Suspend),
-                    product: None,
-                    delivered_at: ago(150),
-                }],
-                ..Default::default()
-            },
-        );
+        fx.ledger.users.insert("alice".into(), warned(150));
         let p = fx.plan();
         assert!(p.policy("warn").unwrap().actions.is_empty());
         assert_eq!(p.policy("warn").unwrap().notices.len(), 1);
